@@ -1,0 +1,54 @@
+"""Shared fixtures: models are built once per test session (the mask ratio is a forward
+argument, so one model serves every ratio)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from diffmavil import VARIANTS, DiffMAViL, make_config
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_flush_denormal(True)
+
+ALL_VARIANTS = list(VARIANTS)
+
+
+def make_inputs(config, batch: int, seed: int = 0, device: str = "cpu"):
+    """Random audio [B, T, F] and video [B, C, T, H, W] at the config's input sizes."""
+    generator = torch.Generator().manual_seed(seed)
+    audio = torch.randn(
+        batch, config.audio.target_frames, config.audio.mel_bins, generator=generator
+    )
+    video = torch.randn(
+        batch,
+        config.video.channels,
+        config.video.frames,
+        config.video.height,
+        config.video.width,
+        generator=generator,
+    )
+    return audio.to(device), video.to(device)
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, DiffMAViL]:
+    """One tiny model per variant, seeded."""
+    models = {}
+    for variant in ALL_VARIANTS:
+        torch.manual_seed(0)
+        models[variant] = DiffMAViL(make_config("tiny", variant))
+    return models
+
+
+@pytest.fixture(scope="session")
+def meta_models() -> dict[tuple[str, str], DiffMAViL]:
+    """base and small models of every variant on the meta device (no memory, no compute)."""
+    models = {}
+    with torch.device("meta"):
+        for preset in ("base", "small"):
+            for variant in ALL_VARIANTS:
+                models[(preset, variant)] = DiffMAViL(make_config(preset, variant))
+    return models
