@@ -1,0 +1,158 @@
+"""The built-in synthetic audio-visual dataset."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from diffmavil.config import make_config
+from diffmavil.data import build_dataset, make_loader, waveform_fbank
+from diffmavil.data.synthetic import SyntheticAVDataset, SyntheticOptions, synth_clip
+from tests.data_helpers import tiny_config
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Clip generation is many small ops: one thread, as in a DataLoader worker."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_deterministic_by_seed_and_index() -> None:
+    config = tiny_config()
+    first = build_dataset("synthetic", config, "train", seed=3)
+    again = build_dataset("synthetic", config, "train", seed=3)
+    other_seed = build_dataset("synthetic", config, "train", seed=4)
+    a, b = first[5], again[5]
+    assert torch.equal(a["audio"], b["audio"]) and torch.equal(a["video"], b["video"])
+    assert not torch.equal(first[5]["audio"], first[15]["audio"])  # same class, other clip
+    assert not torch.equal(first[5]["video"], first[15]["video"])
+    assert not torch.equal(first[5]["audio"], other_seed[5]["audio"])
+
+
+def test_splits_are_disjoint_and_sized() -> None:
+    config = tiny_config()
+    train = build_dataset("synthetic:classes=4,size=40,eval_size=12", config, "train")
+    test = build_dataset("synthetic:classes=4,size=40,eval_size=12", config, "test")
+    val = build_dataset("synthetic:classes=4,size=40,eval_size=12", config, "val")
+    assert (len(train), len(val), len(test)) == (40, 12, 12)
+    assert not torch.equal(train[0]["audio"], test[0]["audio"])
+    assert not torch.equal(val[0]["audio"], test[0]["audio"])
+
+
+def test_class_balance_and_item_format() -> None:
+    dataset = build_dataset("synthetic:classes=10,size=200", tiny_config(), "train")
+    labels = torch.tensor([int(dataset[i]["label"]) for i in range(0, 200, 7)])
+    counts = torch.bincount(torch.tensor([i % 10 for i in range(200)]), minlength=10)
+    assert torch.all(counts == 20)
+    assert torch.equal(labels, torch.arange(0, 200, 7) % 10)
+    item = dataset[3]
+    assert item["label"].dtype == torch.long and item["label"].shape == ()
+    assert item["index"] == 3
+    assert dataset.num_classes == len(dataset.class_names) == 10
+    assert dataset.has_video and not dataset.multi_label and dataset.skipped == 0
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu"])
+def test_shapes_and_generation_cost(preset: str) -> None:
+    config = make_config(preset)
+    dataset = build_dataset("synthetic", config, "train")
+    dataset[0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker; avoids counting thread spin-waits
+    try:
+        start = time.process_time()
+        items = [dataset[i] for i in range(1, 9)]
+        per_sample_ms = (time.process_time() - start) / 8 * 1000
+    finally:
+        torch.set_num_threads(threads)
+    audio, video = config.audio, config.video
+    for item in items:
+        assert item["audio"].shape == (audio.target_frames, audio.mel_bins)
+        assert item["video"].shape == (video.channels, video.frames, video.height, video.width)
+        assert torch.isfinite(item["audio"]).all() and torch.isfinite(item["video"]).all()
+    # Normalised audio is roughly zero-mean with std about 1/2 (AudioMAE's 2-std scaling).
+    stacked = torch.stack([item["audio"] for item in items])
+    assert abs(float(stacked.mean())) < 0.3 and 0.25 < float(stacked.std()) < 0.8
+    # Single-thread CPU time of one sample (measured ~6 ms tiny, ~12 ms cpu); generous bound
+    # against a loaded machine, still far below a step's time budget.
+    assert per_sample_ms < 50, per_sample_ms
+
+
+def _mean_spectra(
+    config, split: str, count: int, classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    waves, labels = [], []
+    for index in range(count):
+        wave, _, label, _ = synth_clip(config, 0, split, index, classes)
+        waves.append(wave)
+        labels.append(label)
+    fbank = waveform_fbank(torch.stack(waves), config.audio.sample_rate, config.audio)
+    return fbank.mean(dim=1), torch.tensor(labels)
+
+
+def test_mean_spectrum_linear_probe_is_above_chance_but_below_ceiling() -> None:
+    config = tiny_config()
+    classes = 8
+    train_x, train_y = _mean_spectra(config, "train", 256, classes)
+    test_x, test_y = _mean_spectra(config, "test", 128, classes)
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    design = torch.cat([train_x, torch.ones(len(train_x), 1)], 1).double()
+    targets = torch.nn.functional.one_hot(train_y, classes).double()
+    ridge = 1.0 * torch.eye(design.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(design.T @ design + ridge, design.T @ targets)
+    test_design = torch.cat([test_x, torch.ones(len(test_x), 1)], 1).double()
+    accuracy = float(((test_design @ weights).argmax(1) == test_y).float().mean())
+    train_acc = float(((design @ weights).argmax(1) == train_y).float().mean())
+    chance = 1.0 / classes
+    assert accuracy > 2 * chance, (accuracy, train_acc)
+    assert accuracy < 0.8, (accuracy, train_acc)
+
+
+def test_pairing_carries_event_timing() -> None:
+    config = tiny_config(**{"video.frames": 8})
+    frames = config.video.frames
+    audio_energy, motion = [], []
+    for index in range(48):
+        wave, video, _, _ = synth_clip(config, 0, "train", index, 8, normalise=False)
+        fbank = waveform_fbank(wave, 16000, config.audio)[0]
+        energy = fbank.mean(dim=1).view(frames, -1).mean(dim=1)  # [T]
+        change = (video[:, 1:] - video[:, :-1]).abs().mean(dim=(0, 2, 3))  # [T - 1]
+        audio_energy.append(energy[1:] - energy[1:].mean())
+        motion.append(change - change.mean())
+    audio_t, motion_t = torch.stack(audio_energy), torch.stack(motion)
+
+    def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a * b).sum() / (a.norm() * b.norm()))
+
+    matched = correlation(audio_t, motion_t)
+    shuffled = correlation(audio_t, motion_t.roll(1, dims=0))
+    assert matched > 0.4, (matched, shuffled)
+    assert matched > shuffled + 0.3, (matched, shuffled)
+
+
+def test_memory_and_disk_cache(tmp_path) -> None:
+    config = tiny_config()
+    options = SyntheticOptions(classes=4, size=8, eval_size=4)
+    memory = SyntheticAVDataset(config, "train", options=options, cache="memory")
+    assert memory[2] is memory[2]
+    disk = SyntheticAVDataset(config, "train", options=options, cache=str(tmp_path))
+    fresh = disk[1]
+    assert len(list(tmp_path.rglob("*.pt"))) == 1
+    reloaded = SyntheticAVDataset(config, "train", options=options, cache=str(tmp_path))[1]
+    assert torch.equal(fresh["audio"], reloaded["audio"])
+    assert torch.equal(fresh["video"], reloaded["video"])
+
+
+def test_loader_batches() -> None:
+    dataset = build_dataset("synthetic:classes=4,size=8", tiny_config(), "train")
+    batches = list(make_loader(dataset, batch_size=4, shuffle=True, seed=1))
+    again = list(make_loader(dataset, batch_size=4, shuffle=True, seed=1))
+    assert batches[0]["audio"].shape == (4, 256, 64)
+    assert batches[0]["video"].shape == (4, 3, 4, 64, 64)
+    assert torch.equal(batches[0]["index"], again[0]["index"])
