@@ -128,6 +128,23 @@ def _mount_optional_commands() -> None:
 
 _mount_optional_commands()
 
+from bench.flops_cli import flops_command  # noqa: E402
+
+app.command("flops")(flops_command)
+
+from bench.train_cli import finetune_command, pretrain_command  # noqa: E402
+
+app.command("pretrain")(pretrain_command)
+app.command("finetune")(finetune_command)
+
+from bench.ablate_cli import ablate_command  # noqa: E402
+
+app.command("ablate")(ablate_command)
+
+from bench.report_cli import report_command  # noqa: E402
+
+app.command("report")(report_command)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,112 @@
+"""Shared pieces of the FLOP counters: results, errors, models and inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from diffmavil.config import COMPONENTS, ModelConfig
+
+COUNTERS: tuple[str, ...] = ("torch", "fvcore", "analytic")
+COUNTER_CHOICES: tuple[str, ...] = (*COUNTERS, "all")
+
+
+class FlopCountError(RuntimeError):
+    """A counter produced a result that must not be printed: an attention call counted
+    as zero or off its formula, components that do not sum to the whole, or counters that
+    disagree. The message says which component, which counter and by how much."""
+
+
+@dataclass(frozen=True)
+class CounterResult:
+    """What one counter measured for one config, mask ratio pair and batch size.
+
+    forward / backward: model FLOPs per component (``COMPONENTS``); backward is None for
+    forward-only counters (fvcore). hardware_extra: FLOPs that fused attention kernels
+    recomputed in the backward, as observed (0 where attention ran unfused, e.g. on meta).
+    global_forward / global_backward: the counter's whole-model totals, counted without
+    any per-component attribution (components must sum to them).
+    """
+
+    counter: str
+    device: str
+    forward: dict[str, int]
+    backward: dict[str, int] | None
+    global_forward: int
+    global_backward: int | None = None
+    hardware_extra: int = 0
+    attention_calls: int = 0
+    notes: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_forward(self) -> int:
+        return sum(self.forward.values())
+
+    @property
+    def total_backward(self) -> int | None:
+        return None if self.backward is None else sum(self.backward.values())
+
+
+def empty_components() -> dict[str, int]:
+    return dict.fromkeys(COMPONENTS, 0)
+
+
+def expected_attention_calls(config: ModelConfig) -> int:
+    """Calls of ``scaled_dot_product_attention`` in one training forward."""
+    passes = 2 if config.loss.intra_contrastive_weight > 0 else 1
+    calls = 2 * config.encoder.depth * passes + config.fusion_depth
+    for modality in ("audio", "video"):
+        spec = config.decoder(modality)
+        calls += spec.depth * (2 if spec.kind == "cross-self" else 1)
+    return calls
+
+
+@lru_cache(maxsize=32)
+def cached_model(config: ModelConfig, device: str) -> Any:
+    """One model per (config, device), built once per process (seeded on CPU). Counting
+    needs shapes only: ``meta`` costs no memory and no compute."""
+    import torch
+
+    from diffmavil import DiffMAViL
+
+    if device == "meta":
+        with torch.device("meta"):
+            return DiffMAViL(config)
+    torch.manual_seed(0)
+    return DiffMAViL(config).to(device)
+
+
+def make_inputs(config: ModelConfig, batch_size: int, device: str) -> tuple[Any, Any]:
+    """audio [B, T, F] and video [B, C, T, H, W] at the config's sizes (values irrelevant)."""
+    import torch
+
+    audio_shape = (batch_size, config.audio.target_frames, config.audio.mel_bins)
+    v = config.video
+    video_shape = (batch_size, v.channels, v.frames, v.height, v.width)
+    if device == "meta":
+        return torch.empty(audio_shape, device="meta"), torch.empty(video_shape, device="meta")
+    generator = torch.Generator().manual_seed(0)
+    audio = torch.randn(audio_shape, generator=generator).to(device)
+    video = torch.randn(video_shape, generator=generator).to(device)
+    return audio, video
+
+
+@contextmanager
+def counting_threads(device: str) -> Iterator[None]:
+    """One intra-op thread while counting on CPU: counting needs shapes, not speed, and on a
+    busy 2-core machine two spinning OpenMP threads made a tiny count 5x slower."""
+    import torch
+
+    if device != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,371 @@
+"""``diffbench flops``: FLOPs per component (three counters that must agree), whole-run totals
+and the saving vs MAViL, and a sensitivity sweep of our own assumptions.
+
+Mounted in ``bench/cli.py`` as ``app.command("flops")(flops_command)``. Heavy imports live
+inside the function so that ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from bench.errors import BadInput, user_errors
+from bench.options import (
+    DecoderAudioOption,
+    DecoderVideoOption,
+    DiffusionOption,
+    FormatOption,
+    MaskRatioOption,
+    OutOption,
+    OutputFormat,
+    PresetOption,
+    VariantsOption,
+    model_overrides,
+)
+
+COUNTER_HELP = (
+    "Counter(s): torch (FlopCounterMode), fvcore (forward only), analytic (closed form) or all. "
+    "Every counter that runs is checked against the closed form exactly."
+)
+MASKING_KINDS = ("fixed", "curriculum")
+BATCH_KINDS = ("fixed", "adaptive")
+BATCH_RULES = ("tokens", "flops")
+DEVICES = ("meta", "cpu")
+
+
+def _choice(kind: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise BadInput(f"unknown {kind} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _parse_samples(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInput(
+            f"--samples {text!r}: expected a positive number of samples, e.g. 2e6"
+        ) from None
+    if value <= 0 or value != int(value):
+        raise BadInput(f"--samples {text!r}: expected a positive whole number of samples")
+    return int(value)
+
+
+@user_errors
+def flops_command(
+    variant: VariantsOption = None,
+    preset: PresetOption = "base",
+    mask_ratio: MaskRatioOption = "0.8,0.9",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            "-b",
+            min=1,
+            help="Batch size: per-batch figures (default 1, i.e. per sample) or, for a "
+            "whole run, the base batch at the start ratios (default 32).",
+        ),
+    ] = None,
+    decoder_audio: DecoderAudioOption = None,
+    decoder_video: DecoderVideoOption = None,
+    diffusion: DiffusionOption = None,
+    counter: Annotated[str, typer.Option("--counter", "-c", help=COUNTER_HELP)] = "all",
+    backward: Annotated[
+        bool, typer.Option("--backward/--no-backward", help="Count the backward pass too.")
+    ] = True,
+    device: Annotated[
+        str,
+        typer.Option("--device", help="Where models are counted: meta (shapes only) or cpu."),
+    ] = "meta",
+    masking: Annotated[
+        str | None,
+        typer.Option("--masking", help="Whole run: masking schedule, fixed|curriculum."),
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", help="Whole run: batch schedule, fixed|adaptive.")
+    ] = None,
+    samples: Annotated[
+        str, typer.Option("--samples", help="Whole run: budget in samples seen (e.g. 2e6).")
+    ] = "2e6",
+    batch_rule: Annotated[
+        str,
+        typer.Option("--batch-rule", help="Whole run, adaptive batch: keep tokens|flops constant."),
+    ] = "tokens",
+    curriculum_end: Annotated[
+        str,
+        typer.Option("--curriculum-end", help="Whole run: curriculum end ratios 'AUDIO,VIDEO'."),
+    ] = "0.9,0.95",
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Sweep our assumptions (decoder width/depth, curriculum end, batch rule) and "
+            "show the whole-run saving vs MAViL each gives.",
+        ),
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
+) -> None:
+    """FLOPs per component, forward and backward, from three counters that must agree
+    exactly (2 FLOPs per multiply-add, matmul family only); with --masking/--batch, the
+    whole pre-training run and its saving vs the MAViL recipe."""
+    from bench.flops import COUNTER_CHOICES, FlopCountError
+    from diffmavil.config import make_config, parse_mask_ratio
+
+    variants = list(variant or ["cross-attn"])
+    _choice("counter", counter, COUNTER_CHOICES)
+    _choice("device", device, DEVICES)
+    _choice("masking schedule", masking, MASKING_KINDS)
+    _choice("batch schedule", batch, BATCH_KINDS)
+    _choice("batch rule", batch_rule, BATCH_RULES)
+    ratios = parse_mask_ratio(mask_ratio)
+    overrides = model_overrides(decoder_audio, decoder_video, diffusion)
+    configs = [make_config(preset, v, overrides) for v in variants]
+    whole_run = masking is not None or batch is not None or sensitivity
+    try:
+        if whole_run:
+            from diffmavil.schedules import BatchSchedule, MaskingSchedule
+
+            end = parse_mask_ratio(curriculum_end)
+            mask_schedule = MaskingSchedule(
+                kind=masking or "fixed",
+                audio=ratios[0],
+                video=ratios[1],
+                audio_end=end[0],
+                video_end=end[1],
+            )
+            batch_schedule = BatchSchedule(
+                kind=batch or "fixed", batch_size=batch_size or 32, rule=batch_rule
+            )
+            budget = _parse_samples(samples)
+            if sensitivity:
+                _sensitivity(configs[0], mask_schedule, batch_schedule, budget, fmt, out)
+            else:
+                _whole_run(configs, mask_schedule, batch_schedule, budget, fmt, out)
+        else:
+            _breakdown(configs, ratios, batch_size or 1, counter, backward, device, fmt, out)
+    except FlopCountError as error:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error: FLOP COUNT REJECTED[/]: {error}")
+        raise typer.Exit(code=1) from None
+
+
+# ----------------------------------------------------------------------------- breakdown
+def _breakdown(configs, ratios, batch_size, counter, backward, device, fmt, out) -> None:
+    import time
+
+    from bench.flops import count_flops
+    from bench.output import emit, human_count
+    from diffmavil.config import COMPONENTS
+
+    started = time.perf_counter()
+    reports = [
+        count_flops(c, ratios, batch_size, counter=counter, backward=backward, device=device)
+        for c in configs
+    ]
+    elapsed = time.perf_counter() - started
+    rows: list[dict[str, Any]] = []
+    first_totals: dict[str, int] = {}
+    for index, report in enumerate(reports):
+        analytic = report.analytic
+        total_params = sum(report.params.values())
+        grand = analytic.total if backward else analytic.total_forward
+        for component in (*COMPONENTS, "total"):
+            if component == "total":
+                fwd, bwd = analytic.total_forward, analytic.total_backward
+                params = total_params
+                extra = sum(report.hardware_extra(c) for c in COMPONENTS)
+            else:
+                fwd, bwd = analytic.forward[component], analytic.backward[component]
+                params = report.params[component]
+                extra = report.hardware_extra(component)
+            total = fwd + bwd if backward else fwd
+            if index == 0:
+                first_totals[component] = total
+            base = first_totals[component]
+            rows.append(
+                {
+                    "variant": report.config.variant,
+                    "preset": report.config.preset,
+                    "component": component,
+                    "counter": report.counter_label,
+                    "device": device if report.results else "none",
+                    "forward_flops": fwd,
+                    "backward_flops": bwd if backward else None,
+                    "total_flops": total,
+                    "hardware_extra_flops": extra if backward else None,
+                    "flops_percent": round(100.0 * total / grand, 2) if grand else 0.0,
+                    "total_flops_per_sample": total / batch_size,
+                    "params": params,
+                    "params_percent": round(100.0 * params / total_params, 2),
+                    "delta_percent": round(100.0 * (total - base) / base, 2) if base else 0.0,
+                    "audio_mask_ratio": report.mask_ratio[0],
+                    "video_mask_ratio": report.mask_ratio[1],
+                    "batch_size": batch_size,
+                }
+            )
+    meta = {
+        "counters": reports[0].counter_label,
+        "convention": "model FLOPs, 2 per multiply-accumulate, matmul family only",
+        "seconds": round(elapsed, 3),
+    }
+    table = None
+    if fmt == OutputFormat.table:
+        table = _breakdown_table(rows, reports, backward, batch_size, elapsed, human_count)
+    emit(rows, fmt, table=table, meta=meta, out=out)
+
+
+def _breakdown_table(rows, reports, backward, batch_size, elapsed, human_count):
+    from rich.table import Table
+
+    counters = reports[0].counter_label
+    what = "forward+backward" if backward else "forward"
+    first = reports[0].config
+    title = (
+        f"Model FLOPs per component @ {first.preset}, mask {reports[0].mask_ratio[0]}/"
+        f"{reports[0].mask_ratio[1]}, batch {batch_size}\n(2 per multiply-add; counters: "
+        f"{counters}, exact agreement; {elapsed:.1f} s)"
+    )
+    table = Table(title=title, header_style="bold")
+    if len(reports) == 1:
+        per_sample = batch_size > 1
+        columns = ["component", "params", "params %", "forward", "backward", what, "% FLOPs"]
+        columns += ["per sample"] if per_sample else []
+        columns += ["hw extra"]
+        for name in columns:
+            table.add_column(name, justify="left" if name == "component" else "right")
+        for row in rows:
+            cells = [
+                row["component"],
+                human_count(row["params"]),
+                f"{row['params_percent']:.1f}%",
+                human_count(row["forward_flops"]),
+                human_count(row["backward_flops"]) if backward else "-",
+                human_count(row["total_flops"]),
+                f"{row['flops_percent']:.1f}%",
+            ]
+            cells += [human_count(row["total_flops_per_sample"])] if per_sample else []
+            cells += [human_count(row["hardware_extra_flops"]) if backward else "-"]
+            table.add_row(*cells)
+        return table
+    table.add_column("component")
+    variants = [r.config.variant for r in reports]
+    for index, name in enumerate(variants):
+        table.add_column(name, justify="right")
+        if index:
+            table.add_column(f"Δ% vs {variants[0]}", justify="right")
+    components = [r["component"] for r in rows if r["variant"] == variants[0]]
+    for component in components:
+        cells = [component]
+        for index, name in enumerate(variants):
+            row = next(r for r in rows if r["variant"] == name and r["component"] == component)
+            cells.append(human_count(row["total_flops"]))
+            if index:
+                cells.append(f"{row['delta_percent']:+.1f}%")
+        table.add_row(*cells)
+    return table
+
+
+# ----------------------------------------------------------------------------- whole run
+def _whole_run(configs, masking, batch, budget, fmt, out) -> None:
+    from bench.flops import run_saving
+    from bench.output import emit, human_count
+    from diffmavil.config import COMPONENTS
+
+    rows: list[dict[str, Any]] = []
+    for config in configs:
+        result = run_saving(config, masking, batch, budget)
+        run, base = result["run"], result["baseline"]
+        common = {
+            "variant": config.variant,
+            "preset": config.preset,
+            "counter": "analytic",
+            "masking": masking.kind,
+            "batch": batch.kind,
+            "batch_rule": batch.rule if batch.kind == "adaptive" else "",
+            "samples": budget,
+            "steps": run["steps"],
+            "baseline_steps": base["steps"],
+            "audio_mask_ratio": masking.audio,
+            "video_mask_ratio": masking.video,
+            "audio_mask_ratio_end": masking.end[0],
+            "video_mask_ratio_end": masking.end[1],
+            "batch_size": batch.batch_size,
+        }
+        for component in (*COMPONENTS, "total"):
+            ours = run["total_flops"] if component == "total" else run["components"][component]
+            theirs = base["total_flops"] if component == "total" else base["components"][component]
+            rows.append(
+                {
+                    **common,
+                    "component": component,
+                    "run_flops": ours,
+                    "baseline_flops": theirs,
+                    "saving_percent": round(100.0 * (1 - ours / theirs), 2) if theirs else 0.0,
+                }
+            )
+    table = None
+    if fmt == OutputFormat.table:
+        from rich.table import Table
+
+        first = rows[0]
+        title = (
+            f"Whole-run model FLOPs (fwd+bwd) @ {first['preset']}, {budget:,} samples: masking "
+            f"{masking.kind}, batch {batch.kind}"
+            f"{'/' + batch.rule if batch.kind == 'adaptive' else ''} vs MAViL "
+            "(fixed masking, fixed batch); counter: analytic"
+        )
+        table = Table(title=title, header_style="bold")
+        for name in ("variant", "component", "steps", "run", "MAViL recipe", "saving"):
+            table.add_column(name, justify="left" if name in ("variant", "component") else "right")
+        for row in rows:
+            table.add_row(
+                row["variant"],
+                row["component"],
+                f"{row['steps']:,} (MAViL {row['baseline_steps']:,})",
+                human_count(row["run_flops"]),
+                human_count(row["baseline_flops"]),
+                f"{row['saving_percent']:+.1f}%",
+            )
+    emit(rows, fmt, table=table, out=out)
+
+
+def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
+    from bench.flops import PAPER_SAVING, sensitivity
+    from bench.output import emit, human_count
+
+    rows = [
+        {
+            "variant": config.variant,
+            "preset": config.preset,
+            "counter": "analytic",
+            "samples": budget,
+            **row,
+            "saving_percent": round(100.0 * row["saving"], 2),
+        }
+        for row in sensitivity(config, masking, batch, budget)
+    ]
+    table = None
+    if fmt == OutputFormat.table:
+        from rich.table import Table
+
+        table = Table(
+            title=f"Whole-run saving vs MAViL @ {config.preset}, {budget:,} samples: one "
+            f"assumption changed per row (paper: {100 * PAPER_SAVING:.0f}%; counter: analytic)",
+            header_style="bold",
+        )
+        for name in ("assumption", "setting", "steps", "run", "MAViL recipe", "saving", "≥ 32%"):
+            table.add_column(name, justify="left" if name in ("assumption", "setting") else "right")
+        for row in rows:
+            table.add_row(
+                row["assumption"],
+                row["setting"],
+                f"{row['steps']:,}",
+                human_count(row["run_flops"]),
+                human_count(row["baseline_flops"]),
+                f"{row['saving_percent']:.1f}%",
+                "yes" if row["reaches_paper"] else "no",
+            )
+    emit(rows, fmt, table=table, out=out)
