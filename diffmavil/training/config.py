@@ -1,0 +1,130 @@
+"""Typed, frozen, validated configuration of pre-training and fine-tuning runs.
+
+A ``PretrainConfig`` names the model by preset + variant + dotted overrides (the form an
+ablation grid edits), the data, the recipe toggles (masking and batch schedules, both
+functions of samples seen) and the optimiser. ``PretrainConfig.model`` is the resolved
+``ModelConfig``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from diffmavil.config import ConfigError, ModelConfig, make_config
+from diffmavil.schedules import BatchSchedule, MaskingSchedule
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OptimizerConfig(_Frozen):
+    """AdamW with warm-up then half-cycle cosine over samples seen (AudioMAE's recipe).
+
+    The peak learning rate is ``base_lr * batch_size / 256`` at the base batch size and is
+    rescaled per step by the batch schedule's rule when the batch adapts.
+    """
+
+    base_lr: float = Field(2e-4, gt=0)
+    min_lr: float = Field(0.0, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+
+
+EXECUTION_FIELDS = {"threads", "num_workers", "data_cache", "log_every", "checkpoint_every"}
+
+
+class PretrainConfig(_Frozen):
+    """One pre-training run."""
+
+    preset: str = "tiny"
+    variant: str = "cross-attn"
+    model_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted ModelConfig overrides"
+    )
+    data: str = "synthetic"
+    data_cache: Literal["none", "memory"] = "memory"
+    num_workers: int = Field(0, ge=0)
+    masking: MaskingSchedule = MaskingSchedule()
+    batch: BatchSchedule = BatchSchedule()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    budget_samples: int = Field(2048, gt=0, description="run length in samples seen")
+    seed: int = Field(0, ge=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (None: leave as is)")
+    log_every: int = Field(1, gt=0, description="steps between logged rows (host syncs)")
+    checkpoint_every: int = Field(25, gt=0, description="steps between checkpoints")
+    inject_nan_at_step: int | None = Field(
+        None, ge=0, description="testing knob: make the loss NaN at this step"
+    )
+
+    @model_validator(mode="after")
+    def _resolve_model(self) -> PretrainConfig:
+        # Building the model config validates preset, variant and overrides.
+        self.model  # noqa: B018
+        if self.dtype == "bf16" and self.device != "cuda":
+            raise ValueError("dtype=bf16: bf16 autocast is only supported with device=cuda")
+        return self
+
+    @property
+    def model(self) -> ModelConfig:
+        return make_config(self.preset, self.variant, dict(self.model_overrides))
+
+    def run_id(self) -> str:
+        """A short hash of what determines the run's results: the same config gives the same
+        id. Execution settings (threads, workers, cache, logging and checkpoint cadence)
+        change how a run executes, not what it computes, so they are left out."""
+        return config_hash(self.model_dump(mode="json", exclude=EXECUTION_FIELDS))
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class FinetuneConfig(_Frozen):
+    """Downstream evaluation: a linear probe on frozen pooled features, or a full fine-tune.
+
+    The probe standardises features with the training split's statistics and trains a
+    linear classifier with AdamW for ``epochs`` full-data epochs; the same probe is used for
+    every initialisation (pre-trained, random) and for raw fbank features.
+    """
+
+    data: str = "synthetic"
+    mode: Literal["probe", "finetune"] = "probe"
+    modality: Literal["audio", "audio-video"] = "audio"
+    features: Literal["encoder", "fused"] = Field(
+        "encoder", description="pool encoder outputs, or fusion-encoder outputs"
+    )
+    fold: int | None = Field(None, ge=1, description="ESC-50 evaluation fold")
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-2, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    specaugment_freq: int = Field(0, ge=0, description="max frequency-mask width (finetune)")
+    specaugment_time: int = Field(0, ge=0, description="max time-mask width (finetune)")
+    mixup: float = Field(0.0, ge=0, description="mixup alpha (finetune), 0 = off")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    seed: int = Field(0, ge=0)
+    max_train_items: int | None = Field(None, gt=0)
+    max_eval_items: int | None = Field(None, gt=0)
+
+
+def load_pretrain_config(payload: dict[str, Any]) -> PretrainConfig:
+    """Validate a dict (from YAML/JSON/CLI) into a PretrainConfig; errors are one line."""
+    from pydantic import ValidationError
+
+    from diffmavil.config import format_validation_error
+
+    try:
+        return PretrainConfig.model_validate(payload)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None

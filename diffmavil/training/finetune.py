@@ -1,0 +1,321 @@
+"""Downstream evaluation: linear probes on frozen features and full fine-tuning.
+
+Every initialisation (a pre-training checkpoint, random init, raw fbank) goes through the
+same probe: features pooled the same way, standardised with the training split's
+statistics, a linear classifier trained with the same optimiser for the same epochs. Only
+the features differ, so probe accuracies compare like for like.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffmavil.config import ModelConfig
+from diffmavil.model import DiffMAViL
+from diffmavil.training.config import FinetuneConfig, PretrainConfig
+
+Init = Literal["checkpoint", "random", "fbank"]
+DOWNSTREAM_TRAIN_SPLIT = {"synthetic": "val"}  # the synthetic pre-training split is "train"
+
+
+@dataclass
+class FeatureSet:
+    """features [N, D], labels [N] (single-label) or [N, C] (multi-label)."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    multi_label: bool
+    num_classes: int
+
+
+def load_pretrained(checkpoint: str | Path, device: str = "cpu") -> DiffMAViL:
+    """A DiffMAViL restored from a pre-training run's checkpoint (and its config.json)."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    config_path = checkpoint.parent / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} is missing beside the checkpoint")
+    run_config = PretrainConfig.model_validate(json.loads(config_path.read_text()))
+    model = DiffMAViL(run_config.model)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def _loader(dataset, batch_size: int, limit: int | None):
+    if limit is not None and limit < len(dataset):
+        dataset = torch.utils.data.Subset(dataset, range(limit))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+
+
+def _labels_of(batch: dict[str, Any]) -> torch.Tensor:
+    return batch["label"]
+
+
+@torch.no_grad()
+def extract_features(
+    model: DiffMAViL | None,
+    dataset,
+    config: FinetuneConfig,
+    device: str = "cpu",
+    limit: int | None = None,
+) -> FeatureSet:
+    """Pooled features of every item. ``model=None`` gives the raw-fbank baseline: the
+    mean and standard deviation over time of each mel bin [N, 2 * bins]."""
+    chunks, labels = [], []
+    for batch in _loader(dataset, config.batch_size, limit):
+        audio = batch["audio"].to(device)
+        if model is None:
+            chunks.append(torch.cat([audio.mean(dim=1), audio.std(dim=1)], dim=1).cpu())
+        else:
+            video = batch["video"].to(device) if config.modality == "audio-video" else None
+            encoded = model.encode(audio, video)
+            chunks.append(_select_features(encoded, config).cpu())
+        labels.append(_labels_of(batch))
+    return FeatureSet(
+        torch.cat(chunks).float(),
+        torch.cat(labels),
+        bool(dataset.multi_label),
+        int(dataset.num_classes),
+    )
+
+
+def _select_features(encoded, config: FinetuneConfig) -> torch.Tensor:
+    if config.modality == "audio":
+        return encoded.audio if config.features == "encoder" else encoded.audio_fused
+    if config.features == "encoder":
+        return torch.cat([encoded.audio, encoded.video], dim=1)
+    return encoded.joint
+
+
+def classification_metrics(
+    logits: torch.Tensor, labels: torch.Tensor, multi_label: bool
+) -> dict[str, float]:
+    """accuracy (single-label) or mAP over classes with a positive (multi-label)."""
+    if not multi_label:
+        return {"accuracy": float((logits.argmax(dim=1) == labels).float().mean())}
+    return {"mAP": mean_average_precision(logits, labels)}
+
+
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """scores, targets [N, C] -> mean over classes (with >= 1 positive) of average precision."""
+    precisions = []
+    for c in range(scores.shape[1]):
+        positives = targets[:, c] > 0.5
+        if positives.sum() == 0:
+            continue
+        order = torch.argsort(scores[:, c], descending=True)
+        hits = positives[order].float()
+        precision_at_k = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
+        precisions.append(float((precision_at_k * hits).sum() / hits.sum()))
+    return sum(precisions) / max(len(precisions), 1)
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool, smoothing: float):
+    if multi_label or targets.dtype.is_floating_point:
+        if multi_label:
+            return F.binary_cross_entropy_with_logits(logits, targets.float())
+        return torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
+    return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+
+
+def linear_probe(
+    train: FeatureSet, evaluation: FeatureSet, config: FinetuneConfig
+) -> dict[str, float]:
+    """Standardise with train statistics, train a linear classifier, score ``evaluation``."""
+    mean = train.features.mean(dim=0)
+    std = train.features.std(dim=0).clamp_min(1e-6)
+    x_train = (train.features - mean) / std
+    x_eval = (evaluation.features - mean) / std
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    head = nn.Linear(x_train.shape[1], train.num_classes)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    for _ in range(config.epochs):
+        order = torch.randperm(len(x_train), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            loss = _loss(head(x_train[index]), train.labels[index], train.multi_label, 0.0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        train_metrics = classification_metrics(head(x_train), train.labels, train.multi_label)
+        eval_metrics = classification_metrics(head(x_eval), evaluation.labels, train.multi_label)
+    return {
+        **{f"train_{k}": v for k, v in train_metrics.items()},
+        **eval_metrics,
+    }
+
+
+def spec_augment(
+    audio: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Zero one random frequency band (< freq_width bins) and one time band (< time_width
+    frames) per clip: audio [B, T, F] -> [B, T, F]."""
+    batch, frames, bins = audio.shape
+
+    def band(width: int, size: int) -> torch.Tensor:
+        """[B, size] True inside one random band of width < ``width`` per clip."""
+        widths = torch.randint(0, min(width, size) + 1, (batch,), generator=generator)
+        starts = (torch.rand(batch, generator=generator) * (size - widths + 1)).long()
+        positions = torch.arange(size)[None, :]
+        return (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
+
+    keep = torch.ones(batch, frames, bins)
+    if freq_width > 0:
+        keep = keep * (~band(freq_width, bins))[:, None, :]
+    if time_width > 0:
+        keep = keep * (~band(time_width, frames))[:, :, None]
+    return audio * keep.to(audio.device)
+
+
+class FineTuneClassifier(nn.Module):
+    """The pre-trained encoders (+ fusion) with a linear head on mean-pooled features."""
+
+    def __init__(self, backbone: DiffMAViL, config: FinetuneConfig, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.config = config
+        width = backbone.feature_dim * (
+            2 if config.modality == "audio-video" and config.features == "encoder" else 1
+        )
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor | None) -> torch.Tensor:
+        encoded = self.backbone.encode_with_grad(audio, video)
+        return self.head(self.norm(_select_features(encoded, self.config)))
+
+
+def full_finetune(
+    backbone: DiffMAViL, train_set, eval_set, config: FinetuneConfig, device: str = "cpu"
+) -> dict[str, float]:
+    """Fine-tune encoders + head with AdamW; SpecAugment and mixup as configured."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = FineTuneClassifier(backbone, config, train_set.num_classes).to(device)
+    # Decoders and contrastive projections are unused downstream: freeze them.
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = not any(key in name for key in ("decoder", "projection"))
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
+    multi_label = bool(train_set.multi_label)
+    train_data = train_set
+    if config.max_train_items is not None and config.max_train_items < len(train_set):
+        train_data = torch.utils.data.Subset(train_set, range(config.max_train_items))
+    loader = torch.utils.data.DataLoader(
+        train_data, batch_size=config.batch_size, shuffle=True, generator=generator
+    )
+    for _ in range(config.epochs):
+        model.train()
+        for batch in loader:
+            audio = batch["audio"].to(device)
+            video = batch["video"].to(device) if config.modality == "audio-video" else None
+            targets = batch["label"].to(device)
+            if config.specaugment_freq or config.specaugment_time:
+                audio = spec_augment(
+                    audio, config.specaugment_freq, config.specaugment_time, generator
+                )
+            if config.mixup > 0:
+                audio, video, targets = _mixup(
+                    audio, video, targets, train_set.num_classes, multi_label, config, generator
+                )
+            loss = _loss(model(audio, video), targets, multi_label, config.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in _loader(eval_set, config.batch_size, config.max_eval_items):
+            video = batch["video"].to(device) if config.modality == "audio-video" else None
+            logits.append(model(batch["audio"].to(device), video).cpu())
+            labels.append(batch["label"])
+    return classification_metrics(torch.cat(logits), torch.cat(labels), multi_label)
+
+
+def _mixup(audio, video, targets, num_classes, multi_label, config, generator):
+    weight = float(torch.distributions.Beta(config.mixup, config.mixup).sample())
+    order = torch.randperm(audio.shape[0], generator=generator).to(audio.device)
+    soft = targets.float() if multi_label else F.one_hot(targets, num_classes).float()
+    mixed_audio = weight * audio + (1 - weight) * audio[order]
+    mixed_video = None if video is None else weight * video + (1 - weight) * video[order]
+    return mixed_audio, mixed_video, weight * soft + (1 - weight) * soft[order]
+
+
+def downstream_splits(spec: str) -> tuple[str, str]:
+    """(train split, evaluation split) of the downstream task for a data spec."""
+    kind = spec.split(":", 1)[0]
+    return DOWNSTREAM_TRAIN_SPLIT.get(kind, "train"), "test"
+
+
+def evaluate(
+    config: FinetuneConfig,
+    init: Init,
+    model_config: ModelConfig,
+    checkpoint: str | Path | None = None,
+    device: str = "cpu",
+    datasets: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """Probe or fine-tune one initialisation on the downstream task; returns metrics.
+
+    ``datasets``: prebuilt (train, evaluation) datasets to share between calls (e.g. the
+    pre-trained probe and its controls); built from ``config.data`` otherwise.
+    """
+    from diffmavil.data import build_dataset
+
+    if datasets is None:
+        train_split, eval_split = downstream_splits(config.data)
+        datasets = (
+            build_dataset(
+                config.data, model_config, train_split, seed=config.seed, fold=config.fold
+            ),
+            build_dataset(
+                config.data, model_config, eval_split, seed=config.seed, fold=config.fold
+            ),
+        )
+    train_set, eval_set = datasets
+    if init == "checkpoint":
+        if checkpoint is None:
+            raise ValueError("init=checkpoint needs a checkpoint path")
+        model: DiffMAViL | None = load_pretrained(checkpoint, device)
+    elif init == "random":
+        torch.manual_seed(config.seed)
+        model = DiffMAViL(model_config).to(device).eval()
+    else:
+        model = None
+        if config.mode == "finetune":
+            raise ValueError("init=fbank has no encoder to fine-tune; use mode=probe")
+    if config.mode == "probe":
+        train = extract_features(model, train_set, config, device, config.max_train_items)
+        evaluation = extract_features(model, eval_set, config, device, config.max_eval_items)
+        metrics = linear_probe(train, evaluation, config)
+    else:
+        assert model is not None
+        metrics = full_finetune(model, train_set, eval_set, config, device)
+    return {
+        "init": init,
+        "mode": config.mode,
+        "modality": config.modality,
+        "data": config.data,
+        "num_classes": int(train_set.num_classes),
+        "train_items": min(len(train_set), config.max_train_items or len(train_set)),
+        "eval_items": min(len(eval_set), config.max_eval_items or len(eval_set)),
+        "skipped_files": int(getattr(train_set, "skipped", 0))
+        + int(getattr(eval_set, "skipped", 0)),
+        **metrics,
+    }

@@ -1,0 +1,415 @@
+"""Pre-training: the masking curriculum and adaptive batch size, over a budget of samples.
+
+The run follows a plan computed up front by the pure schedule functions
+(``diffmavil.schedules.plan_run``): each step's mask ratios, batch size and learning-rate
+scale are functions of the samples seen before it. Fixed and adaptive batch runs therefore
+see the same samples with the same masks and differ only in how the samples are grouped into
+steps: adaptive batch changes wall-clock, not total FLOPs, and the log shows both.
+
+A run directory holds ``config.json``, ``metrics.jsonl`` (one row per logged step),
+TensorBoard event files under ``tb/``, ``checkpoint.pt`` (written atomically every
+``checkpoint_every`` steps) and ``summary.json`` (written atomically at the end, also when
+the run fails).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from diffmavil.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
+from diffmavil.config import COMPONENTS, ConfigError, ModelConfig
+from diffmavil.environment import environment
+from diffmavil.flops import model_flops
+from diffmavil.model import DiffMAViL
+from diffmavil.schedules import StepPlan, lr_at, plan_run
+from diffmavil.training import distributed
+from diffmavil.training.config import PretrainConfig
+from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
+
+SUMMARY_SCHEMA_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingFailed(RuntimeError):
+    """The run stopped (e.g. a non-finite loss); the reason is in its summary.json."""
+
+
+@lru_cache(maxsize=4096)
+def step_flops(config: ModelConfig, mask_ratio: tuple[float, float], batch: int) -> tuple:
+    """(total model FLOPs fwd+bwd, {component: fwd+bwd}) of one step (cached per shape)."""
+    breakdown = model_flops(config, mask_ratio, batch)
+    per_component = {c: breakdown.forward[c] + breakdown.backward[c] for c in COMPONENTS}
+    return breakdown.total, per_component
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """MAE's groups: no weight decay on biases, norms and tokens (1-D parameters)."""
+    decay, no_decay = [], []
+    for _, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim <= 1 or parameter.shape[0] == 1 else decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def peak_lr(config: PretrainConfig) -> float:
+    """MAE's rule: base_lr * batch / 256 at the base batch size."""
+    return config.optimizer.base_lr * config.batch.batch_size / 256
+
+
+class MetricsLog:
+    """metrics.jsonl (append, flushed per row) plus TensorBoard scalars (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, start_step: int, enabled: bool) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
+        if start_step > 0 and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] < start_step
+            ]
+            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(
+            log_dir=str(run_dir / "tb"), purge_step=start_step if start_step > 0 else None
+        )
+        self._handle = self.path.open("a")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self._handle.write(json.dumps(row) + "\n")
+        self._handle.flush()
+        assert self.writer is not None
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and key != "step":
+                self.writer.add_scalar(key.replace(".", "/"), value, row["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self._handle.close()
+            assert self.writer is not None
+            self.writer.close()
+
+
+def _autocast(config: PretrainConfig):
+    if config.device == "cuda" and config.dtype == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_model(config: PretrainConfig, device: torch.device) -> DiffMAViL:
+    torch.manual_seed(config.seed)
+    return DiffMAViL(config.model).to(device)
+
+
+def pretrain(
+    config: PretrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    dataset: torch.utils.data.Dataset | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) one pre-training run; returns the summary (also in summary.json).
+
+    Raises ``TrainingFailed`` after writing a failed summary when the loss is not finite.
+    Under ``torchrun`` each process trains its disjoint share of every global batch.
+    """
+    from diffmavil.data import build_dataset
+
+    run_dir = Path(run_dir)
+    group = distributed.init_from_environment(config.device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    device = torch.device(config.device, group.local_rank if config.device == "cuda" else None)
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda: no CUDA device is available (allowed here: cpu)")
+    model_config = config.model
+
+    cache = None if config.data_cache == "none" else config.data_cache
+    dataset = dataset or build_dataset(
+        config.data, model_config, "train", seed=config.seed, cache=cache
+    )
+    plan = plan_run(model_config, config.masking, config.batch, config.budget_samples)
+    for step in plan:  # fail before training if a step cannot be sharded evenly
+        if step.batch_size % group.world_size:
+            raise ConfigError(
+                f"step {step.step}: global batch {step.batch_size} does not divide among "
+                f"{group.world_size} processes (choose a budget and batch multiple of it)"
+            )
+
+    model = build_model(config, device)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config.optimizer.weight_decay),
+        lr=peak_lr(config),
+        betas=(config.optimizer.beta1, config.optimizer.beta2),
+    )
+    start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0}
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state["run_id"] != config.run_id():
+            raise ConfigError(
+                f"{checkpoint_path}: belongs to run {state['run_id']}, not {config.run_id()}"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = state["next_step"]
+        elapsed_before = state["elapsed"]
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", config.model_dump(mode="json"))
+
+    train_model: nn.Module = model
+    gather = None
+    if group.distributed:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        gather = distributed.gather_with_grad
+
+    sampler = PlanBatchSampler(
+        plan, SampleStream(len(dataset), config.seed), start_step, group.rank, group.world_size
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=config.num_workers,
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+    )
+    log = MetricsLog(run_dir, start_step, enabled=group.is_main)
+    totals = _Totals.restore(plan[:start_step], model_config)
+    compute_time, data_time = elapsed_before["compute"], elapsed_before["data"]
+    status, failure = "completed", None
+    bar = _progress(progress and group.is_main, len(plan), start_step)
+    base_lr = peak_lr(config)
+    non_finite = torch.zeros((), dtype=torch.bool, device=device)
+
+    model.train()
+    tick = time.perf_counter()
+    try:
+        for step, batch in zip(plan[start_step:], loader, strict=True):
+            audio = batch["audio"].to(device, non_blocking=True)
+            video = batch["video"].to(device, non_blocking=True)
+            ids = sample_ids(step, group.rank, group.world_size).to(device)
+            data_seconds = time.perf_counter() - tick
+            start = time.perf_counter()
+
+            lr = (
+                lr_at(
+                    step.samples_seen,
+                    config.budget_samples,
+                    base_lr,
+                    warmup_fraction=config.optimizer.warmup_fraction,
+                    min_lr=config.optimizer.min_lr,
+                )
+                * step.lr_scale
+            )
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            with _autocast(config):
+                output = train_model(
+                    audio, video, step.mask_ratio, ids, config.seed, gather, group.rank
+                )
+            loss = output.loss
+            if config.inject_nan_at_step is not None and step.step == config.inject_nan_at_step:
+                loss = loss * float("nan")
+            non_finite |= ~torch.isfinite(loss.detach())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = None
+            if config.optimizer.grad_clip is not None:
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
+            optimizer.step()
+
+            last = step.step == len(plan) - 1
+            logged = last or step.step % config.log_every == 0
+            if logged:
+                _sync(device)
+            compute_seconds = time.perf_counter() - start
+            compute_time += compute_seconds
+            data_time += data_seconds
+            totals.add(step, model_config)
+            if logged:
+                if not distributed.all_ranks_agree(not bool(non_finite.item())):
+                    status = "failed"
+                    failure = f"non-finite loss at step {step.step} (loss={loss.item()})"
+                    break
+                row = _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, totals)
+                log.write(row)
+                if on_step is not None:
+                    on_step(row)
+            if group.is_main and (last or (step.step + 1) % config.checkpoint_every == 0):
+                atomic_torch_save(
+                    checkpoint_path,
+                    {
+                        "run_id": config.run_id(),
+                        "next_step": step.step + 1,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "elapsed": {"compute": compute_time, "data": data_time},
+                    },
+                )
+            bar.advance()
+            tick = time.perf_counter()
+    finally:
+        bar.stop()
+        log.close()
+
+    summary = {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "kind": "pretrain",
+        "run_id": config.run_id(),
+        "status": status,
+        "failure": failure,
+        "config": config.model_dump(mode="json"),
+        "steps": totals.steps,
+        "planned_steps": len(plan),
+        "samples": totals.samples,
+        "budget_samples": config.budget_samples,
+        "total_flops": totals.flops,
+        "flops_by_component": totals.by_component,
+        "wall_clock_seconds": compute_time + data_time,
+        "compute_seconds": compute_time,
+        "data_seconds": data_time,
+        "samples_per_second": totals.samples / max(compute_time + data_time, 1e-9),
+        "achieved_flops_per_second": totals.flops / max(compute_time, 1e-9),
+        "resumed_from_step": start_step if start_step else None,
+        "world_size": group.world_size,
+        "skipped_files": int(getattr(dataset, "skipped", 0)),
+        "final_losses": _last_losses(run_dir) if group.is_main else {},
+        "environment": environment(device),
+    }
+    if group.is_main:
+        atomic_write_json(run_dir / "summary.json", summary)
+    if status != "completed":
+        raise TrainingFailed(f"{run_dir}: {failure}")
+    return summary
+
+
+class _Totals:
+    """Samples, steps and model FLOPs of the steps actually taken."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.samples = 0
+        self.flops = 0
+        self.last_step_flops = 0
+        self.by_component = dict.fromkeys(COMPONENTS, 0)
+
+    def add(self, step: StepPlan, config: ModelConfig) -> None:
+        total, per_component = step_flops(config, step.mask_ratio, step.batch_size)
+        self.steps += 1
+        self.samples += step.batch_size
+        self.flops += total
+        self.last_step_flops = total
+        for name, value in per_component.items():
+            self.by_component[name] += value
+
+    @classmethod
+    def restore(cls, done: list[StepPlan], config: ModelConfig) -> _Totals:
+        totals = cls()
+        for step in done:
+            totals.add(step, config)
+        return totals
+
+
+def _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, totals) -> dict:
+    flops = totals.last_step_flops
+    row: dict[str, Any] = {
+        "step": step.step,
+        "samples_seen": step.samples_seen + step.batch_size,
+        "batch_size": step.batch_size,
+        "audio_mask_ratio": step.mask_ratio[0],
+        "video_mask_ratio": step.mask_ratio[1],
+        "lr": lr,
+        "loss": loss.item(),
+        **{f"loss.{name}": value.item() for name, value in output.losses.items()},
+        "step_flops": flops,
+        "cumulative_flops": totals.flops,
+        "compute_seconds": compute_seconds,
+        "data_seconds": data_seconds,
+        "samples_per_second": step.batch_size / max(compute_seconds + data_seconds, 1e-9),
+        "achieved_flops_per_second": flops / max(compute_seconds, 1e-9),
+    }
+    if grad_norm is not None:
+        row["grad_norm"] = float(grad_norm)
+    return row
+
+
+def _last_losses(run_dir: Path) -> dict[str, float]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return {}
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        return {}
+    row = json.loads(lines[-1])
+    return {k: v for k, v in row.items() if k == "loss" or k.startswith("loss.")}
+
+
+class _NoProgress:
+    def advance(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self, total: int, completed: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("pretrain"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self._task = self._progress.add_task("steps", total=total, completed=completed)
+        self._progress.start()
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _progress(enabled: bool, total: int, completed: int):
+    return _RichProgress(total, completed) if enabled else _NoProgress()
