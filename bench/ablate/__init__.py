@@ -1,0 +1,195 @@
+"""``diffbench ablate``: validated, resumable ablation grids.
+
+- ``grid``: the YAML format, validation, expansion, compute-matched budgets, dry-run rows;
+- ``runner``: one task per run (pre-train + probe, control probe, FLOPs-only plan) and the
+  executors (local, local workers, submitit);
+- ``results``: the results store (schema_version) and the aggregation with pandas.
+
+``build_tasks`` turns a grid into tasks; ``run_grid`` runs them and writes the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.ablate.grid import (
+    Grid,
+    GridError,
+    control_run_id,
+    describe_differences,
+    load_grid,
+    plan_config,
+    row_run_id,
+)
+from bench.ablate.results import SCHEMA_VERSION, aggregate, read_results, write_results
+from bench.ablate.runner import Task, execute_task, is_done
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Grid",
+    "GridError",
+    "Task",
+    "aggregate",
+    "build_tasks",
+    "execute_task",
+    "load_grid",
+    "read_results",
+    "run_grid",
+]
+
+
+def build_tasks(grid: Grid, out: Path) -> list[Task]:
+    """Every run of the grid: rows x seeds, then control probes once per (preset, variant,
+    model overrides) and seed."""
+    tasks: list[Task] = []
+    runs = out / "runs"
+    from bench.ablate.grid import timing_available
+
+    kind = "flops" if grid.run.flops_only else "row"
+    timing = grid.run.time if grid.run.time is not None and timing_available() else None
+    for seed in grid.seeds:
+        probe = grid.probe_at_seed(seed)
+        for row in grid.rows:
+            config = row.at_seed(seed)
+            run_id = row_run_id(config, probe, grid.run.flops_only)
+            plan = plan_config(config)
+            tasks.append(
+                Task(
+                    kind=kind,
+                    row=row.name,
+                    seed=seed,
+                    run_id=run_id,
+                    run_dir=str(runs / run_id),
+                    pretrain=config.model_dump(mode="json"),
+                    probe=None if probe is None else probe.model_dump(mode="json"),
+                    time=timing if kind == "row" else None,
+                    baseline=row.baseline,
+                    match_flops_of=row.match_flops_of,
+                    differences=describe_differences(row.differences),
+                    planned_steps=plan.steps,
+                    planned_flops=plan.total_flops,
+                    planned_flops_by_component=dict(plan.flops_by_component),
+                )
+            )
+        if probe is None:
+            continue
+        seen: set[str] = set()
+        for init in grid.run.controls:
+            for row in grid.rows:
+                config = row.at_seed(seed)
+                run_id = control_run_id(init, config, probe)
+                if run_id in seen:
+                    continue
+                seen.add(run_id)
+                label = "fbank" if init == "fbank" else f"random-init ({config.variant})"
+                if init == "fbank" and config.preset != grid.base.preset:
+                    label = f"fbank ({config.preset})"
+                tasks.append(
+                    Task(
+                        kind="control",
+                        row=f"control: {label}",
+                        seed=seed,
+                        run_id=run_id,
+                        run_dir=str(runs / run_id),
+                        pretrain=config.model_dump(mode="json"),
+                        probe=probe.model_dump(mode="json"),
+                        init=init,
+                    )
+                )
+    return tasks
+
+
+def run_grid(
+    grid: Grid,
+    out: Path,
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    progress: bool = False,
+    submitit_cluster: str | None = None,
+    submitit_parameters: dict[str, Any] | None = None,
+    on_record: Callable[[Task, dict[str, Any], bool], None] | None = None,
+) -> dict[str, Any]:
+    """Run every task not already completed, write the results after each run and at the
+    end (atomically); returns {"records", "paths", "ran", "skipped"}."""
+    from bench.ablate import runner
+    from diffmavil.environment import environment
+
+    tasks = build_tasks(grid, out)
+    if executor == "submitit" and submitit_cluster is None:
+        submitit_cluster = runner.default_submitit_cluster()
+    parallel = (executor == "local" and workers > 1) or (
+        executor == "submitit" and submitit_cluster == "local"
+    )
+    records: dict[int, dict[str, Any]] = {}
+    pending: list[Task] = []
+    for index, task in enumerate(tasks):
+        done = is_done(task)
+        if done is not None:
+            records[index] = _relabel(done, task)
+            if on_record is not None:
+                on_record(task, records[index], True)
+        else:
+            pending.append(task)
+    if parallel and len(pending) > 1:
+        for task in pending:
+            task.wall_clock_comparable = False
+    for task in pending:
+        task.progress = progress and executor == "local" and workers == 1
+    meta = {
+        "grid": grid.name,
+        "grid_file": str(grid.path),
+        "description": grid.description,
+        "seeds": grid.seeds,
+        "baseline": grid.baseline.name,
+        "flops_only": grid.run.flops_only,
+        "executor": (f"submitit ({submitit_cluster})" if executor == "submitit"
+                     else "local" if workers == 1 else f"local x{workers}"),
+        "environment": environment("cpu"),
+    }
+    position = {id(task): index for index, task in enumerate(tasks)}
+
+    def ordered() -> list[dict[str, Any]]:
+        return [records[i] for i in sorted(records)]
+
+    def done(task: Task, record: dict[str, Any]) -> None:
+        records[position[id(task)]] = _relabel(record, task)
+        write_results(out, ordered(), meta, complete=False)
+        if on_record is not None:
+            on_record(task, records[position[id(task)]], False)
+
+    if pending:
+        if executor == "submitit":
+            runner.run_submitit(
+                pending,
+                out / "submitit",
+                done,
+                cluster=submitit_cluster,
+                parameters=submitit_parameters,
+            )
+        elif workers > 1:
+            runner.run_workers(pending, workers, done)
+        else:
+            runner.run_local(pending, done)
+    paths = write_results(out, ordered(), meta, complete=True)
+    return {"records": ordered(), "paths": paths, "ran": len(pending),
+            "skipped": len(tasks) - len(pending)}
+
+
+def _relabel(record: dict[str, Any], task: Task) -> dict[str, Any]:
+    """The grid's view of a run: its row name, baseline flag, seed (two rows with the same
+    resolved config share one run)."""
+    record = {k: v for k, v in record.items() if k not in ("skipped", "traceback")}
+    record.update(
+        row=task.row,
+        kind=task.kind,
+        seed=task.seed,
+        baseline=task.baseline,
+        match_flops_of=task.match_flops_of,
+        differences=task.differences,
+        planned_steps=task.planned_steps,
+        planned_flops=task.planned_flops,
+    )
+    return record

@@ -1,0 +1,695 @@
+"""Ablation grids: the YAML format, validation of every row before anything runs, expansion
+into runs, the compute-matched budget solver and the dry-run table.
+
+A grid file (see docs/ablate.md)::
+
+    name: table2
+    base: {preset: cpu, budget_samples: 96, batch: {batch_size: 16}}   # or base_config: x.yaml
+    seeds: [0]
+    run: {probe: {epochs: 50}, controls: [random, fbank]}
+    rows:
+      mavil: {variant: mavil, baseline: true}
+      diffmavil: {variant: cross-attn, masking.kind: curriculum, batch.kind: adaptive}
+      mavil-matched: {variant: mavil, budget.match_flops_of: diffmavil}
+    grid:                      # optional cartesian product of dotted keys
+      optimizer.base_lr: [1e-4, 2e-4]
+
+Every problem is a ``GridError`` (a ``BadInput``: exit code 2 from the CLI) whose one-line
+message names the file, the row and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import BadInput
+from diffmavil.config import (
+    COMPONENTS,
+    PRESETS,
+    VARIANTS,
+    ConfigError,
+    ModelConfig,
+    dotted_to_nested,
+    format_validation_error,
+)
+from diffmavil.training.config import FinetuneConfig, PretrainConfig, config_hash
+
+TOP_LEVEL_KEYS = ("name", "description", "base", "base_config", "rows", "grid", "seeds", "run")
+ROW_META_KEYS = ("baseline", "description", "budget.match_flops_of")
+CONTROL_KINDS = ("random", "fbank")
+
+
+class GridError(BadInput):
+    """A grid file is invalid; the message names the file, the row and the key."""
+
+
+class RunSpec(BaseModel):
+    """``run:``: what every run of the grid does."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pretrain: bool = Field(True, description="pre-train each row (false needs flops_only)")
+    probe: dict[str, Any] | None = Field(
+        None, description="FinetuneConfig fields of the downstream evaluation; none: no probe"
+    )
+    controls: list[Literal["random", "fbank"]] = Field(
+        default_factory=list, description="control probes, once per (preset, variant) and seed"
+    )
+    flops_only: bool = Field(False, description="no training: planned FLOPs of the whole run")
+    time: dict[str, Any] | None = Field(None, description="timing options (bench.timing)")
+
+
+# --------------------------------------------------------------------------------------
+# Known keys: every dotted path of PretrainConfig (model_overrides -> ModelConfig)
+# --------------------------------------------------------------------------------------
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_class(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _section(cls: type[BaseModel], name: str) -> type[BaseModel] | None:
+    if cls is PretrainConfig and name == "model_overrides":
+        return ModelConfig
+    return _model_class(cls.model_fields[name].annotation)
+
+
+@lru_cache(maxsize=1)
+def known_keys() -> tuple[str, ...]:
+    """Every dotted key a row may set (sections and leaves)."""
+    keys: list[str] = []
+
+    def walk(cls: type[BaseModel], prefix: str) -> None:
+        for name in cls.model_fields:
+            dotted = f"{prefix}{name}"
+            keys.append(dotted)
+            sub = _section(cls, name)
+            if sub is not None:
+                walk(sub, f"{dotted}.")
+
+    walk(PretrainConfig, "")
+    keys.extend(ROW_META_KEYS)
+    return tuple(keys)
+
+
+def check_key(key: str) -> str | None:
+    """None if ``key`` is a known dotted key, else the reason (with a suggestion)."""
+    if key in ROW_META_KEYS:
+        return None
+    cls: type[BaseModel] | None = PretrainConfig
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if cls is None:
+            parent = ".".join(parts[:depth])
+            return f"{parent!r} is a value, not a section"
+        if part not in cls.model_fields:
+            hint = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.6)
+            return "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        cls = _section(cls, part)
+    return None
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> dotted keys (leaves only)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+# --------------------------------------------------------------------------------------
+# The expanded grid
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One row of the grid after expansion (one config per seed)."""
+
+    name: str
+    overrides: dict[str, Any]  # the row's own dotted keys (grid values included)
+    config: PretrainConfig  # at the first seed
+    baseline: bool = False
+    description: str = ""
+    match_flops_of: str | None = None
+    differences: dict[str, Any] = field(default_factory=dict)  # resolved, vs the base
+
+    def at_seed(self, seed: int) -> PretrainConfig:
+        return self.config.model_copy(update={"seed": seed})
+
+
+@dataclass
+class Grid:
+    path: Path
+    name: str
+    description: str
+    base: PretrainConfig
+    rows: list[Row]
+    seeds: list[int]
+    run: RunSpec
+    probe: FinetuneConfig | None
+
+    @property
+    def baseline(self) -> Row:
+        return next(row for row in self.rows if row.baseline)
+
+    def probe_at_seed(self, seed: int) -> FinetuneConfig | None:
+        return None if self.probe is None else self.probe.model_copy(update={"seed": seed})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Planned pre-training of a config: steps, samples and model FLOPs (fwd + bwd)."""
+
+    steps: int
+    samples: int
+    total_flops: int
+    flops_by_component: dict[str, int]
+
+
+@lru_cache(maxsize=4096)
+def _plan(model: ModelConfig, masking: Any, batch: Any, budget: int) -> Plan:
+    from diffmavil.flops import model_flops
+    from diffmavil.schedules import plan_run
+
+    steps = plan_run(model, masking, batch, budget)
+    by_component = dict.fromkeys(COMPONENTS, 0)
+    for step in steps:
+        breakdown = model_flops(model, step.mask_ratio, step.batch_size)
+        for name in COMPONENTS:
+            by_component[name] += breakdown.component_total(name)
+    return Plan(len(steps), sum(s.batch_size for s in steps), sum(by_component.values()),
+                by_component)
+
+
+def plan_config(config: PretrainConfig, budget: int | None = None) -> Plan:
+    """The planned run of ``config`` (``plan_run`` + ``model_flops``)."""
+    return _plan(config.model, config.masking, config.batch, budget or config.budget_samples)
+
+
+def solve_matched_budget(config: PretrainConfig, target_flops: int) -> int:
+    """The budget (samples) whose planned FLOPs come closest to ``target_flops``.
+
+    Planned FLOPs grow with the budget (more samples, never fewer FLOPs); binary search for
+    the largest budget at or under the target, then take whichever of it and the next
+    budget lies closer.
+    """
+    low, high = 1, max(2, config.budget_samples)
+    while plan_config(config, high).total_flops < target_flops:
+        high *= 2
+    while low < high:  # largest budget with flops <= target (or 1)
+        mid = (low + high + 1) // 2
+        if plan_config(config, mid).total_flops <= target_flops:
+            low = mid
+        else:
+            high = mid - 1
+    candidates = [low, low + 1]
+    return min(candidates, key=lambda b: abs(plan_config(config, b).total_flops - target_flops))
+
+
+# --------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    import yaml
+
+    if not path.exists():
+        raise GridError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise GridError(f"{path}: {what} is a directory, not a YAML file")
+    text = path.read_text()
+    if not text.strip():
+        raise GridError(f"{path}: the file is empty")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise GridError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def _validation_key(error: ValidationError, fallback: str) -> tuple[str, str]:
+    """(dotted key, message) of the first problem of a pydantic error."""
+    item = error.errors()[0]
+    key = ".".join(str(p) for p in item["loc"]) or fallback
+    message = format_validation_error(error).split("; ")[0]
+    prefix = ".".join(str(p) for p in item["loc"])
+    if prefix and message.startswith(prefix + ": "):
+        message = message[len(prefix) + 2 :]
+    return key, message
+
+
+def _check_data(spec: Any, where: str, key: str) -> None:
+    from diffmavil.data import DataError, parse_data_spec
+
+    if not isinstance(spec, str):
+        raise GridError(f"{where}: key {key!r}: expected a data spec string (got {spec!r})")
+    try:
+        parse_data_spec(spec)
+    except DataError as error:
+        raise GridError(f"{where}: key {key!r}: {error}") from None
+
+
+def _check_choice(payload: dict[str, Any], key: str, allowed: dict[str, Any], where: str) -> None:
+    value = payload.get(key)
+    if value is None or value in allowed:
+        return
+    hint = difflib.get_close_matches(str(value), list(allowed), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise GridError(
+        f"{where}: key {key!r}: unknown {key} {value!r}{suggestion}; allowed: "
+        f"{', '.join(allowed)}"
+    )
+
+
+def _resolve(payload: dict[str, Any], where: str) -> PretrainConfig:
+    """Validate a nested payload into a PretrainConfig; errors name the key."""
+    _check_choice(payload, "preset", PRESETS, where)
+    _check_choice(payload, "variant", VARIANTS, where)
+    try:
+        config = PretrainConfig.model_validate(payload)
+    except ValidationError as error:
+        key, message = _validation_key(error, "model_overrides")
+        raise GridError(f"{where}: key {key!r}: {message}") from None
+    except ConfigError as error:
+        raise GridError(f"{where}: key 'model_overrides': {error}") from None
+    _check_data(config.data, where, "data")
+    return config
+
+
+def _check_keys(flat: dict[str, Any], where: str) -> None:
+    for key in flat:
+        reason = check_key(str(key))
+        if reason is not None:
+            raise GridError(f"{where}: key {key!r}: {reason}")
+
+
+def _as_mapping(value: Any, path: Path, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GridError(f"{path}: {what}: expected a mapping (got {type(value).__name__})")
+    return value
+
+
+def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
+    """Read, validate and expand a grid file. Raises ``GridError`` on the first problem."""
+    path = Path(path)
+    document = _read_yaml(path, "grid file")
+    if not isinstance(document, dict):
+        raise GridError(
+            f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)} "
+            f"(got {type(document).__name__})"
+        )
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            hint = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise GridError(
+                f"{path}: key {key!r}: unknown top-level key{suggestion}; allowed: "
+                f"{', '.join(TOP_LEVEL_KEYS)}"
+            )
+    name = str(document.get("name") or path.stem)
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise GridError(f"{path}: key 'name': {name!r} must be letters, digits, '-', '_', '.'")
+
+    # base: base_config (a YAML file of PretrainConfig fields) then inline fields over it
+    base_payload: dict[str, Any] = {}
+    if document.get("base_config") is not None:
+        base_file = Path(str(document["base_config"]))
+        if not base_file.is_absolute():
+            base_file = path.parent / base_file
+        if not base_file.exists():
+            raise GridError(f"{path}: key 'base_config': {base_file} not found")
+        base_payload = _as_mapping(_read_yaml(base_file, "base_config"), base_file, "base_config")
+    inline = _as_mapping(document.get("base"), path, "key 'base'")
+    base_flat = {**flatten(base_payload), **flatten(inline)}
+    _check_keys(base_flat, f"{path}: base")
+    for meta in ROW_META_KEYS:
+        if meta in base_flat:
+            raise GridError(f"{path}: base: key {meta!r}: belongs in a row, not in the base")
+    base_nested = dotted_to_nested(base_flat)
+    base = _resolve(base_nested, f"{path}: base")
+
+    # run
+    try:
+        run = RunSpec.model_validate(_as_mapping(document.get("run"), path, "key 'run'"))
+    except ValidationError as error:
+        key, message = _validation_key(error, "run")
+        hint = ""
+        if "unknown field" in message:
+            close = difflib.get_close_matches(key, list(RunSpec.model_fields), n=1)
+            hint = f" (did you mean 'run.{close[0]}'?)" if close else ""
+        raise GridError(f"{path}: run: key 'run.{key}': {message}{hint}") from None
+    probe = _probe_config(run, path)
+    if not run.pretrain and not run.flops_only:
+        raise GridError(
+            f"{path}: run: key 'run.pretrain': false needs run.flops_only: true "
+            "(without pre-training a row has nothing to measure)"
+        )
+    if run.flops_only and (probe is not None or run.controls):
+        raise GridError(f"{path}: run: key 'run.flops_only': no training, so no probe or controls")
+    _check_time(run, path)
+    if run.controls and probe is None:
+        raise GridError(f"{path}: run: key 'run.controls': control probes need run.probe")
+
+    # seeds
+    if seeds is None:
+        seeds = document.get("seeds", [0])
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            seeds = [seeds]
+        if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+        ):
+            raise GridError(
+                f"{path}: key 'seeds': expected a list of integers >= 0 (got {seeds!r})"
+            )
+    if len(set(seeds)) != len(seeds):
+        raise GridError(f"{path}: key 'seeds': repeated seed in {seeds}")
+
+    rows = _expand_rows(document, path, base_nested)
+    for row in rows:
+        row.differences = _differences(base, row.config)
+    _solve_matches(rows, path)
+    return Grid(path, name, str(document.get("description") or ""), base, rows, list(seeds),
+                run, probe)
+
+
+TIME_FROM_ROW = ("preset", "variants", "overrides", "device", "threads", "seed")
+
+
+def timing_available() -> bool:
+    try:
+        from bench.timing.benchmark import TimeRequest  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_time(run: RunSpec, path: Path) -> None:
+    """``run.time`` keys are TimeRequest fields (bench.timing), minus what the row sets."""
+    if run.time is None or not timing_available():
+        return
+    import dataclasses
+
+    from bench.timing.benchmark import TimeRequest
+
+    allowed = [f.name for f in dataclasses.fields(TimeRequest) if f.name not in TIME_FROM_ROW]
+    for key in run.time:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            suggestion = f" (did you mean 'run.time.{hint[0]}'?)" if hint else ""
+            raise GridError(
+                f"{path}: run: key 'run.time.{key}': unknown key{suggestion}; allowed: "
+                f"{', '.join(allowed)} (the row sets {', '.join(TIME_FROM_ROW)})"
+            )
+    try:
+        time_request(run.time, PretrainConfig())
+    except (TypeError, ValueError) as error:
+        raise GridError(f"{path}: run: key 'run.time': {error}") from None
+
+
+def time_request(options: dict[str, Any], config: PretrainConfig):
+    """The bench.timing request that times one row's model (one train step and components)."""
+    from bench.timing.benchmark import TimeRequest
+
+    options = dict(options)
+    if "mask_ratio" in options:
+        from diffmavil.config import parse_mask_ratio
+
+        options["mask_ratio"] = parse_mask_ratio(
+            tuple(options["mask_ratio"]) if isinstance(options["mask_ratio"], list)
+            else options["mask_ratio"]
+        )
+    else:
+        options["mask_ratio"] = config.masking.start
+    for key, kind in (("batch_size", int), ("repeats", int), ("warmup", int)):
+        if key in options and (not isinstance(options[key], kind) or options[key] < 0):
+            raise ValueError(f"run.time.{key}: expected an integer >= 0 (got {options[key]!r})")
+    return TimeRequest(
+        preset=config.preset,
+        variants=(config.variant,),
+        overrides=dict(flatten(config.model_overrides)),
+        device=config.device,
+        threads=config.threads,
+        seed=config.seed,
+        **options,
+    )
+
+
+def _probe_config(run: RunSpec, path: Path) -> FinetuneConfig | None:
+    if run.probe is None:
+        return None
+    flat = flatten(run.probe)
+    for key in flat:
+        if key not in FinetuneConfig.model_fields:
+            hint = difflib.get_close_matches(key, list(FinetuneConfig.model_fields), n=1)
+            suggestion = f" (did you mean 'run.probe.{hint[0]}'?)" if hint else ""
+            raise GridError(f"{path}: run: key 'run.probe.{key}': unknown key{suggestion}")
+    if "seed" in flat:
+        raise GridError(
+            f"{path}: run: key 'run.probe.seed': the probe uses each run's seed (set seeds:)"
+        )
+    try:
+        probe = FinetuneConfig.model_validate(run.probe)
+    except ValidationError as error:
+        key, message = _validation_key(error, "probe")
+        raise GridError(f"{path}: run: key 'run.probe.{key}': {message}") from None
+    _check_data(probe.data, f"{path}: run", "run.probe.data")
+    return probe
+
+
+def _format_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> list[Row]:
+    raw_rows = document.get("rows")
+    if raw_rows is None:
+        named: dict[str, dict[str, Any]] = {}
+    elif isinstance(raw_rows, dict):
+        named = {}
+        for row_name, body in raw_rows.items():
+            if body is not None and not isinstance(body, dict):
+                raise GridError(
+                    f"{path}: row {row_name!r}: expected a mapping of dotted keys "
+                    f"(got {type(body).__name__})"
+                )
+            named[str(row_name)] = flatten(body or {})
+    else:
+        raise GridError(f"{path}: key 'rows': expected a mapping of row name -> overrides")
+
+    axes: list[tuple[str, list[Any]]] = []
+    raw_grid = document.get("grid")
+    if raw_grid is not None:
+        if not isinstance(raw_grid, dict) or not raw_grid:
+            raise GridError(f"{path}: key 'grid': expected a mapping of dotted key -> list")
+        for key, values in flatten_grid(raw_grid).items():
+            reason = check_key(key)
+            if reason is not None or key in ROW_META_KEYS:
+                reason = reason or "not allowed in grid (set it in a row)"
+                raise GridError(f"{path}: grid: key {key!r}: {reason}")
+            if not isinstance(values, list) or not values:
+                raise GridError(f"{path}: grid: key {key!r}: expected a non-empty list of values")
+            axes.append((key, values))
+    if not named:
+        named = {"base": {}} if not axes else {"": {}}
+
+    combos = list(itertools.product(*[values for _, values in axes])) or [()]
+    rows: list[Row] = []
+    for row_name, flat in named.items():
+        where = f"{path}: row {row_name!r}" if row_name else f"{path}: grid"
+        _check_keys(flat, where)
+        baseline = flat.get("baseline", False)
+        if not isinstance(baseline, bool):
+            raise GridError(f"{where}: key 'baseline': expected true or false (got {baseline!r})")
+        match = flat.get("budget.match_flops_of")
+        if match is not None and not isinstance(match, str):
+            raise GridError(f"{where}: key 'budget.match_flops_of': expected a row name")
+        if match is not None and "budget_samples" in flat:
+            raise GridError(
+                f"{where}: key 'budget_samples': conflicts with budget.match_flops_of "
+                "(the budget is solved)"
+            )
+        overrides = {k: v for k, v in flat.items() if k not in ROW_META_KEYS}
+        for combo in combos:
+            combo_overrides = dict(zip([k for k, _ in axes], combo, strict=True))
+            label = ",".join(f"{k}={_format_value(v)}" for k, v in combo_overrides.items())
+            name = row_name if not label else (f"{row_name}[{label}]" if row_name else label)
+            merged_flat = {**overrides, **combo_overrides}
+            row_where = f"{path}: row {name!r}"
+            try:
+                nested = dotted_to_nested(merged_flat)
+            except ConfigError as error:
+                raise GridError(f"{row_where}: {error}") from None
+            config = _resolve(deep_merge(base, nested), row_where)
+            target = None
+            if match is not None:
+                target = match if not label else f"{match}[{label}]"
+            rows.append(
+                Row(name, merged_flat, config, baseline, str(flat.get("description") or ""),
+                    target)
+            )
+    baselines = [row for row in rows if row.baseline]
+    if len({row.name.split("[")[0] for row in baselines}) > 1:
+        names = ", ".join(repr(row.name) for row in baselines)
+        raise GridError(f"{path}: key 'baseline': more than one baseline row ({names})")
+    if not baselines:
+        rows[0].baseline = True
+    elif len(baselines) > 1:  # a baseline row crossed with a grid: its first combination
+        for row in baselines[1:]:
+            row.baseline = False
+    names = [row.name for row in rows]
+    if len(set(names)) != len(names):
+        raise GridError(f"{path}: key 'rows': repeated row name")
+    return rows
+
+
+def flatten_grid(raw: dict[str, Any]) -> dict[str, Any]:
+    """Grid axes may be nested mappings too; lists are the leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            for sub, values in flatten_grid(value).items():
+                flat[f"{key}.{sub}"] = values
+        else:
+            flat[str(key)] = value
+    return flat
+
+
+def _differences(base: PretrainConfig, config: PretrainConfig) -> dict[str, Any]:
+    before = flatten(base.model_dump(mode="json"))
+    after = flatten(config.model_dump(mode="json"))
+    return {
+        key: value
+        for key, value in after.items()
+        if key != "seed" and before.get(key, object()) != value
+    }
+
+
+def _solve_matches(rows: list[Row], path: Path) -> None:
+    by_name = {row.name: row for row in rows}
+    for row in rows:
+        if row.match_flops_of is None:
+            continue
+        where = f"{path}: row {row.name!r}: key 'budget.match_flops_of'"
+        target = by_name.get(row.match_flops_of)
+        if target is None:
+            hint = difflib.get_close_matches(row.match_flops_of, list(by_name), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise GridError(
+                f"{where}: unknown row {row.match_flops_of!r}{suggestion}; rows: "
+                f"{', '.join(by_name)}"
+            )
+        if target is row:
+            raise GridError(f"{where}: a row cannot match its own FLOPs")
+        if target.match_flops_of is not None:
+            raise GridError(
+                f"{where}: row {target.name!r} is itself FLOP-matched; match a row with a budget"
+            )
+        budget = solve_matched_budget(row.config, plan_config(target.config).total_flops)
+        row.config = row.config.model_copy(update={"budget_samples": budget})
+        row.differences["budget_samples"] = budget
+
+
+def select_rows(grid: Grid, names: list[str]) -> Grid:
+    """The grid restricted to ``names`` (budgets stay solved against the whole grid; the
+    baseline row is kept, for the deltas)."""
+    known = [row.name for row in grid.rows]
+    for name in names:
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise GridError(
+                f"{grid.path}: --rows: unknown row {name!r}{suggestion}; rows: {', '.join(known)}"
+            )
+    keep = set(names) | {grid.baseline.name}
+    return Grid(grid.path, grid.name, grid.description, grid.base,
+                [row for row in grid.rows if row.name in keep], grid.seeds, grid.run, grid.probe)
+
+
+# --------------------------------------------------------------------------------------
+# Run ids and the dry-run table
+# --------------------------------------------------------------------------------------
+
+
+def row_run_id(config: PretrainConfig, probe: FinetuneConfig | None, flops_only: bool) -> str:
+    """Hash of the resolved pre-training config plus the probe config."""
+    payload: dict[str, Any] = {"pretrain": config.model_dump(mode="json")}
+    if flops_only:
+        payload["flops_only"] = True
+    else:
+        payload["probe"] = None if probe is None else probe.model_dump(mode="json")
+    return config_hash(payload)
+
+
+def control_run_id(init: str, config: PretrainConfig, probe: FinetuneConfig) -> str:
+    model = config.model
+    what = (model.model_dump(mode="json") if init == "random"
+            else {"audio": model.audio.model_dump(mode="json")})
+    return config_hash({"control": init, "model": what, "probe": probe.model_dump(mode="json")})
+
+
+def describe_differences(differences: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_format_value(v)}" for k, v in differences.items()) or "(base)"
+
+
+def dry_run_rows(grid: Grid) -> list[dict[str, Any]]:
+    """One row per grid row: its resolved differences, planned steps and FLOPs, run ids."""
+    baseline_flops = plan_config(grid.baseline.config).total_flops
+    out = []
+    for row in grid.rows:
+        plan = plan_config(row.config)
+        ids = [
+            row_run_id(row.at_seed(s), grid.probe_at_seed(s), grid.run.flops_only)
+            for s in grid.seeds
+        ]
+        out.append(
+            {
+                "row": row.name,
+                "baseline": row.baseline,
+                "differences": describe_differences(row.differences),
+                "budget_samples": row.config.budget_samples,
+                "planned_steps": plan.steps,
+                "planned_flops": plan.total_flops,
+                "delta_flops_pct": 100.0 * (plan.total_flops - baseline_flops) / baseline_flops,
+                "match_flops_of": row.match_flops_of or "",
+                "seeds": ",".join(str(s) for s in grid.seeds),
+                "run_ids": ",".join(ids),
+            }
+        )
+    return out

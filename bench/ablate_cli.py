@@ -1,0 +1,305 @@
+"""``diffbench ablate``: run (or dry-run) an ablation grid (see docs/ablate.md)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.errors import BadInput, user_errors
+from bench.options import FormatOption, OutputFormat
+
+
+class Executor(str, Enum):
+    local = "local"
+    submitit = "submitit"
+
+
+def ablate_command(
+    grid: Annotated[
+        Path,
+        typer.Option("--grid", "-g", help="Grid YAML file (e.g. ablations/table2.yaml)."),
+    ],
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Seeds, comma-separated (e.g. 0,1,2); overrides the grid's seeds."),
+    ] = None,
+    rows: Annotated[
+        str | None,
+        typer.Option(
+            help="Run only these rows (comma-separated names; the baseline row is always kept)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output directory (default: runs/<grid name>)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Validate and print the expanded grid (differences, planned steps and FLOPs); "
+            "run and write nothing.",
+        ),
+    ] = False,
+    executor: Annotated[
+        Executor,
+        typer.Option(help="local: this machine; submitit: SLURM (or its local executor)."),
+    ] = Executor.local,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Local parallel worker processes (their wall-clock is marked not comparable); "
+            "with submitit, the job-array parallelism.",
+        ),
+    ] = 1,
+    submitit_cluster: Annotated[
+        str | None,
+        typer.Option(help="submitit cluster: slurm|local|debug (default: slurm if available)."),
+    ] = None,
+    slurm_partition: Annotated[
+        str | None, typer.Option(help="SLURM partition (submitit).")
+    ] = None,
+    timeout_min: Annotated[int, typer.Option(min=1, help="Per-job time limit (submitit).")] = 60,
+    cpus_per_task: Annotated[
+        int | None, typer.Option(min=1, help="CPUs per job (submitit).")
+    ] = None,
+    gpus_per_node: Annotated[
+        int | None, typer.Option(min=0, help="GPUs per job (submitit).")
+    ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Also render the report (bench.report: md + html in <out>/report) at the end, "
+            "when that module is available; the aggregate table is printed either way."
+        ),
+    ] = True,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Run an ablation grid: validate every row first, then pre-train, probe and aggregate.
+
+    Runs already completed in --out are skipped (re-running resumes); a failed run is
+    recorded with its reason and the grid goes on (exit code 1 at the end if any failed).
+    Writes results.json/csv and aggregate.json/csv (mean, std and n over seeds, deltas vs
+    the baseline row).
+    """
+    _ablate(**locals())
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BadInput(f"--seeds {text!r}: expected integers >= 0, e.g. 0,1,2") from None
+    if not values or any(v < 0 for v in values):
+        raise BadInput(f"--seeds {text!r}: expected integers >= 0, e.g. 0,1,2")
+    if len(set(values)) != len(values):
+        raise BadInput(f"--seeds {text!r}: a seed is repeated")
+    return values
+
+
+@user_errors
+def _ablate(**options: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from bench.ablate import load_grid, run_grid
+
+    console = Console(stderr=True)
+    grid = load_grid(options["grid"], _parse_seeds(options["seeds"]))
+    if options["rows"] is not None:
+        from bench.ablate.grid import select_rows
+
+        names = [name.strip() for name in options["rows"].split(",") if name.strip()]
+        grid = select_rows(grid, names)
+    from bench.ablate.grid import timing_available
+
+    if grid.run.time is not None and not timing_available():
+        from bench.errors import warn
+
+        warn("run.time: the timing module (bench.timing) is not available; timing skipped")
+    if options["dry_run"]:
+        _print_dry_run(grid, options["fmt"])
+        return
+    out = options["out"] or Path("runs") / grid.name
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: exists and is not a directory")
+    if options["executor"] == Executor.local and options["submitit_cluster"] is not None:
+        raise BadInput("--submitit-cluster needs --executor submitit")
+
+    def on_record(task, record, skipped: bool) -> None:
+        status = "skipped (done)" if skipped else record["status"]
+        detail = ""
+        if record.get("failure"):
+            detail = f": {record['failure']}"
+        elif record.get("wall_clock_seconds") is not None:
+            detail = f" in {record['wall_clock_seconds']:.1f} s"
+        probe = record.get("probe") or {}
+        metric = probe.get("accuracy", probe.get("mAP"))
+        if metric is not None:
+            detail += f", probe {metric:.3f}"
+        console.print(
+            f"[bold]{escape(task.row)}[/] seed {task.seed} ({task.run_id}): {status}"
+            + escape(detail)
+        )
+
+    parameters = {
+        "timeout_min": options["timeout_min"],
+        "slurm_partition": options["slurm_partition"],
+        "cpus_per_task": options["cpus_per_task"],
+        "gpus_per_node": options["gpus_per_node"],
+    }
+    if options["executor"] == Executor.submitit and options["workers"] > 1:
+        parameters["slurm_array_parallelism"] = options["workers"]
+    console.print(
+        f"grid {grid.name}: {len(grid.rows)} rows x {len(grid.seeds)} seed(s) -> {out}"
+    )
+    result = run_grid(
+        grid,
+        out,
+        executor=options["executor"].value,
+        workers=options["workers"] if options["executor"] == Executor.local else 1,
+        progress=options["progress"],
+        submitit_cluster=options["submitit_cluster"],
+        submitit_parameters=parameters if options["executor"] == Executor.submitit else None,
+        on_record=on_record,
+    )
+    failed = sum(r["status"] == "failed" for r in result["records"])
+    console.print(
+        f"{result['ran']} run(s), {result['skipped']} skipped as done, {failed} failed; "
+        f"results in {out}"
+    )
+    _print_aggregate(out, grid, options["fmt"])
+    if options["report"]:
+        _render_report(out, console)
+    if failed:
+        raise typer.Exit(1)  # everything is written; the exit code tells scripts
+
+
+def _render_report(out: Path, console) -> bool:
+    """Call bench.report.render_report when it exists (False when it does not). A report
+    that fails to render is a warning: the results are already written."""
+    try:
+        from bench.report import render_report  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    try:
+        rendered = render_report(out, formats=("md", "html"), out=None)
+    except Exception as error:  # the grid's results stand without a report
+        from bench.errors import warn
+
+        warn(f"report not rendered: {type(error).__name__}: {error}")
+        return False
+    paths = rendered.values() if isinstance(rendered, dict) else [rendered]
+    console.print("report: " + ", ".join(str(p) for p in paths))
+    return True
+
+
+AGGREGATE_COLUMNS = (
+    ("row", "row"),
+    ("n", "n"),
+    ("status", "status"),
+    ("total_flops_mean", "FLOPs"),
+    ("delta_flops_pct", "FLOPs vs base"),
+    ("wall_clock_seconds_mean", "wall-clock s"),
+    ("wall_clock_seconds_std", "± std"),
+    ("delta_wall_clock_pct", "wall vs base"),
+    ("samples_per_second_mean", "samples/s"),
+    ("probe.accuracy_mean", "probe acc"),
+    ("probe.accuracy_std", "± std"),
+    ("delta_accuracy_points", "acc vs base (pts)"),
+    ("probe.mAP_mean", "probe mAP"),
+    ("delta_mAP_points", "mAP vs base (pts)"),
+)
+
+
+def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.output import emit, human_count
+
+    rows = json.loads((out / "aggregate.json").read_text())["rows"]
+    if fmt != OutputFormat.table:
+        emit(rows, fmt)
+        return
+    columns = [(k, t) for k, t in AGGREGATE_COLUMNS if any(r.get(k) is not None for r in rows)]
+
+    def cell(key: str, value: Any) -> str:
+        if value is None:
+            return "-"
+        if key.startswith("delta_"):
+            return f"{value:+.1f}" + ("%" if key.endswith("_pct") else "")
+        if key == "total_flops_mean":
+            return human_count(value, "FLOP")
+        if isinstance(value, float):
+            return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        return str(value)
+
+    table = Table(title=f"ablation {grid.name}: mean over seeds, deltas vs the baseline row",
+                  header_style="bold")
+    for key, title in columns:
+        table.add_column(title, justify="left" if key == "row" else "right",
+                         no_wrap=key != "row")
+    for row in rows:
+        flags = []
+        if row.get("baseline"):
+            flags.append("baseline")
+        if row.get("single_seed"):
+            flags.append("1 seed")
+        if row.get("wall_clock_comparable") is False:
+            flags.append("wall-clock not comparable")
+        cells = [cell(key, row.get(key)) for key, _ in columns]
+        cells[0] = row["row"] + (f" ({', '.join(flags)})" if flags else "")
+        table.add_row(*cells)
+    Console(width=None if Console().is_terminal else 180).print(table)
+
+
+def _print_dry_run(grid, fmt: OutputFormat) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.ablate.grid import dry_run_rows
+    from bench.output import emit, human_count
+
+    rows = dry_run_rows(grid)
+    if fmt != OutputFormat.table:
+        emit(rows, fmt)
+        return
+    run = grid.run
+    what = "FLOPs only (no training)" if run.flops_only else "pre-train"
+    if grid.probe is not None:
+        what += f" + probe on {grid.probe.data} ({grid.probe.epochs} epochs)"
+    if run.controls:
+        what += f" + controls {', '.join(run.controls)} (once per variant and seed)"
+    table = Table(
+        title=f"{grid.name}: {len(rows)} rows x seeds {','.join(map(str, grid.seeds))} "
+        "(dry run: nothing run, nothing written)",
+        caption=f"{grid.path}: base preset {grid.base.preset}; {what}",
+        header_style="bold",
+    )
+    table.add_column("row", no_wrap=True)
+    table.add_column("differences from the base", overflow="fold", ratio=1)
+    for name in ("budget", "steps", "planned FLOPs", "vs baseline", "run id (1st seed)"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["row"] + (" (baseline)" if row["baseline"] else ""),
+            row["differences"]
+            + (f" [matched to {row['match_flops_of']}]" if row["match_flops_of"] else ""),
+            f"{row['budget_samples']:,}",
+            f"{row['planned_steps']:,}",
+            human_count(row["planned_flops"], "FLOP"),
+            f"{row['delta_flops_pct']:+.1f}%",
+            row["run_ids"].split(",")[0],
+        )
+    console = Console(width=None if Console().is_terminal else 160)
+    console.print(table)

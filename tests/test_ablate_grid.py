@@ -1,0 +1,249 @@
+"""diffbench ablate: grid validation (exit 2, one line naming file/row/key, nothing
+written), expansion, dry run, compute-matched budgets and the aggregation math."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bench.ablate.grid import load_grid, plan_config, solve_matched_budget
+from bench.ablate.results import aggregate, read_results, write_results
+from bench.cli import app
+from diffmavil.flops import model_flops
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "ablations" / "smoke.yaml"
+
+GOOD = {
+    "name": "t",
+    "base": {"preset": "tiny", "variant": "mavil", "budget_samples": 16,
+             "data": "synthetic:classes=4,size=16,eval_size=8", "batch": {"batch_size": 8}},
+    "run": {"probe": {"epochs": 2}, "controls": ["fbank"]},
+    "rows": {"mavil": {"baseline": True}, "diff": {"variant": "diff-self"}},
+}
+
+
+def _with(**changes):
+    document = json.loads(json.dumps(GOOD))
+    for dotted, value in changes.items():
+        node = document
+        *parents, leaf = dotted.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return document
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# (grid document or raw text, expected substrings of the error line)
+BAD_GRIDS = {
+    "unknown key": (_with(**{"rows/diff": {"masking.kindd": "curriculum"}}),
+                    ["row 'diff'", "key 'masking.kindd'", "did you mean 'masking.kind'"]),
+    "unknown nested model key": (
+        _with(**{"rows/diff": {"model_overrides.video_decoder.knd": "cross"}}),
+        ["row 'diff'", "model_overrides.video_decoder.knd", "did you mean "
+         "'model_overrides.video_decoder.kind'"]),
+    "wrong type": (_with(**{"rows/diff": {"budget_samples": "lots"}}),
+                   ["row 'diff'", "key 'budget_samples'", "integer"]),
+    "out of range": (_with(**{"rows/diff": {"masking.audio": 1.5}}),
+                     ["row 'diff'", "key 'masking", "strictly between 0 and 1"]),
+    "bad decoder kind": (_with(**{"rows/diff": {"model_overrides.video_decoder.kind": "crosss"}}),
+                         ["row 'diff'", "model_overrides", "crosss"]),
+    "unknown variant": (_with(**{"rows/diff": {"variant": "crossattn"}}),
+                        ["row 'diff'", "key 'variant'", "did you mean 'cross-attn'"]),
+    "missing data path": (_with(**{"rows/diff": {"data": "esc50:/no/such/dir"}}),
+                          ["row 'diff'", "key 'data'", "does not exist"]),
+    "missing probe data": (_with(**{"run/probe": {"data": "spc:/no/such/dir"}}),
+                           ["key 'run.probe.data'", "does not exist"]),
+    "unknown probe key": (_with(**{"run/probe": {"epoch": 2}}),
+                          ["key 'run.probe.epoch'", "did you mean 'run.probe.epochs'"]),
+    "missing base_config": (_with(base_config="nowhere.yaml"),
+                            ["key 'base_config'", "nowhere.yaml", "not found"]),
+    "unknown match target": (_with(**{"rows/diff": {"budget.match_flops_of": "mavl"}}),
+                             ["row 'diff'", "key 'budget.match_flops_of'", "unknown row 'mavl'",
+                              "did you mean 'mavil'"]),
+    "unknown top-level key": (_with(rowz={}), ["key 'rowz'", "did you mean 'rows'"]),
+    "two baselines": (_with(**{"rows/diff": {"baseline": True}}), ["more than one baseline"]),
+    "bad seeds": (_with(seeds=[0, -1]), ["key 'seeds'"]),
+    "unknown time key": (_with(**{"run/time": {"repeat": 2}}),
+                         ["key 'run.time.repeat'", "did you mean 'run.time.repeats'"]),
+    "empty file": ("", ["the file is empty"]),
+    "unparsable file": ("rows: [a, b\nname: x\n", ["not valid YAML", "line"]),
+    "not a mapping": ("- a\n- b\n", ["expected a mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_GRIDS))
+def test_bad_grid_exits_2_with_one_line_and_writes_nothing(case, tmp_path, monkeypatch):
+    document, expected = BAD_GRIDS[case]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    monkeypatch.chdir(tmp_path)
+    before = _files(tmp_path)
+    result = CliRunner().invoke(app, ["ablate", "--grid", str(grid), "--out", "out"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert str(grid) in lines[0]
+    for fragment in expected:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert _files(tmp_path) == before  # nothing run, nothing written
+
+
+def test_missing_grid_file_exits_2(tmp_path):
+    result = CliRunner().invoke(app, ["ablate", "--grid", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_unknown_row_selection_exits_2(tmp_path):
+    result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(SMOKE), "--rows", "difmavil", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "did you mean 'diffmavil'" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_base_config_file_and_grid_expansion(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(GOOD["base"]))
+    document = {
+        "base_config": "base.yaml",
+        "base": {"budget_samples": 24},
+        "rows": {"a": {"baseline": True}, "b": {"variant": "cross-attn"}},
+        "grid": {"masking.kind": ["fixed", "curriculum"], "optimizer": {"base_lr": [1e-4, 2e-4]}},
+        "seeds": [3],
+    }
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(document))
+    grid = load_grid(tmp_path / "g.yaml", seeds=[1, 2])
+    assert grid.seeds == [1, 2]
+    assert len(grid.rows) == 2 * 2 * 2
+    names = [row.name for row in grid.rows]
+    assert "b[masking.kind=curriculum,optimizer.base_lr=0.0001]" in names
+    row = grid.rows[names.index("b[masking.kind=curriculum,optimizer.base_lr=0.0001]")]
+    assert row.config.variant == "cross-attn" and row.config.masking.kind == "curriculum"
+    assert row.config.budget_samples == 24 and row.config.preset == "tiny"
+    assert row.differences["variant"] == "cross-attn"
+    assert [r.name for r in grid.rows if r.baseline] == [names[0]]
+
+
+def test_dry_run_prints_every_row_with_plan_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["ablate", "--grid", str(SMOKE), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+    grid = load_grid(SMOKE)
+    for row in grid.rows:
+        assert row.name in result.output
+    assert "budget_samples=" in result.output  # the solved budget is shown as a difference
+    json_result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(SMOKE), "--dry-run", "--format", "json"]
+    )
+    rows = json.loads(json_result.output)
+    by_name = {row["row"]: row for row in rows}
+    assert by_name["diffmavil"]["planned_flops"] == plan_config(grid.rows[4].config).total_flops
+    assert by_name["mavil"]["baseline"] and by_name["mavil"]["delta_flops_pct"] == 0.0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["smoke.yaml", "table2.yaml", "table2-flops.yaml"])
+def test_match_flops_of_solves_the_budget(path):
+    grid = load_grid(ROOT / "ablations" / path)
+    by_name = {row.name: row for row in grid.rows}
+    matched = [row for row in grid.rows if row.match_flops_of]
+    assert matched, "table2 grids carry a compute-matched control"
+    for row in matched:
+        target = plan_config(by_name[row.match_flops_of].config).total_flops
+        got = plan_config(row.config).total_flops
+        config = row.config
+        # one more sample costs at most one sample's FLOPs at the least masked ratios
+        one_sample = model_flops(config.model, config.masking.start, 1).total
+        assert abs(got - target) <= one_sample
+        assert row.config.budget_samples != by_name[row.match_flops_of].config.budget_samples
+        # and it is the closest budget: its neighbours are no closer
+        for other in (config.budget_samples - 1, config.budget_samples + 1):
+            assert abs(plan_config(config, other).total_flops - target) >= abs(got - target)
+
+
+def test_solver_on_a_curriculum_row():
+    grid = load_grid(SMOKE)
+    row = next(r for r in grid.rows if r.name == "diffmavil")
+    target = plan_config(grid.baseline.config).total_flops * 3 // 4
+    budget = solve_matched_budget(row.config, target)
+    assert abs(plan_config(row.config, budget).total_flops - target) <= model_flops(
+        row.config.model, row.config.masking.start, 1).total
+
+
+def _record(row, seed, flops, wall, accuracy, status="completed", baseline=False):
+    return {"row": row, "kind": "row", "seed": seed, "status": status, "baseline": baseline,
+            "total_flops": flops, "wall_clock_seconds": wall, "probe": {"accuracy": accuracy},
+            "wall_clock_comparable": True}
+
+
+def test_aggregation_math_on_a_known_table(tmp_path):
+    records = [
+        _record("base", 0, 100.0, 10.0, 0.50, baseline=True),
+        _record("base", 1, 100.0, 14.0, 0.60, baseline=True),
+        _record("new", 0, 70.0, 9.0, 0.52),
+        _record("new", 1, 70.0, 9.0, 0.58),
+        _record("new", 2, 70.0, 99.0, 0.0, status="failed"),
+        _record("one", 0, 50.0, 6.0, 0.40),
+    ]
+    table = aggregate(records).set_index("row")
+    assert list(table.index) == ["base", "new", "one"]
+    assert table.loc["base", "wall_clock_seconds_mean"] == 12.0
+    assert table.loc["base", "wall_clock_seconds_std"] == pytest.approx(math.sqrt(8.0))
+    assert table.loc["new", "n"] == 2 and table.loc["new", "n_failed"] == 1
+    assert table.loc["new", "status"] == "partial"
+    assert table.loc["new", "delta_flops_pct"] == pytest.approx(-30.0)
+    assert table.loc["new", "delta_wall_clock_pct"] == pytest.approx(-25.0)
+    assert table.loc["new", "delta_accuracy_points"] == pytest.approx(0.0)
+    assert table.loc["one", "delta_accuracy_points"] == pytest.approx(-15.0)
+    assert table.loc["one", "single_seed"] and not table.loc["new", "single_seed"]
+    assert math.isnan(table.loc["one", "probe.accuracy_std"])
+    assert table.loc["base", "baseline"] and not table.loc["one", "baseline"]
+
+    write_results(tmp_path, records, {"grid": "known"}, complete=True)
+    payload = read_results(tmp_path)
+    assert payload["schema_version"] == 1 and len(payload["records"]) == 6
+    rows = json.loads((tmp_path / "aggregate.json").read_text())["rows"]
+    assert rows[2]["probe.accuracy_std"] is None  # NaN -> null
+    assert (tmp_path / "aggregate.csv").read_text().splitlines()[0].startswith("row,")
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_results_of_another_schema_are_refused(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 99, "records": []}))
+    with pytest.raises(ValueError, match="schema_version 99"):
+        read_results(tmp_path)
+
+
+def test_flops_only_grid_writes_planned_whole_run_totals(tmp_path):
+    grid_path = ROOT / "ablations" / "table2-flops.yaml"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(grid_path), "--out", str(out), "--no-report"]
+    )
+    assert result.exit_code == 0, result.output
+    grid = load_grid(grid_path)
+    records = read_results(out)["records"]
+    assert [r["row"] for r in records] == [row.name for row in grid.rows]
+    for record, row in zip(records, grid.rows, strict=True):
+        plan = plan_config(row.config)
+        assert record["status"] == "planned" and record["kind"] == "flops"
+        assert record["total_flops"] == plan.total_flops and record["steps"] == plan.steps
+        assert record["flops_by_component"] == plan.flops_by_component
+        assert record["preset"] == "base"
+    aggregate = {r["row"]: r for r in json.loads((out / "aggregate.json").read_text())["rows"]}
+    mavil, diffmavil = records[0]["total_flops"], records[4]["total_flops"]
+    assert aggregate["diffmavil"]["delta_flops_pct"] == pytest.approx(
+        100 * (diffmavil - mavil) / mavil)
+    assert aggregate["diffmavil"]["status"] == "planned"
+    assert not list(out.rglob("checkpoint.pt"))  # nothing trained
