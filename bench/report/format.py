@@ -1,0 +1,85 @@
+"""Number formatting shared by the tables and the templates (registered as jinja2 filters)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DASH = "—"
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def si(value: Any, unit: str = "", digits: int = 2) -> str:
+    """1.23e12 -> '1.23 T' (+unit); missing -> '—'."""
+    if missing(value):
+        return DASH
+    value = float(value)
+    for threshold, prefix in (
+        (1e18, "E"),
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+    ):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.{digits}f} {prefix}{unit}".rstrip()
+    return f"{value:.{digits}g} {unit}".rstrip()
+
+
+def num(value: Any, digits: int = 2) -> str:
+    if missing(value):
+        return DASH
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{float(value):,.{digits}f}"
+
+
+def signed(value: Any, digits: int = 1, unit: str = "%") -> str:
+    """+1.2% / −3.4% (a real minus sign); missing -> '—'."""
+    if missing(value):
+        return DASH
+    value = float(value)
+    text = f"{abs(value):.{digits}f}{unit}"
+    if round(value, digits) == 0:
+        return f"{0:.{digits}f}{unit}"
+    return f"+{text}" if value > 0 else f"−{text}"
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.225 -> '22.5%'."""
+    if missing(value):
+        return DASH
+    return f"{100.0 * float(value):.{digits}f}%"
+
+
+def seconds(value: Any) -> str:
+    if missing(value):
+        return DASH
+    value = float(value)
+    if value >= 3600:
+        return f"{value / 3600:.2f} h"
+    if value >= 60:
+        return f"{value / 60:.1f} min"
+    if value >= 1:
+        return f"{value:.2f} s"
+    return f"{1e3 * value:.0f} ms"
+
+
+def md_cell(value: Any) -> str:
+    """A markdown table cell: pipes escaped, line breaks flattened."""
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+FILTERS = {
+    "si": si,
+    "num": num,
+    "signed": signed,
+    "pct": pct,
+    "seconds": seconds,
+    "md_cell": md_cell,
+}

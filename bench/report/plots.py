@@ -1,0 +1,337 @@
+"""The report's figures (matplotlib, Agg canvas, no pyplot state). Each function returns a
+``Plot`` (PNG bytes + the rows behind it, written as CSV beside the PNG) or, when its data
+is absent, a string: the reason it was skipped (shown in the report)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.report.model import Plot
+
+COMPONENT_COLOURS = {
+    "audio_encoder": "#1f77b4",
+    "video_encoder": "#ff7f0e",
+    "fusion": "#2ca02c",
+    "audio_decoder": "#9467bd",
+    "video_decoder": "#d62728",
+    "other": "#7f7f7f",
+}
+BATCH_STYLE = {"fixed": "-", "adaptive": "--"}
+
+
+@dataclass
+class Series:
+    """One run's logged steps (metrics.jsonl rows) and how to label it."""
+
+    label: str
+    batch: str  # fixed | adaptive | ""
+    rows: list[dict[str, Any]]
+
+
+def _figure(width: float = 8.0, height: float = 4.2, nrows: int = 1, ncols: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False)
+    return figure, axes
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _colours(n: int) -> list[str]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+def flops_stacked(
+    key: str, title: str, bars: Sequence[tuple[str, dict[str, float]]], unit: str = "FLOPs"
+) -> Plot | str:
+    """Stacked bars: FLOPs per component, one bar per variant / row."""
+    bars = [(label, parts) for label, parts in bars if parts and sum(parts.values()) > 0]
+    if not bars:
+        return "no FLOPs per component in these results"
+    components = list(dict.fromkeys(c for _, parts in bars for c in parts))
+    peak = max(sum(parts.values()) for _, parts in bars)
+    scale, prefix = next(
+        (
+            (s, p)
+            for s, p in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"))
+            if peak >= s
+        ),
+        (1.0, ""),
+    )
+    figure, axes = _figure(max(6.0, 1.2 * len(bars) + 3), 4.4)
+    ax = axes[0][0]
+    labels = [label for label, _ in bars]
+    bottom = [0.0] * len(bars)
+    data = []
+    for component in components:
+        values = [parts.get(component, 0) / scale for _, parts in bars]
+        ax.bar(
+            labels, values, bottom=bottom, label=component, color=COMPONENT_COLOURS.get(component)
+        )
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        for label, (_, parts) in zip(labels, bars, strict=True):
+            data.append({"label": label, "component": component, "flops": parts.get(component, 0)})
+    ax.set_ylabel(f"{prefix}{unit}")
+    ax.set_title(title, fontsize=11)
+    ax.tick_params(axis="x", labelrotation=25)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return Plot(key, title, "", _png(figure), data)
+
+
+def _curves(series: Sequence[Series], fields: Sequence[str]) -> list[Series]:
+    return [s for s in series if any(all(f in r for f in fields) for r in s.rows)]
+
+
+def _series_rows(series: Sequence[Series], fields: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "label": s.label,
+            "batch": s.batch,
+            "step": r.get("step"),
+            "samples_seen": r.get("samples_seen"),
+            **{f: r.get(f) for f in fields},
+        }
+        for s in series
+        for r in s.rows
+    ]
+
+
+def _x(rows: list[dict[str, Any]]) -> list[float]:
+    return [r.get("samples_seen", r.get("step", i)) for i, r in enumerate(rows)]
+
+
+def schedules(key: str, series: Sequence[Series]) -> Plot | str:
+    """Mask ratio (audio, video) and batch size over samples seen, per run."""
+    fields = ("audio_mask_ratio", "video_mask_ratio", "batch_size")
+    series = _curves(series, fields)
+    if not series:
+        return "no per-step logs: metrics.jsonl absent"
+    figure, axes = _figure(10.0, 4.0, 1, 2)
+    ratio_ax, batch_ax = axes[0]
+    for colour, s in zip(_colours(len(series)), series, strict=True):
+        x = _x(s.rows)
+        ratio_ax.plot(
+            x,
+            [r.get("audio_mask_ratio") for r in s.rows],
+            color=colour,
+            linestyle="-",
+            marker=".",
+            label=f"{s.label} (audio)",
+        )
+        ratio_ax.plot(
+            x,
+            [r.get("video_mask_ratio") for r in s.rows],
+            color=colour,
+            linestyle=":",
+            marker=".",
+            label=f"{s.label} (video)",
+        )
+        batch_ax.step(
+            x,
+            [r.get("batch_size") for r in s.rows],
+            where="post",
+            color=colour,
+            linestyle=BATCH_STYLE.get(s.batch, "-"),
+            label=s.label,
+        )
+    ratio_ax.set(xlabel="samples seen", ylabel="mask ratio", title="mask ratio (— audio, ⋯ video)")
+    batch_ax.set(xlabel="samples seen", ylabel="batch size", title="batch size per step")
+    batch_ax.legend(fontsize=7, loc="best")
+    return Plot(
+        key,
+        "Masking and batch schedules over the run",
+        "",
+        _png(figure),
+        _series_rows(series, fields),
+    )
+
+
+def throughput(key: str, series: Sequence[Series]) -> Plot | str:
+    """Samples/s and achieved FLOP/s per logged step; fixed (solid) vs adaptive (dashed)."""
+    fields = ("samples_per_second", "achieved_flops_per_second")
+    series = _curves(series, fields)
+    if not series:
+        return "no per-step throughput logs: metrics.jsonl absent"
+    figure, axes = _figure(10.0, 4.0, 1, 2)
+    rate_ax, flops_ax = axes[0]
+    for colour, s in zip(_colours(len(series)), series, strict=True):
+        x = _x(s.rows)
+        style = BATCH_STYLE.get(s.batch, "-")
+        label = f"{s.label} ({s.batch} batch)" if s.batch else s.label
+        rate_ax.plot(
+            x,
+            [r.get("samples_per_second") for r in s.rows],
+            color=colour,
+            linestyle=style,
+            marker=".",
+            label=label,
+        )
+        flops_ax.plot(
+            x,
+            [(r.get("achieved_flops_per_second") or 0) / 1e9 for r in s.rows],
+            color=colour,
+            linestyle=style,
+            marker=".",
+            label=label,
+        )
+    rate_ax.set(xlabel="samples seen", ylabel="samples / s", title="throughput")
+    flops_ax.set(
+        xlabel="samples seen",
+        ylabel="GFLOP/s (model FLOPs / compute time)",
+        title="achieved FLOP/s",
+    )
+    flops_ax.legend(fontsize=7, loc="best")
+    return Plot(
+        key,
+        "Throughput over the run: fixed (solid) vs adaptive (dashed) batch",
+        "",
+        _png(figure),
+        _series_rows(series, fields),
+    )
+
+
+def loss_curves(key: str, series: Sequence[Series]) -> Plot | str:
+    """Total loss per logged step over samples seen."""
+    series = _curves(series, ("loss",))
+    if not series:
+        return "no loss logs: metrics.jsonl absent"
+    parts = sorted({k for s in series for r in s.rows for k in r if k.startswith("loss.")})
+    figure, axes = _figure(8.0, 4.2)
+    ax = axes[0][0]
+    for colour, s in zip(_colours(len(series)), series, strict=True):
+        ax.plot(
+            _x(s.rows),
+            [r.get("loss") for r in s.rows],
+            color=colour,
+            marker=".",
+            linestyle=BATCH_STYLE.get(s.batch, "-"),
+            label=s.label,
+        )
+    ax.set(xlabel="samples seen", ylabel="training loss (weighted sum)", title="loss curves")
+    ax.legend(fontsize=7, loc="best")
+    return Plot(key, "Loss curves", "", _png(figure), _series_rows(series, ("loss", *parts)))
+
+
+def accuracy_vs_flops(
+    key: str, points: Sequence[dict[str, Any]], controls: Sequence[dict[str, Any]], metric: str
+) -> Plot | str:
+    """Downstream metric (mean ± std over seeds) vs pre-training FLOPs; the compute-matched
+    control starred, the baseline ringed, controls without pre-training as horizontal lines."""
+    points = [p for p in points if p.get("flops") and p.get("mean") is not None]
+    if not points:
+        return f"no downstream {metric} together with pre-training FLOPs in these results"
+    figure, axes = _figure(8.0, 4.6)
+    ax = axes[0][0]
+    for p in points:
+        style = {"marker": "o", "color": "#1f77b4", "markersize": 7}
+        if p.get("matched"):
+            style = {"marker": "*", "color": "#d62728", "markersize": 16}
+        elif p.get("baseline"):
+            style = {"marker": "s", "color": "#2ca02c", "markersize": 8}
+        ax.errorbar(
+            p["flops"],
+            100 * p["mean"],
+            yerr=100 * (p.get("std") or 0),
+            capsize=3,
+            linestyle="none",
+            **style,
+        )
+        text = p["label"] + (" (compute-matched)" if p.get("matched") else "")
+        ax.annotate(
+            text,
+            (p["flops"], 100 * p["mean"]),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
+        )
+    for colour, c in zip(
+        ("#7f7f7f", "#bcbd22", "#17becf", "#8c564b", "#e377c2"), controls, strict=False
+    ):
+        ax.axhline(
+            100 * c["mean"],
+            color=colour,
+            linestyle="--",
+            linewidth=1,
+            label=f"{c['label']}: {100 * c['mean']:.1f}",
+        )
+    ax.set(
+        xlabel="pre-training FLOPs (model FLOPs, fwd+bwd)",
+        ylabel=f"{metric} (%)",
+        title=f"{metric} vs pre-training FLOPs",
+    )
+    if controls:
+        ax.legend(fontsize=7, loc="best", title="no pre-training", title_fontsize=7)
+    data = [
+        {
+            "label": p["label"],
+            "flops": p["flops"],
+            f"{metric}_mean": p["mean"],
+            f"{metric}_std": p.get("std"),
+            "n": p.get("n"),
+            "matched": bool(p.get("matched")),
+            "baseline": bool(p.get("baseline")),
+        }
+        for p in points
+    ]
+    data += [
+        {
+            "label": c["label"],
+            "flops": None,
+            f"{metric}_mean": c["mean"],
+            f"{metric}_std": c.get("std"),
+            "n": c.get("n"),
+            "matched": False,
+            "baseline": False,
+        }
+        for c in controls
+    ]
+    return Plot(key, f"Downstream {metric} vs pre-training FLOPs", "", _png(figure), data)
+
+
+def saving_scatter(key: str, title: str, points: Sequence[dict[str, Any]]) -> Plot | str:
+    """Time saving vs FLOP saving (%, positive = cheaper than the baseline), the diagonal
+    marking time that follows FLOPs exactly."""
+    points = [
+        p for p in points if p.get("flop_saving") is not None and p.get("time_saving") is not None
+    ]
+    if not points:
+        return "no wall-clock beside FLOPs against a baseline in these results"
+    figure, axes = _figure(7.0, 5.0)
+    ax = axes[0][0]
+    xs = [100 * p["flop_saving"] for p in points]
+    ys = [100 * p["time_saving"] for p in points]
+    low, high = min([*xs, *ys, 0.0]) - 5, max([*xs, *ys, 0.0]) + 5
+    ax.plot([low, high], [low, high], color="#999999", linestyle=":", label="time = FLOPs")
+    ax.axhline(0, color="#cccccc", linewidth=0.8)
+    ax.axvline(0, color="#cccccc", linewidth=0.8)
+    for colour, p, x, y in zip(_colours(len(points)), points, xs, ys, strict=True):
+        ax.scatter([x], [y], color=colour, s=40, zorder=3)
+        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set(
+        xlim=(low, high),
+        ylim=(low, high),
+        xlabel="FLOP saving vs baseline (%)",
+        ylabel="wall-clock saving vs baseline (%)",
+        title=title,
+    )
+    ax.legend(fontsize=8, loc="upper left")
+    data = [
+        {"label": p["label"], "flop_saving": p["flop_saving"], "time_saving": p["time_saving"]}
+        for p in points
+    ]
+    return Plot(key, title, "", _png(figure), data)

@@ -1,0 +1,58 @@
+"""``diffbench report`` (mounted in ``bench/cli.py``). Heavy imports happen inside the
+command so that ``--help`` stays instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench.errors import user_errors
+
+
+@user_errors
+def report_command(
+    runs_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="What to report on: an ablation results directory (results.json), a "
+            "pre-training run directory (summary.json), a `diffbench flops --format json` or "
+            "`diffbench time --format json` file, or a directory holding such files/runs.",
+            show_default=False,
+            metavar="RUNS_DIR",
+        ),
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Comma-separated output formats: md (GitHub markdown + PNGs beside it), "
+            "html (one self-contained file).",
+        ),
+    ] = "md,html",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output directory, e.g. reports/NAME (default: RUNS_DIR/report, or "
+            "FILE-report beside a JSON file). Holds report.md, report.html, PNGs and CSVs.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Render tables and plots of results in the paper's style: pre-training FLOPs and
+    wall-clock with deltas vs the baseline row, FLOPs per component, downstream metrics with
+    mean ± std and 95% CI over seeds, the paper's headline beside our base-size figures, and
+    an environment block."""
+    from bench.report import parse_formats, render_report
+
+    formats = parse_formats(fmt)
+    command = f"diffbench report {runs_dir} --format {','.join(formats)}"
+    if out is not None:
+        command += f" --out {out}"
+    written = render_report(runs_dir, formats, out, command=command)
+    for kind, path in written.items():
+        typer.echo(f"{kind}: {path}")
