@@ -60,9 +60,7 @@ def ablate_command(
         str | None,
         typer.Option(help="submitit cluster: slurm|local|debug (default: slurm if available)."),
     ] = None,
-    slurm_partition: Annotated[
-        str | None, typer.Option(help="SLURM partition (submitit).")
-    ] = None,
+    slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition (submitit).")] = None,
     timeout_min: Annotated[int, typer.Option(min=1, help="Per-job time limit (submitit).")] = 60,
     cpus_per_task: Annotated[
         int | None, typer.Option(min=1, help="CPUs per job (submitit).")
@@ -157,9 +155,7 @@ def _ablate(**options: Any) -> None:
     }
     if options["executor"] == Executor.submitit and options["workers"] > 1:
         parameters["slurm_array_parallelism"] = options["workers"]
-    console.print(
-        f"grid {grid.name}: {len(grid.rows)} rows x {len(grid.seeds)} seed(s) -> {out}"
-    )
+    console.print(f"grid {grid.name}: {len(grid.rows)} rows x {len(grid.seeds)} seed(s) -> {out}")
     result = run_grid(
         grid,
         out,
@@ -244,11 +240,12 @@ def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
             return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
         return str(value)
 
-    table = Table(title=f"ablation {grid.name}: mean over seeds, deltas vs the baseline row",
-                  header_style="bold")
+    table = Table(
+        title=f"ablation {grid.name}: mean over seeds, deltas vs the baseline row",
+        header_style="bold",
+    )
     for key, title in columns:
-        table.add_column(title, justify="left" if key == "row" else "right",
-                         no_wrap=key != "row")
+        table.add_column(title, justify="left" if key == "row" else "right", no_wrap=key != "row")
     for row in rows:
         flags = []
         if row.get("baseline"):

@@ -22,8 +22,13 @@ SMOKE = ROOT / "ablations" / "smoke.yaml"
 
 GOOD = {
     "name": "t",
-    "base": {"preset": "tiny", "variant": "mavil", "budget_samples": 16,
-             "data": "synthetic:classes=4,size=16,eval_size=8", "batch": {"batch_size": 8}},
+    "base": {
+        "preset": "tiny",
+        "variant": "mavil",
+        "budget_samples": 16,
+        "data": "synthetic:classes=4,size=16,eval_size=8",
+        "batch": {"batch_size": 8},
+    },
     "run": {"probe": {"epochs": 2}, "controls": ["fbank"]},
     "rows": {"mavil": {"baseline": True}, "diff": {"variant": "diff-self"}},
 }
@@ -46,36 +51,61 @@ def _files(root: Path) -> set[str]:
 
 # (grid document or raw text, expected substrings of the error line)
 BAD_GRIDS = {
-    "unknown key": (_with(**{"rows/diff": {"masking.kindd": "curriculum"}}),
-                    ["row 'diff'", "key 'masking.kindd'", "did you mean 'masking.kind'"]),
+    "unknown key": (
+        _with(**{"rows/diff": {"masking.kindd": "curriculum"}}),
+        ["row 'diff'", "key 'masking.kindd'", "did you mean 'masking.kind'"],
+    ),
     "unknown nested model key": (
         _with(**{"rows/diff": {"model_overrides.video_decoder.knd": "cross"}}),
-        ["row 'diff'", "model_overrides.video_decoder.knd", "did you mean "
-         "'model_overrides.video_decoder.kind'"]),
-    "wrong type": (_with(**{"rows/diff": {"budget_samples": "lots"}}),
-                   ["row 'diff'", "key 'budget_samples'", "integer"]),
-    "out of range": (_with(**{"rows/diff": {"masking.audio": 1.5}}),
-                     ["row 'diff'", "key 'masking", "strictly between 0 and 1"]),
-    "bad decoder kind": (_with(**{"rows/diff": {"model_overrides.video_decoder.kind": "crosss"}}),
-                         ["row 'diff'", "model_overrides", "crosss"]),
-    "unknown variant": (_with(**{"rows/diff": {"variant": "crossattn"}}),
-                        ["row 'diff'", "key 'variant'", "did you mean 'cross-attn'"]),
-    "missing data path": (_with(**{"rows/diff": {"data": "esc50:/no/such/dir"}}),
-                          ["row 'diff'", "key 'data'", "does not exist"]),
-    "missing probe data": (_with(**{"run/probe": {"data": "spc:/no/such/dir"}}),
-                           ["key 'run.probe.data'", "does not exist"]),
-    "unknown probe key": (_with(**{"run/probe": {"epoch": 2}}),
-                          ["key 'run.probe.epoch'", "did you mean 'run.probe.epochs'"]),
-    "missing base_config": (_with(base_config="nowhere.yaml"),
-                            ["key 'base_config'", "nowhere.yaml", "not found"]),
-    "unknown match target": (_with(**{"rows/diff": {"budget.match_flops_of": "mavl"}}),
-                             ["row 'diff'", "key 'budget.match_flops_of'", "unknown row 'mavl'",
-                              "did you mean 'mavil'"]),
+        [
+            "row 'diff'",
+            "model_overrides.video_decoder.knd",
+            "did you mean 'model_overrides.video_decoder.kind'",
+        ],
+    ),
+    "wrong type": (
+        _with(**{"rows/diff": {"budget_samples": "lots"}}),
+        ["row 'diff'", "key 'budget_samples'", "integer"],
+    ),
+    "out of range": (
+        _with(**{"rows/diff": {"masking.audio": 1.5}}),
+        ["row 'diff'", "key 'masking", "strictly between 0 and 1"],
+    ),
+    "bad decoder kind": (
+        _with(**{"rows/diff": {"model_overrides.video_decoder.kind": "crosss"}}),
+        ["row 'diff'", "model_overrides", "crosss"],
+    ),
+    "unknown variant": (
+        _with(**{"rows/diff": {"variant": "crossattn"}}),
+        ["row 'diff'", "key 'variant'", "did you mean 'cross-attn'"],
+    ),
+    "missing data path": (
+        _with(**{"rows/diff": {"data": "esc50:/no/such/dir"}}),
+        ["row 'diff'", "key 'data'", "does not exist"],
+    ),
+    "missing probe data": (
+        _with(**{"run/probe": {"data": "spc:/no/such/dir"}}),
+        ["key 'run.probe.data'", "does not exist"],
+    ),
+    "unknown probe key": (
+        _with(**{"run/probe": {"epoch": 2}}),
+        ["key 'run.probe.epoch'", "did you mean 'run.probe.epochs'"],
+    ),
+    "missing base_config": (
+        _with(base_config="nowhere.yaml"),
+        ["key 'base_config'", "nowhere.yaml", "not found"],
+    ),
+    "unknown match target": (
+        _with(**{"rows/diff": {"budget.match_flops_of": "mavl"}}),
+        ["row 'diff'", "key 'budget.match_flops_of'", "unknown row 'mavl'", "did you mean 'mavil'"],
+    ),
     "unknown top-level key": (_with(rowz={}), ["key 'rowz'", "did you mean 'rows'"]),
     "two baselines": (_with(**{"rows/diff": {"baseline": True}}), ["more than one baseline"]),
     "bad seeds": (_with(seeds=[0, -1]), ["key 'seeds'"]),
-    "unknown time key": (_with(**{"run/time": {"repeat": 2}}),
-                         ["key 'run.time.repeat'", "did you mean 'run.time.repeats'"]),
+    "unknown time key": (
+        _with(**{"run/time": {"repeat": 2}}),
+        ["key 'run.time.repeat'", "did you mean 'run.time.repeats'"],
+    ),
     "empty file": ("", ["the file is empty"]),
     "unparsable file": ("rows: [a, b\nname: x\n", ["not valid YAML", "line"]),
     "not a mapping": ("- a\n- b\n", ["expected a mapping"]),
@@ -177,14 +207,24 @@ def test_solver_on_a_curriculum_row():
     row = next(r for r in grid.rows if r.name == "diffmavil")
     target = plan_config(grid.baseline.config).total_flops * 3 // 4
     budget = solve_matched_budget(row.config, target)
-    assert abs(plan_config(row.config, budget).total_flops - target) <= model_flops(
-        row.config.model, row.config.masking.start, 1).total
+    assert (
+        abs(plan_config(row.config, budget).total_flops - target)
+        <= model_flops(row.config.model, row.config.masking.start, 1).total
+    )
 
 
 def _record(row, seed, flops, wall, accuracy, status="completed", baseline=False):
-    return {"row": row, "kind": "row", "seed": seed, "status": status, "baseline": baseline,
-            "total_flops": flops, "wall_clock_seconds": wall, "probe": {"accuracy": accuracy},
-            "wall_clock_comparable": True}
+    return {
+        "row": row,
+        "kind": "row",
+        "seed": seed,
+        "status": status,
+        "baseline": baseline,
+        "total_flops": flops,
+        "wall_clock_seconds": wall,
+        "probe": {"accuracy": accuracy},
+        "wall_clock_comparable": True,
+    }
 
 
 def test_aggregation_math_on_a_known_table(tmp_path):
@@ -244,6 +284,7 @@ def test_flops_only_grid_writes_planned_whole_run_totals(tmp_path):
     aggregate = {r["row"]: r for r in json.loads((out / "aggregate.json").read_text())["rows"]}
     mavil, diffmavil = records[0]["total_flops"], records[4]["total_flops"]
     assert aggregate["diffmavil"]["delta_flops_pct"] == pytest.approx(
-        100 * (diffmavil - mavil) / mavil)
+        100 * (diffmavil - mavil) / mavil
+    )
     assert aggregate["diffmavil"]["status"] == "planned"
     assert not list(out.rglob("checkpoint.pt"))  # nothing trained

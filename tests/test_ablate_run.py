@@ -27,8 +27,16 @@ DATA = "synthetic:classes=4,size=16,eval_size=8"
 def _small_grid(tmp_path: Path, rows: dict, budget: int = 16, **base) -> Path:
     document = {
         "name": "small",
-        "base": {"preset": "tiny", "variant": "mavil", "data": DATA, "budget_samples": budget,
-                 "batch": {"batch_size": 8}, "threads": 1, "checkpoint_every": 1, **base},
+        "base": {
+            "preset": "tiny",
+            "variant": "mavil",
+            "data": DATA,
+            "budget_samples": budget,
+            "batch": {"batch_size": 8},
+            "threads": 1,
+            "checkpoint_every": 1,
+            **base,
+        },
         "rows": rows,
     }
     path = tmp_path / "grid.yaml"
@@ -66,8 +74,11 @@ def test_smoke_grid_end_to_end_in_process(smoke_run):
     assert [r["row"] for r in rows] == [row.name for row in grid.rows]
     # random init once per variant (4 variants in smoke.yaml) + fbank once
     assert sorted(r["row"] for r in controls) == sorted(
-        ["control: fbank"] + [f"control: random-init ({v})"
-                              for v in ("mavil", "diff-self", "cross-attn", "cross-attn-both")]
+        ["control: fbank"]
+        + [
+            f"control: random-init ({v})"
+            for v in ("mavil", "diff-self", "cross-attn", "cross-attn-both")
+        ]
     )
     assert payload["complete"] and payload["environment"]["torch_threads"] >= 1
     for record in records:
@@ -91,7 +102,8 @@ def test_smoke_grid_end_to_end_in_process(smoke_run):
         assert line["n"] == 1 and line["single_seed"] is True
         assert line["total_flops_mean"] == record["total_flops"]
         assert line["delta_flops_pct"] == pytest.approx(
-            100 * (record["total_flops"] - base_flops) / base_flops)
+            100 * (record["total_flops"] - base_flops) / base_flops
+        )
     assert aggregate["mavil"]["baseline"] is True
     assert (out / "results.csv").exists() and (out / "aggregate.csv").exists()
     assert "mavil (baseline, 1 seed)" in result.output  # the printed aggregate table
@@ -122,14 +134,27 @@ def test_smoke_grid_through_submitit_local_executor(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,
-        ["ablate", "--grid", str(SMOKE), "--out", str(out), "--executor", "submitit",
-         "--submitit-cluster", "local", "--rows", "mavil", "--no-progress"],
+        [
+            "ablate",
+            "--grid",
+            str(SMOKE),
+            "--out",
+            str(out),
+            "--executor",
+            "submitit",
+            "--submitit-cluster",
+            "local",
+            "--rows",
+            "mavil",
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 0, result.output
     records = read_results(out)["records"]
     # one row (the baseline) and its controls: three submitit jobs
     assert sorted(r["row"] for r in records) == sorted(
-        ["mavil", "control: random-init (mavil)", "control: fbank"])
+        ["mavil", "control: random-init (mavil)", "control: fbank"]
+    )
     assert all(r["status"] == "completed" for r in records)
     row = next(r for r in records if r["kind"] == "row")
     assert row["wall_clock_comparable"] is False  # local jobs run at once, sharing the CPU
@@ -142,12 +167,16 @@ def test_smoke_grid_through_submitit_local_executor(tmp_path):
 def test_a_failing_row_is_recorded_and_the_grid_goes_on(tmp_path):
     grid = _small_grid(
         tmp_path,
-        {"good": {"baseline": True}, "nan": {"inject_nan_at_step": 1},
-         "after": {"variant": "cross-attn"}},
+        {
+            "good": {"baseline": True},
+            "nan": {"inject_nan_at_step": 1},
+            "after": {"variant": "cross-attn"},
+        },
     )
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["ablate", "--grid", str(grid), "--out", str(out),
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(grid), "--out", str(out), "--no-progress"]
+    )
     assert result.exit_code == 1, result.output  # everything written, failure signalled
     records = {r["row"]: r for r in read_results(out)["records"]}
     assert records["nan"]["status"] == "failed"
@@ -161,27 +190,41 @@ def test_a_failing_row_is_recorded_and_the_grid_goes_on(tmp_path):
 def test_local_workers_mark_wall_clock_not_comparable(tmp_path):
     grid = _small_grid(tmp_path, {"a": {}, "b": {"variant": "cross-attn"}}, budget=8)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["ablate", "--grid", str(grid), "--out", str(out),
-                                      "--workers", "2", "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(grid), "--out", str(out), "--workers", "2", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     payload = read_results(out)
     assert payload["executor"] == "local x2"
     records = payload["records"]
     assert [r["row"] for r in records] == ["a", "b"]
-    assert all(r["status"] == "completed" and r["wall_clock_comparable"] is False
-               for r in records)
+    assert all(r["status"] == "completed" and r["wall_clock_comparable"] is False for r in records)
 
 
 def test_resume_after_sigkill_runs_every_row_exactly_once(tmp_path):
-    rows = {"first": {"baseline": True}, "second": {"variant": "diff-self"},
-            "third": {"variant": "cross-attn"}}
+    rows = {
+        "first": {"baseline": True},
+        "second": {"variant": "diff-self"},
+        "third": {"variant": "cross-attn"},
+    }
     grid = _small_grid(tmp_path, rows, budget=32)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "ablate", "--grid", str(grid), "--out", str(out),
-         "--no-progress"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "ablate",
+            "--grid",
+            str(grid),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     loaded = load_grid(grid)
     first_dir = out / "runs"
@@ -197,8 +240,9 @@ def test_resume_after_sigkill_runs_every_row_exactly_once(tmp_path):
     summaries_before = list(first_dir.glob("*/summary.json"))
     assert len(summaries_before) < len(rows)  # really interrupted mid-way
 
-    result = CliRunner().invoke(app, ["ablate", "--grid", str(grid), "--out", str(out),
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(grid), "--out", str(out), "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     records = read_results(out)["records"]
     assert [r["row"] for r in records] == list(rows)  # every row exactly once
@@ -214,12 +258,20 @@ def test_run_time_times_each_row_model(tmp_path):
     pytest.importorskip("bench.timing.benchmark")
     grid = _small_grid(tmp_path, {"a": {}}, budget=8)
     document = yaml.safe_load(grid.read_text())
-    document["run"] = {"time": {"batch_size": 2, "repeats": 2, "warmup": 0,
-                                "components": False, "matmul_repeats": 1}}
+    document["run"] = {
+        "time": {
+            "batch_size": 2,
+            "repeats": 2,
+            "warmup": 0,
+            "components": False,
+            "matmul_repeats": 1,
+        }
+    }
     grid.write_text(yaml.safe_dump(document))
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["ablate", "--grid", str(grid), "--out", str(out),
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["ablate", "--grid", str(grid), "--out", str(out), "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     record = read_results(out)["records"][0]
     step = [r for r in record["timing"] if r["component"] == "train_step" and r["phase"] == "step"]

@@ -145,8 +145,13 @@ def run_grid(
         "seeds": grid.seeds,
         "baseline": grid.baseline.name,
         "flops_only": grid.run.flops_only,
-        "executor": (f"submitit ({submitit_cluster})" if executor == "submitit"
-                     else "local" if workers == 1 else f"local x{workers}"),
+        "executor": (
+            f"submitit ({submitit_cluster})"
+            if executor == "submitit"
+            else "local"
+            if workers == 1
+            else f"local x{workers}"
+        ),
         "environment": environment("cpu"),
     }
     position = {id(task): index for index, task in enumerate(tasks)}
@@ -174,8 +179,12 @@ def run_grid(
         else:
             runner.run_local(pending, done)
     paths = write_results(out, ordered(), meta, complete=True)
-    return {"records": ordered(), "paths": paths, "ran": len(pending),
-            "skipped": len(tasks) - len(pending)}
+    return {
+        "records": ordered(),
+        "paths": paths,
+        "ran": len(pending),
+        "skipped": len(tasks) - len(pending),
+    }
 
 
 def _relabel(record: dict[str, Any], task: Task) -> dict[str, Any]:

@@ -209,8 +209,9 @@ def _plan(model: ModelConfig, masking: Any, batch: Any, budget: int) -> Plan:
         breakdown = model_flops(model, step.mask_ratio, step.batch_size)
         for name in COMPONENTS:
             by_component[name] += breakdown.component_total(name)
-    return Plan(len(steps), sum(s.batch_size for s in steps), sum(by_component.values()),
-                by_component)
+    return Plan(
+        len(steps), sum(s.batch_size for s in steps), sum(by_component.values()), by_component
+    )
 
 
 def plan_config(config: PretrainConfig, budget: int | None = None) -> Plan:
@@ -291,8 +292,7 @@ def _check_choice(payload: dict[str, Any], key: str, allowed: dict[str, Any], wh
     hint = difflib.get_close_matches(str(value), list(allowed), n=1)
     suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
     raise GridError(
-        f"{where}: key {key!r}: unknown {key} {value!r}{suggestion}; allowed: "
-        f"{', '.join(allowed)}"
+        f"{where}: key {key!r}: unknown {key} {value!r}{suggestion}; allowed: {', '.join(allowed)}"
     )
 
 
@@ -392,8 +392,10 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
         seeds = document.get("seeds", [0])
         if isinstance(seeds, int) and not isinstance(seeds, bool):
             seeds = [seeds]
-        if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
         ):
             raise GridError(
                 f"{path}: key 'seeds': expected a list of integers >= 0 (got {seeds!r})"
@@ -405,8 +407,9 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     for row in rows:
         row.differences = _differences(base, row.config)
     _solve_matches(rows, path)
-    return Grid(path, name, str(document.get("description") or ""), base, rows, list(seeds),
-                run, probe)
+    return Grid(
+        path, name, str(document.get("description") or ""), base, rows, list(seeds), run, probe
+    )
 
 
 TIME_FROM_ROW = ("preset", "variants", "overrides", "device", "threads", "seed")
@@ -452,7 +455,8 @@ def time_request(options: dict[str, Any], config: PretrainConfig):
         from diffmavil.config import parse_mask_ratio
 
         options["mask_ratio"] = parse_mask_ratio(
-            tuple(options["mask_ratio"]) if isinstance(options["mask_ratio"], list)
+            tuple(options["mask_ratio"])
+            if isinstance(options["mask_ratio"], list)
             else options["mask_ratio"]
         )
     else:
@@ -561,8 +565,7 @@ def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> 
             if match is not None:
                 target = match if not label else f"{match}[{label}]"
             rows.append(
-                Row(name, merged_flat, config, baseline, str(flat.get("description") or ""),
-                    target)
+                Row(name, merged_flat, config, baseline, str(flat.get("description") or ""), target)
             )
     baselines = [row for row in rows if row.baseline]
     if len({row.name.split("[")[0] for row in baselines}) > 1:
@@ -638,8 +641,16 @@ def select_rows(grid: Grid, names: list[str]) -> Grid:
                 f"{grid.path}: --rows: unknown row {name!r}{suggestion}; rows: {', '.join(known)}"
             )
     keep = set(names) | {grid.baseline.name}
-    return Grid(grid.path, grid.name, grid.description, grid.base,
-                [row for row in grid.rows if row.name in keep], grid.seeds, grid.run, grid.probe)
+    return Grid(
+        grid.path,
+        grid.name,
+        grid.description,
+        grid.base,
+        [row for row in grid.rows if row.name in keep],
+        grid.seeds,
+        grid.run,
+        grid.probe,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -659,8 +670,11 @@ def row_run_id(config: PretrainConfig, probe: FinetuneConfig | None, flops_only:
 
 def control_run_id(init: str, config: PretrainConfig, probe: FinetuneConfig) -> str:
     model = config.model
-    what = (model.model_dump(mode="json") if init == "random"
-            else {"audio": model.audio.model_dump(mode="json")})
+    what = (
+        model.model_dump(mode="json")
+        if init == "random"
+        else {"audio": model.audio.model_dump(mode="json")}
+    )
     return config_hash({"control": init, "model": what, "probe": probe.model_dump(mode="json")})
 
 

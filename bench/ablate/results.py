@@ -113,9 +113,7 @@ def records_frame(records: list[dict[str, Any]]):
     import pandas as pd
 
     rows = [flat_record(r) for r in records]
-    columns = list(FLAT_COLUMNS) + sorted(
-        {k for r in rows for k in r} - set(FLAT_COLUMNS)
-    )
+    columns = list(FLAT_COLUMNS) + sorted({k for r in rows for k in r} - set(FLAT_COLUMNS))
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -222,8 +220,13 @@ def write_results(
     rows = _clean(table.to_dict(orient="records")) if not table.empty else []
     paths["aggregate_json"] = atomic_write_json(
         out / AGGREGATE_JSON,
-        {"schema_version": SCHEMA_VERSION, "kind": "ablation-aggregate",
-         "grid": meta.get("grid"), "complete": complete, "rows": rows},
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "ablation-aggregate",
+            "grid": meta.get("grid"),
+            "complete": complete,
+            "rows": rows,
+        },
     )
     paths["aggregate_csv"] = atomic_write_text(
         out / AGGREGATE_CSV, table.convert_dtypes().to_csv(index=False)

@@ -125,8 +125,9 @@ def _warm_pretrain_data(config):
     from diffmavil.training.stream import SampleStream
 
     dataset = _dataset(config.data, config.model, "train", config.seed)
-    for index in sorted(set(SampleStream(len(dataset), config.seed).indices(
-            0, config.budget_samples))):
+    for index in sorted(
+        set(SampleStream(len(dataset), config.seed).indices(0, config.budget_samples))
+    ):
         dataset[index]
     return dataset
 
@@ -251,9 +252,11 @@ def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[s
             previous = json.loads(summary_path.read_text())
         except json.JSONDecodeError:
             previous = None
-        if previous and previous.get("status") == "completed" and previous.get(
-            "run_id"
-        ) == config.run_id():
+        if (
+            previous
+            and previous.get("status") == "completed"
+            and previous.get("run_id") == config.run_id()
+        ):
             summary = previous  # pre-training finished before an interruption: reuse it
     if summary is None:
         dataset = _warm_pretrain_data(config) if config.data_cache == "memory" else None
@@ -290,8 +293,20 @@ def _time_model(options: dict[str, Any], config) -> list[dict[str, Any]]:
     from bench.timing.benchmark import run_time_benchmark
 
     result = run_time_benchmark(time_request(options, config))
-    keep = ("kind", "component", "phase", "median_ms", "iqr_ms", "repeats", "flops",
-            "achieved_gflops_per_s", "utilisation", "samples_per_s", "batch_size", "mask_ratio")
+    keep = (
+        "kind",
+        "component",
+        "phase",
+        "median_ms",
+        "iqr_ms",
+        "repeats",
+        "flops",
+        "achieved_gflops_per_s",
+        "utilisation",
+        "samples_per_s",
+        "batch_size",
+        "mask_ratio",
+    )
     return [{k: row[k] for k in keep if k in row} for row in result.rows]
 
 
@@ -395,6 +410,7 @@ def run_submitit(
         try:
             record = job.result()
         except Exception as error:
-            record = failed_record(task, f"submitit job {job.job_id} failed: "
-                                   f"{_failure_reason(error)}")
+            record = failed_record(
+                task, f"submitit job {job.job_id} failed: {_failure_reason(error)}"
+            )
         on_done(task, record)
