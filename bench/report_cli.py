@@ -43,10 +43,12 @@ def report_command(
         ),
     ] = None,
 ) -> None:
-    """Render tables and plots of results in the paper's style: pre-training FLOPs and
-    wall-clock with deltas vs the baseline row, FLOPs per component, downstream metrics with
-    mean ± std and 95% CI over seeds, the paper's headline beside our base-size figures, and
-    an environment block."""
+    """Render a markdown and a self-contained HTML report (tables and plots) of results.
+
+    Pre-training FLOPs and wall-clock with deltas vs the baseline row, FLOPs per component,
+    downstream metrics with mean ± std and 95% CI over seeds, the paper's headline beside our
+    base-size figures, and an environment block.
+    """
     from bench.report import parse_formats, render_report
 
     formats = parse_formats(fmt)

@@ -198,7 +198,7 @@ def _pretrain(**options: Any) -> None:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) -> None:
-    from bench.output import emit, human_count, rich_table
+    from bench.output import emit, rich_table
 
     row = {
         "run_dir": str(run_dir),
@@ -217,11 +217,17 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) ->
         [{"name": k, "value": v} for k, v in row.items()],
         ["name", "value"],
         title=f"pretrain {summary['run_id']}",
-        formatters={
-            "value": lambda v: human_count(v) if isinstance(v, int) and v > 10**6 else str(v)
-        },
+        formatters={"value": _format_value},
     )
     emit([row], fmt, table=table)
+
+
+def _format_value(value: Any) -> str:
+    from bench.output import human_count
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 10**6:
+        return human_count(value)
+    return str(value)
 
 
 def finetune_command(

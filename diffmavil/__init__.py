@@ -1,36 +1,40 @@
-"""diffmavil: the DiffMAViL model library (no dependency on the ``bench`` harness)."""
+"""diffmavil: the DiffMAViL model library (no dependency on the ``bench`` harness).
 
-from diffmavil.config import (
-    COMPONENTS,
-    PRESETS,
-    VARIANTS,
-    ConfigError,
-    ModelConfig,
-    make_config,
-    parse_mask_ratio,
-)
-from diffmavil.model import (
-    DiffMAViL,
-    DiffMAViLOutput,
-    EncodedFeatures,
-    count_parameters_by_component,
-)
-from diffmavil.tokens import keep_count, masked_count
+Names are imported lazily, so that ``import diffmavil.config`` (and the CLI's ``--help``)
+does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "COMPONENTS",
-    "PRESETS",
-    "VARIANTS",
-    "ConfigError",
-    "DiffMAViL",
-    "DiffMAViLOutput",
-    "EncodedFeatures",
-    "ModelConfig",
-    "count_parameters_by_component",
-    "keep_count",
-    "make_config",
-    "masked_count",
-    "parse_mask_ratio",
-]
+_EXPORTS = {
+    "COMPONENTS": "diffmavil.config",
+    "PRESETS": "diffmavil.config",
+    "VARIANTS": "diffmavil.config",
+    "ConfigError": "diffmavil.config",
+    "ModelConfig": "diffmavil.config",
+    "make_config": "diffmavil.config",
+    "parse_mask_ratio": "diffmavil.config",
+    "DiffMAViL": "diffmavil.model",
+    "DiffMAViLOutput": "diffmavil.model",
+    "EncodedFeatures": "diffmavil.model",
+    "count_parameters_by_component": "diffmavil.model",
+    "keep_count": "diffmavil.tokens",
+    "masked_count": "diffmavil.tokens",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'diffmavil' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
