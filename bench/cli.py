@@ -128,22 +128,28 @@ def _mount_optional_commands() -> None:
 
 _mount_optional_commands()
 
-from bench.flops_cli import flops_command  # noqa: E402
 
-app.command("flops")(flops_command)
+def _register_commands() -> None:
+    """Each command lives in its own module; their heavy imports stay inside the bodies."""
+    from bench.ablate_cli import ablate_command
+    from bench.flops_cli import flops_command
+    from bench.report_cli import report_command
+    from bench.time_cli import profile_command, time_command
+    from bench.train_cli import finetune_command, pretrain_command
 
-from bench.train_cli import finetune_command, pretrain_command  # noqa: E402
+    for name, command in (
+        ("flops", flops_command),
+        ("time", time_command),
+        ("profile", profile_command),
+        ("pretrain", pretrain_command),
+        ("finetune", finetune_command),
+        ("ablate", ablate_command),
+        ("report", report_command),
+    ):
+        app.command(name)(command)
 
-app.command("pretrain")(pretrain_command)
-app.command("finetune")(finetune_command)
 
-from bench.ablate_cli import ablate_command  # noqa: E402
-
-app.command("ablate")(ablate_command)
-
-from bench.report_cli import report_command  # noqa: E402
-
-app.command("report")(report_command)
+_register_commands()
 
 
 def main() -> None:

@@ -1,0 +1,396 @@
+"""``diffbench time`` and ``diffbench profile`` (mounted in ``bench/cli.py``).
+
+Heavy imports (torch, the model) happen inside the command bodies so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.errors import BadInput, user_errors
+from bench.options import (
+    DecoderAudioOption,
+    DecoderVideoOption,
+    DiffusionOption,
+    FormatOption,
+    MaskRatioOption,
+    OutOption,
+    OutputFormat,
+    PresetOption,
+    VariantsOption,
+    model_overrides,
+)
+
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="Where to run: cpu or cuda (cuda:N for another GPU).")
+]
+DtypeOption = Annotated[
+    str,
+    typer.Option("--dtype", help="fp32, or bf16 (autocast for the forward; weights stay fp32)."),
+]
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the model with dynamic shapes (a curriculum changes token counts).",
+    ),
+]
+BatchOption = Annotated[int, typer.Option("--batch-size", "-b", help="Samples per step.")]
+RepeatsOption = Annotated[
+    int, typer.Option("--repeats", "-n", help="Timed repeats per measurement (>= 10 with --peer).")
+]
+WarmupOption = Annotated[
+    int, typer.Option("--warmup", help="Untimed calls before the timed repeats.")
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", help="CPU threads (torch.set_num_threads); default: torch's."),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of weights and inputs.")]
+
+_DTYPES = ("fp32", "bf16")
+
+
+def validate_device(device: str) -> str:
+    """'cpu' | 'cuda' | 'cuda:N'; cuda only where torch sees a GPU. Raises BadInput."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and device != "cpu"):
+        raise BadInput(f"--device {device!r}: allowed values are cpu, cuda, cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(
+                f"--device {device}: no CUDA device is available to torch "
+                f"{torch.__version__}; use --device cpu"
+            )
+        index = torch.device(device).index or 0
+        if index >= torch.cuda.device_count():
+            raise BadInput(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    return device
+
+
+def validate_dtype(dtype: str) -> str:
+    if dtype not in _DTYPES:
+        raise BadInput(f"--dtype {dtype!r}: allowed values are {', '.join(_DTYPES)}")
+    return dtype
+
+
+def _check_counts(batch_size: int, repeats: int, warmup: int, threads: int | None) -> None:
+    if batch_size < 1:
+        raise BadInput(f"--batch-size {batch_size}: must be at least 1")
+    if repeats < 1:
+        raise BadInput(f"--repeats {repeats}: must be at least 1")
+    if warmup < 0:
+        raise BadInput(f"--warmup {warmup}: must be 0 or more")
+    if threads is not None and threads < 1:
+        raise BadInput(f"--threads {threads}: must be at least 1")
+
+
+def _progress_bar(total: int):
+    """A rich progress bar on stderr when it is a terminal; otherwise no output."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return None, None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("timing", total=total)
+
+    def advance(message: str) -> None:
+        progress.update(task, advance=1, description=message)
+
+    return progress, advance
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> list:
+    from rich.table import Table
+
+    tables = []
+    timed = [r for r in rows if r["kind"] in ("step", "component")]
+    title = (
+        f"{rows[0]['preset']} batch {rows[0]['batch_size']} mask {rows[0]['mask_ratio']} "
+        f"{environment['dtype']} on {environment['device_name']} ({environment['device']}, "
+        f"{environment['threads']} threads, torch {environment['torch_version']}); "
+        f"matmul {rows[0]['matmul_gflops_per_s']:.1f} GFLOP/s"
+    )
+    table = Table(title=title, header_style="bold")
+    columns = [
+        ("variant", "variant"),
+        ("impl", "implementation"),
+        ("component", "component"),
+        ("phase", "phase"),
+        ("median ms", "median_ms"),
+        ("IQR ms", "iqr_ms"),
+        ("GFLOP/s", "achieved_gflops_per_s"),
+        ("util", "utilisation"),
+        ("samples/s", "samples_per_s"),
+    ]
+    if any(r.get("mfu") is not None for r in timed):
+        columns.append(("MFU", "mfu"))
+    for header, _ in columns:
+        table.add_column(header, justify="left" if header in ("variant", "impl") else "right")
+    for row in timed:
+        cells = []
+        for _, key in columns:
+            value = row.get(key)
+            if key == "flops" and value:
+                cells.append(f"{value / 1e9:.2f}")
+            elif key in ("utilisation", "mfu") and value is not None:
+                cells.append(f"{100 * value:.0f}%")
+            else:
+                cells.append(_fmt(value, 1 if key != "samples_per_s" else 2))
+        table.add_row(*cells)
+    tables.append(table)
+
+    sums = [r for r in rows if r["kind"] == "components_sum"]
+    if sums:
+        table = Table(title="components timed alone vs the whole step (fwd+bwd)")
+        for header in ("variant", "sum of components ms", "step fwd+bwd ms", "share"):
+            table.add_column(header, justify="right")
+        for r in sums:
+            table.add_row(
+                r["variant"],
+                _fmt(r["components_ms"]),
+                _fmt(r["step_fwd_bwd_ms"]),
+                f"{100 * r['components_share']:.0f}%",
+            )
+        tables.append(table)
+
+    ratios = [r for r in rows if r["kind"] == "peer_ratio"]
+    if ratios:
+        table = Table(title="speed vs the torch.nn peer: median(peer) / median(ours)")
+        for header in ("variant", "phase", "speed ratio", "95% CI", "repeats"):
+            table.add_column(header, justify="right")
+        for r in ratios:
+            table.add_row(
+                r["variant"],
+                r["phase"],
+                f"{r['speed_ratio']:.3f}",
+                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                str(r["repeats"]),
+            )
+        tables.append(table)
+
+    savings = [r for r in rows if r["kind"] == "saving"]
+    if savings:
+        table = Table(title="savings vs the first variant (fwd+bwd): time saving / FLOP saving")
+        for header in (
+            "variant", "vs", "component", "base ms", "variant ms",
+            "FLOP saving", "time saving", "time/FLOP",
+        ):  # fmt: skip
+            table.add_column(header, justify="right")
+        for r in savings:
+            table.add_row(
+                r["variant"],
+                r["baseline"],
+                r["component"],
+                _fmt(r["baseline_ms"]),
+                _fmt(r["variant_ms"]),
+                f"{100 * r['flop_saving']:.1f}%",
+                f"{100 * r['time_saving']:.1f}%",
+                _fmt(r["time_per_flop_saving"], 2),
+            )
+        tables.append(table)
+    return tables
+
+
+def _emit_tables(tables: list, fmt: OutputFormat, rows: list, meta: dict, out: Path | None):
+    import io
+
+    from rich.console import Console
+
+    from bench.output import emit
+
+    if fmt != OutputFormat.table:
+        emit(rows, fmt, meta=meta, out=out)
+        return
+    console = Console()
+    for table in tables:
+        console.print(table)
+    if out is not None:
+        from diffmavil.atomic import atomic_write_text
+
+        recorder = Console(record=True, width=200, file=io.StringIO())
+        for table in tables:
+            recorder.print(table)
+        atomic_write_text(out, recorder.export_text())
+
+
+@user_errors
+def time_command(
+    variant: VariantsOption = None,
+    preset: PresetOption = "tiny",
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "fp32",
+    compile: CompileOption = False,
+    batch_size: BatchOption = 8,
+    mask_ratio: MaskRatioOption = "0.8,0.9",
+    repeats: RepeatsOption = 10,
+    warmup: WarmupOption = 2,
+    threads: ThreadsOption = None,
+    peer: Annotated[
+        bool,
+        typer.Option(
+            "--peer/--no-peer",
+            help="Also time the torch.nn peer, interleaved; report the speed ratio with a "
+            "bootstrap confidence interval.",
+        ),
+    ] = False,
+    components: Annotated[
+        bool,
+        typer.Option(
+            "--components/--no-components",
+            help="Also time each component (forward, backward) on its own.",
+        ),
+    ] = True,
+    matmul_repeats: Annotated[
+        int, typer.Option("--matmul-repeats", help="Best of N for the 2048^3 matmul rate.")
+    ] = 5,
+    decoder_audio: DecoderAudioOption = None,
+    decoder_video: DecoderVideoOption = None,
+    diffusion: DiffusionOption = None,
+    seed: SeedOption = 0,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
+) -> None:
+    """Wall-clock of the train step (forward, backward, optimizer) and of each component,
+    with warm-up, repeats, median and IQR; achieved FLOP/s, utilisation against a matmul
+    measured in the same run (MFU against the datasheet peak on GPUs), peak memory.
+
+    Repeat --variant to measure variants side by side: savings are reported against the
+    first one, per component, as time saving / FLOP saving.
+    """
+    from bench.timing.benchmark import MIN_PEER_REPEATS, TimeRequest, run_time_benchmark
+    from diffmavil.config import make_config, parse_mask_ratio
+
+    validate_device(device)
+    validate_dtype(dtype)
+    _check_counts(batch_size, repeats, warmup, threads)
+    if peer and repeats < MIN_PEER_REPEATS:
+        raise BadInput(
+            f"--repeats {repeats}: --peer needs at least {MIN_PEER_REPEATS} interleaved "
+            "repeats for its bootstrap interval"
+        )
+    variants = tuple(dict.fromkeys(variant or ["cross-attn"]))
+    overrides = model_overrides(decoder_audio, decoder_video, diffusion)
+    for name in variants:
+        make_config(preset, name, overrides)  # validate before any work
+    request = TimeRequest(
+        preset=preset,
+        variants=variants,
+        overrides=overrides,
+        device=device,
+        dtype=dtype,
+        compile=compile,
+        batch_size=batch_size,
+        mask_ratio=parse_mask_ratio(mask_ratio),
+        repeats=repeats,
+        warmup=warmup,
+        threads=threads,
+        peer=peer,
+        components=components,
+        matmul_repeats=matmul_repeats,
+        seed=seed,
+    )
+    tasks_per_round = len(variants) * (1 + peer + 5 * components) + 1
+    progress, advance = _progress_bar(tasks_per_round * (warmup + repeats))
+    if progress is not None:
+        with progress:
+            result = run_time_benchmark(request, progress=advance)
+    else:
+        result = run_time_benchmark(request)
+    meta = {"environment": result.environment, "configs": result.configs}
+    _emit_tables(_render_tables(result.rows, result.environment), fmt, result.rows, meta, out)
+
+
+@user_errors
+def profile_command(
+    variant: VariantsOption = None,
+    preset: PresetOption = "tiny",
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "fp32",
+    compile: CompileOption = False,
+    batch_size: BatchOption = 8,
+    mask_ratio: MaskRatioOption = "0.8,0.9",
+    warmup: Annotated[int, typer.Option("--warmup", help="Unprofiled steps first.")] = 1,
+    steps: Annotated[int, typer.Option("--steps", help="Profiled train steps.")] = 1,
+    top: Annotated[int, typer.Option("--top", help="Operators listed per component.")] = 5,
+    threads: ThreadsOption = None,
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out-dir",
+            help="Trace directory: open the *.pt.trace.json in ui.perfetto.dev, or run "
+            "`tensorboard --logdir DIR` (torch-tb-profiler).",
+        ),
+    ] = Path("runs/profile"),
+    decoder_audio: DecoderAudioOption = None,
+    decoder_video: DecoderVideoOption = None,
+    diffusion: DiffusionOption = None,
+    seed: SeedOption = 0,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
+) -> None:
+    """torch.profiler trace of train steps with a label per component; prints the top
+    operators per component, forward and backward (self time)."""
+    import torch
+
+    from bench.output import emit, rich_table
+    from bench.timing.profile import profile_train_step
+    from bench.timing.step import make_batch
+    from diffmavil import DiffMAViL
+    from diffmavil.config import make_config, parse_mask_ratio
+
+    validate_device(device)
+    validate_dtype(dtype)
+    _check_counts(batch_size, max(steps, 1), warmup, threads)
+    if steps < 1:
+        raise BadInput(f"--steps {steps}: must be at least 1")
+    names = list(dict.fromkeys(variant or ["cross-attn"]))
+    if len(names) != 1:
+        raise BadInput("profile takes one --variant")
+    config = make_config(preset, names[0], model_overrides(decoder_audio, decoder_video, diffusion))
+    ratios = parse_mask_ratio(mask_ratio)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = DiffMAViL(config)
+    audio, video = make_batch(config, batch_size, torch.device(device), seed)
+    result = profile_train_step(
+        model, audio, video, ratios, out_dir, dtype=dtype, compile=compile,
+        warmup=warmup, active=steps, top=top,
+    )  # fmt: skip
+    rows = [{"variant": names[0], "preset": preset, **row} for row in result.top_ops]
+    meta = {"trace_dir": str(result.trace_dir), "trace_files": [str(p) for p in result.trace_files]}
+    table = rich_table(
+        rows,
+        ["component", "pass", "rank", "op", "self_ms", "calls", "share"],
+        title=f"top operators per component: {names[0]} @ {preset}, batch {batch_size}",
+        formatters={"share": lambda v: f"{100 * v:.0f}%", "self_ms": lambda v: f"{v:.2f}"},
+    )
+    emit(rows, fmt, table=table, meta=meta, out=out)
+    if fmt == OutputFormat.table:
+        typer.echo(f"trace: {', '.join(meta['trace_files'])}", err=True)

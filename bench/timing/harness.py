@@ -1,0 +1,218 @@
+"""Timing discipline: warm-up excluded, many repeats, interleaving, robust statistics.
+
+A *task* is a callable taking a ``RegionTimer``; it wraps the regions it wants timed in
+``timer.region(name)``. On CPU a region is timed with ``time.perf_counter`` (the work is
+synchronous); on CUDA with a pair of events, resolved after one synchronisation at the end
+of each repeat, so no sync sits inside the timed work.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary of timed samples (seconds). Quartiles interpolate linearly (numpy's default)."""
+
+    n: int
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    mean: float
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Stats:
+        if not samples:
+            raise ValueError("no samples to summarise")
+        ordered = sorted(samples)
+        return cls(
+            n=len(ordered),
+            median=quantile(ordered, 0.5),
+            q1=quantile(ordered, 0.25),
+            q3=quantile(ordered, 0.75),
+            min=ordered[0],
+            max=ordered[-1],
+            mean=statistics.fmean(ordered),
+        )
+
+    def as_ms(self) -> dict[str, float]:
+        """{median_ms, q1_ms, q3_ms, iqr_ms, min_ms, max_ms} rounded to microseconds."""
+        values = {**asdict(self), "iqr": self.iqr}
+        return {
+            f"{k}_ms": round(1e3 * values[k], 3)
+            for k in ("median", "q1", "q3", "iqr", "min", "max")
+        }
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted values (numpy ``method="linear"``)."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile {q} outside [0, 1]")
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class RegionTimer:
+    """Times named regions; ``collect()`` returns {region: [seconds, ...]}."""
+
+    def __init__(self, device: torch.device | str = "cpu", enabled: bool = True) -> None:
+        self.device = torch.device(device)
+        self.enabled = enabled
+        self._cpu: dict[str, list[float]] = defaultdict(list)
+        self._events: list[tuple[str, torch.cuda.Event, torch.cuda.Event]] = []
+
+    @property
+    def uses_events(self) -> bool:
+        return self.device.type == "cuda"
+
+    @contextmanager
+    def region(self, name: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        if self.uses_events:
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._events.append((name, start, end))
+        else:
+            began = time.perf_counter()
+            yield
+            self._cpu[name].append(time.perf_counter() - began)
+
+    def synchronize(self) -> None:
+        if self.uses_events:
+            torch.cuda.synchronize(self.device)
+
+    def collect(self) -> dict[str, list[float]]:
+        """Resolve pending CUDA events (one synchronisation) and return every sample."""
+        if self._events:
+            self.synchronize()
+            for name, start, end in self._events:
+                self._cpu[name].append(start.elapsed_time(end) / 1e3)
+            self._events.clear()
+        return {name: list(values) for name, values in self._cpu.items()}
+
+
+Task = Callable[[RegionTimer], None]
+
+
+def run_interleaved(
+    tasks: dict[str, Task],
+    *,
+    warmup: int,
+    repeats: int,
+    device: torch.device | str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """Run every task ``warmup`` times untimed, then ``repeats`` timed rounds.
+
+    Within a round the tasks run in a rotating order (round r starts at task r mod n), so
+    slow drifts of machine load fall on every task alike. Returns
+    {task: {region: [seconds per repeat]}}; warm-up calls never reach the samples.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    names = list(tasks)
+    idle = RegionTimer(device, enabled=False)
+    for name in names:
+        for _ in range(warmup):
+            tasks[name](idle)
+            if progress:
+                progress(f"warm-up {name}")
+    timers = {name: RegionTimer(device) for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            tasks[name](timers[name])
+            timers[name].synchronize()
+            if progress:
+                progress(f"repeat {round_index + 1}/{repeats} {name}")
+    return {name: timer.collect() for name, timer in timers.items()}
+
+
+def measure(
+    function: Callable[[], object], *, warmup: int, repeats: int, device: str = "cpu"
+) -> list[float]:
+    """Seconds per call of ``function`` over ``repeats`` timed calls after ``warmup``."""
+
+    def task(timer: RegionTimer) -> None:
+        with timer.region("call"):
+            function()
+
+    return run_interleaved({"f": task}, warmup=warmup, repeats=repeats, device=device)["f"]["call"]
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """ratio = median(numerator) / median(denominator), with a bootstrap interval."""
+
+    ratio: float
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+    paired: bool
+
+
+def bootstrap_ratio_of_medians(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    *,
+    paired: bool = True,
+    resamples: int = 4000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> RatioInterval:
+    """Percentile bootstrap of median(numerator) / median(denominator).
+
+    ``paired``: samples come from interleaved rounds (index i of both ran back to back), so
+    rounds are resampled together, which keeps load shared by a round from widening the
+    interval. Speed ratio of ours vs a peer: numerator = peer times, denominator = ours.
+    """
+    if paired and len(numerator) != len(denominator):
+        raise ValueError("paired bootstrap needs equally many samples on both sides")
+    if not numerator or not denominator:
+        raise ValueError("bootstrap needs samples on both sides")
+    generator = random.Random(seed)
+    ratios = []
+    n_num, n_den = len(numerator), len(denominator)
+    for _ in range(resamples):
+        if paired:
+            picks = [generator.randrange(n_num) for _ in range(n_num)]
+            num = [numerator[i] for i in picks]
+            den = [denominator[i] for i in picks]
+        else:
+            num = [numerator[generator.randrange(n_num)] for _ in range(n_num)]
+            den = [denominator[generator.randrange(n_den)] for _ in range(n_den)]
+        ratios.append(statistics.median(num) / statistics.median(den))
+    ratios.sort()
+    tail = (1.0 - confidence) / 2.0
+    return RatioInterval(
+        ratio=statistics.median(numerator) / statistics.median(denominator),
+        low=quantile(ratios, tail),
+        high=quantile(ratios, 1.0 - tail),
+        confidence=confidence,
+        resamples=resamples,
+        paired=paired,
+    )

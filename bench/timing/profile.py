@@ -1,0 +1,180 @@
+"""``diffbench profile``: a ``torch.profiler`` trace of train steps, labelled per component.
+
+Each component's forward runs inside ``record_function("<component>")`` (forward hooks);
+the step phases are labelled ``train_step/forward``, ``train_step/backward`` and
+``train_step/optimizer``. ``record_function`` does not label backward work, so backward
+operators are attributed through autograd's sequence numbers: a backward node carries the
+sequence number of the forward op that created it, and that op sits under a component label.
+
+The trace directory is written by ``tensorboard_trace_handler``: one Chrome-trace JSON per
+profiled step (``*.pt.trace.json``) that Perfetto (ui.perfetto.dev) opens directly and
+TensorBoard's profiler plugin (torch-tb-profiler) reads with ``tensorboard --logdir DIR``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.profiler import record_function
+
+from bench.timing.step import TIMED_COMPONENTS, TrainStep
+
+BACKWARD_NODE = "autograd::engine::evaluate_function: "
+
+
+@dataclass
+class ProfileResult:
+    trace_dir: Path
+    trace_files: list[Path]
+    top_ops: list[dict[str, Any]]
+
+
+def label_components(model: nn.Module, names: tuple[str, ...] = TIMED_COMPONENTS) -> list:
+    """Wrap each component's forward in ``record_function(name)``; returns hook handles."""
+    handles = []
+    for name in names:
+        module = getattr(model, name)
+        scopes: list[Any] = []
+
+        def enter(_m: nn.Module, _args: Any, name: str = name, scopes: list = scopes) -> None:
+            scope = record_function(name)
+            scope.__enter__()
+            scopes.append(scope)
+
+        def leave(_m: nn.Module, _args: Any, _out: Any, scopes: list = scopes) -> None:
+            scopes.pop().__exit__(None, None, None)
+
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave))
+    return handles
+
+
+class _LabelledStep(TrainStep):
+    """The train step with its phases as profiler labels."""
+
+    def profiled(self) -> None:
+        sample_ids = self._ids + self._calls * self._ids.shape[0]
+        self._calls += 1
+        with record_function("train_step/forward"), self.autocast():
+            loss = self.forward(self.audio, self.video, self.mask_ratio, sample_ids).loss
+        with record_function("train_step/backward"):
+            loss.backward()
+        with record_function("train_step/optimizer"):
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
+
+def _component_of(event: Any, labels: set[str]) -> str | None:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name in labels:
+            return parent.name
+        parent = parent.cpu_parent
+    return None
+
+
+def top_ops_per_component(events: list[Any], top: int = 5) -> list[dict[str, Any]]:
+    """Rows {component, pass, rank, op, self_ms, calls, share} from profiler events.
+
+    Forward: ops nested under a component label. Backward: ops nested under an autograd
+    node whose sequence number belongs to a forward op under that label. Self time is the
+    device time on CUDA, else CPU time.
+    """
+    labels = set(TIMED_COMPONENTS)
+    seq_owner: dict[int, str] = {}
+    for event in events:
+        if event.name.startswith("aten::") and getattr(event, "sequence_nr", -1) >= 0:
+            owner = _component_of(event, labels)
+            if owner is not None:
+                seq_owner.setdefault(event.sequence_nr, owner)
+    totals: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(lambda: [0.0, 0])
+    )
+
+    def self_us(event: Any) -> float:
+        device_us = getattr(event, "self_device_time_total", 0.0) or 0.0
+        return device_us if device_us > 0 else event.self_cpu_time_total
+
+    for event in events:
+        if not event.name.startswith("aten::"):
+            continue
+        owner = _component_of(event, labels)
+        if owner is not None:
+            key = (owner, "forward")
+        else:
+            node = event.cpu_parent
+            while node is not None and not node.name.startswith(BACKWARD_NODE):
+                node = node.cpu_parent
+            if node is None or node.sequence_nr not in seq_owner:
+                continue
+            key = (seq_owner[node.sequence_nr], "backward")
+        slot = totals[key][event.name]
+        slot[0] += self_us(event)
+        slot[1] += 1
+    rows = []
+    for component in TIMED_COMPONENTS:
+        for phase in ("forward", "backward"):
+            ops = totals.get((component, phase), {})
+            whole = sum(v[0] for v in ops.values()) or 1.0
+            ranked = sorted(ops.items(), key=lambda item: -item[1][0])[:top]
+            for rank, (op, (micros, calls)) in enumerate(ranked, start=1):
+                rows.append(
+                    {
+                        "component": component,
+                        "pass": phase,
+                        "rank": rank,
+                        "op": op,
+                        "self_ms": round(micros / 1e3, 3),
+                        "calls": int(calls),
+                        "share": round(micros / whole, 4),
+                    }
+                )
+    return rows
+
+
+def profile_train_step(
+    model: nn.Module,
+    audio: torch.Tensor,
+    video: torch.Tensor,
+    mask_ratio: tuple[float, float],
+    out_dir: Path,
+    *,
+    dtype: str = "fp32",
+    compile: bool = False,
+    warmup: int = 1,
+    active: int = 1,
+    top: int = 5,
+) -> ProfileResult:
+    """Profile ``active`` train steps after ``warmup`` ones; write the trace to ``out_dir``."""
+    from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = set(out_dir.glob("*.pt.trace.json"))
+    activities = [ProfilerActivity.CPU]
+    if audio.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    step = _LabelledStep(model, audio, video, mask_ratio, dtype=dtype, compile=compile)
+    handles = label_components(model)
+    try:
+        with profile(
+            activities=activities,
+            schedule=schedule(wait=0, warmup=warmup, active=active, repeat=1),
+            on_trace_ready=tensorboard_trace_handler(str(out_dir), worker_name="diffbench"),
+            record_shapes=True,
+            with_stack=False,
+        ) as profiler:
+            for _ in range(warmup + active):
+                step.profiled()
+                profiler.step()
+        events = list(profiler.events())
+    finally:
+        for handle in handles:
+            handle.remove()
+    files = sorted(set(out_dir.glob("*.pt.trace.json")) - before)
+    return ProfileResult(out_dir, files, top_ops_per_component(events, top))
