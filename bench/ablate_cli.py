@@ -1,4 +1,4 @@
-"""``diffbench ablate``: run (or dry-run) an ablation grid (see docs/ablate.md)."""
+"""``diffbench ablate``: run (or dry-run) an ablation grid (format: README, `diffbench ablate`)."""
 
 from __future__ import annotations
 

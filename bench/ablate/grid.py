@@ -1,7 +1,7 @@
 """Ablation grids: the YAML format, validation of every row before anything runs, expansion
 into runs, the compute-matched budget solver and the dry-run table.
 
-A grid file (see docs/ablate.md)::
+A grid file (see the README, section `diffbench ablate`)::
 
     name: table2
     base: {preset: cpu, budget_samples: 96, batch: {batch_size: 16}}   # or base_config: x.yaml

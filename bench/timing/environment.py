@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from diffmavil.environment import cpu_model
+
 # Dense (no sparsity) peak tensor throughput in TFLOP/s from vendor datasheets, keyed by a
 # substring of ``torch.cuda.get_device_name()``. "tf32" is the fp32 matmul peak when TF32
 # is allowed, "fp32" when it is not. Order matters: the first matching key wins.
@@ -30,18 +32,6 @@ DATASHEET_PEAK_TFLOPS: dict[str, dict[str, float]] = {
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def gpu_name(device: torch.device) -> str | None:

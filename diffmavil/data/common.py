@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +52,7 @@ def imagenet_normalise(video: Tensor) -> Tensor:
     return (video - mean) / std
 
 
-class AVDataset(Dataset):
+class AVDataset(Dataset, ABC):
     """Base of every dataset: items ``{"audio", "video", "label", "index"}``.
 
     audio: FloatTensor [target_frames, mel_bins] (normalised fbank); video: FloatTensor
@@ -81,12 +82,12 @@ class AVDataset(Dataset):
             self._cache_dir.mkdir(parents=True, exist_ok=True)
 
     # Subclasses implement these two.
-    def __len__(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
-    def load_item(self, index: int) -> dict[str, Any]:  # pragma: no cover - abstract
+    @abstractmethod
+    def load_item(self, index: int) -> dict[str, Any]:
         """Build item ``index`` from its source (may raise on a bad file)."""
-        raise NotImplementedError
 
     def fingerprint(self) -> str:
         """Identifies the data source for the disk cache (subclasses add their source)."""
