@@ -10,6 +10,9 @@ from typing import Any
 
 from diffmavil.config import COMPONENTS, ModelConfig
 
+# The components that are submodules of the model (``other`` is everything else).
+MODULE_COMPONENTS: tuple[str, ...] = tuple(c for c in COMPONENTS if c != "other")
+
 COUNTERS: tuple[str, ...] = ("torch", "fvcore", "analytic")
 COUNTER_CHOICES: tuple[str, ...] = (*COUNTERS, "all")
 

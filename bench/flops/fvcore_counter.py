@@ -34,6 +34,7 @@ from fvcore.nn.jit_handles import (
 )
 
 from bench.flops.common import (
+    MODULE_COMPONENTS,
     CounterResult,
     FlopCountError,
     cached_model,
@@ -42,9 +43,8 @@ from bench.flops.common import (
     expected_attention_calls,
     make_inputs,
 )
-from diffmavil.config import COMPONENTS, ModelConfig
+from diffmavil.config import ModelConfig
 
-MODULE_COMPONENTS: tuple[str, ...] = tuple(c for c in COMPONENTS if c != "other")
 SDPA_OP = "aten::scaled_dot_product_attention"
 
 # ops that do matmul-family work: if fvcore meets one without a handle, we must not print

@@ -32,6 +32,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.flops.common import (
+    MODULE_COMPONENTS,
     CounterResult,
     FlopCountError,
     cached_model,
@@ -41,10 +42,8 @@ from bench.flops.common import (
     make_inputs,
 )
 from bench.flops.fast_meta import fast_meta
-from diffmavil.config import COMPONENTS, ModelConfig
+from diffmavil.config import ModelConfig
 from diffmavil.model import DiffMAViL
-
-MODULE_COMPONENTS: tuple[str, ...] = tuple(c for c in COMPONENTS if c != "other")
 
 _aten = torch.ops.aten
 
