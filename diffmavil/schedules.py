@@ -124,7 +124,7 @@ class BatchSchedule(_Frozen):
     """
 
     kind: Literal["fixed", "adaptive"] = "fixed"
-    batch_size: int = Field(32, gt=0, description="base batch, at the reference ratios")
+    batch_size: int = Field(16, gt=0, description="base batch, at the reference ratios")
     rule: Literal["tokens", "flops"] = "tokens"
     multiple: int = Field(8, gt=0)
     max_batch: int | None = Field(None, gt=0)

@@ -65,13 +65,13 @@ def test_baseline_is_mavil_with_the_same_sizes():
 def test_savings_at_base():
     config = make_config("base", "cross-attn")
     budget = 200_000
-    arch = run_saving(config, MaskingSchedule(), BatchSchedule(), budget)
+    arch = run_saving(config, MaskingSchedule(), BatchSchedule(batch_size=32), budget)
     mavil = model_flops(make_config("base", "mavil"), (0.8, 0.9), 32).total
     cross = model_flops(config, (0.8, 0.9), 32).total
     assert arch["saving"] == pytest.approx(1 - cross / mavil, rel=1e-12)
-    curriculum = run_saving(config, MaskingSchedule(kind="curriculum"), BatchSchedule(), budget)
+    curriculum = run_saving(config, MaskingSchedule(kind="curriculum"), BatchSchedule(batch_size=32), budget)
     full = run_saving(
-        config, MaskingSchedule(kind="curriculum"), BatchSchedule(kind="adaptive"), budget
+        config, MaskingSchedule(kind="curriculum"), BatchSchedule(kind="adaptive", batch_size=32), budget
     )
     assert curriculum["saving"] > arch["saving"] + 0.05
     # adaptive batch changes the step count, not the FLOPs (up to InfoNCE's B^2 term)

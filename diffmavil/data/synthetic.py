@@ -2,8 +2,8 @@
 
 Every clip is generated from ``(seed, split, index)`` alone, at any preset's input sizes.
 Class ``c`` fixes a *pitch group* (``c // 2``: the tone's fundamental band) and a *rhythm*
-(``c % 2``: three long or six short events of equal total duration), a shape, a colour and
-a direction of motion. Per clip, event onsets are random and shared by both modalities: the
+(``c % 2``: three long events, or twelve short blips of the same total duration), a shape, a
+colour and a direction of motion. Per clip, event onsets are random and shared by both modalities: the
 tone sounds during events, and the video object moves (along its class direction), grows and
 brightens only while an event sounds. Nuisances per clip: pitch jitter (neighbouring pitch
 groups overlap), harmonic mix, loudness, noise level, a distractor tone at a random pitch and
@@ -39,7 +39,9 @@ from diffmavil.data.fbank import NormStats, audio_features, samples_for_frames, 
 
 SPLIT_STREAMS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 SHAPES: tuple[str, ...] = ("circle", "square", "diamond", "ring", "cross")
-RHYTHMS: tuple[tuple[int, float], ...] = ((3, 0.12), (6, 0.06))  # (events, length / clip)
+# (events, length / clip): equal total tone time, so the mean spectrum and each mel bin's
+# spread over time carry no rhythm; a patch tells it only through its time structure.
+RHYTHMS: tuple[tuple[int, float], ...] = ((3, 0.12), (12, 0.03))
 LOW_PITCH_HZ = 250.0
 PITCH_SPAN_OCTAVES = 2.5
 PITCH_JITTER = 0.4  # of the spacing between pitch groups, each way
