@@ -4,10 +4,11 @@ Every clip is generated from ``(seed, split, index)`` alone, at any preset's inp
 Class ``c`` fixes a *pitch group* (``c // 2``: the tone's fundamental band) and a *rhythm*
 (``c % 2``: three long events, or twelve short blips of the same total duration), a shape,
 a colour and a direction of motion. Per clip, event onsets are random and shared by both
-modalities: the tone sounds during events, and the video object moves (along its class direction), grows and
-brightens only while an event sounds. Nuisances per clip: pitch jitter (neighbouring pitch
-groups overlap), harmonic mix, loudness, noise level, a distractor tone at a random pitch and
-time, background colour and gradient, a distractor shape with its own motion.
+modalities: the tone sounds during events, and the video object moves (along its class
+direction), grows and brightens only while an event sounds. Nuisances per clip: pitch
+jitter (neighbouring pitch groups overlap), harmonic mix, loudness, noise level, a
+distractor tone at a random pitch and time, background colour and gradient, a distractor
+shape with its own motion.
 
 So the mean spectrum of a clip tells the pitch group at best (a linear probe on it stays
 near 1/2 with 8+ classes), the rhythm needs the time structure, and the audio-video pairing
