@@ -69,9 +69,14 @@ def test_savings_at_base():
     mavil = model_flops(make_config("base", "mavil"), (0.8, 0.9), 32).total
     cross = model_flops(config, (0.8, 0.9), 32).total
     assert arch["saving"] == pytest.approx(1 - cross / mavil, rel=1e-12)
-    curriculum = run_saving(config, MaskingSchedule(kind="curriculum"), BatchSchedule(batch_size=32), budget)
+    curriculum = run_saving(
+        config, MaskingSchedule(kind="curriculum"), BatchSchedule(batch_size=32), budget
+    )
     full = run_saving(
-        config, MaskingSchedule(kind="curriculum"), BatchSchedule(kind="adaptive", batch_size=32), budget
+        config,
+        MaskingSchedule(kind="curriculum"),
+        BatchSchedule(kind="adaptive", batch_size=32),
+        budget,
     )
     assert curriculum["saving"] > arch["saving"] + 0.05
     # adaptive batch changes the step count, not the FLOPs (up to InfoNCE's B^2 term)
