@@ -147,12 +147,18 @@ class DiffMAViL(nn.Module):
         self, patches: dict[str, torch.Tensor], masks: dict[str, MaskIndices]
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """-> (encoder outputs, fused outputs), each {modality: [B, 1 + K_m, D]}."""
-        encoded = {
+        encoded = self.encode_visible(patches, masks)
+        fused_audio, fused_video = self.fusion(encoded["audio"], encoded["video"])
+        return encoded, {"audio": fused_audio, "video": fused_video}
+
+    def encode_visible(
+        self, patches: dict[str, torch.Tensor], masks: dict[str, MaskIndices]
+    ) -> dict[str, torch.Tensor]:
+        """Each modality's encoder over its visible patches -> {modality: [B, 1 + K_m, D]}."""
+        return {
             m: self.encoder(m)(gather_tokens(patches[m], masks[m].keep), masks[m].keep)
             for m in MODALITIES
         }
-        fused_audio, fused_video = self.fusion(encoded["audio"], encoded["video"])
-        return encoded, {"audio": fused_audio, "video": fused_video}
 
     def noise_masked_patches(
         self, targets: torch.Tensor, modality: str, sample_ids: torch.Tensor, seed: int
@@ -184,6 +190,33 @@ class DiffMAViL(nn.Module):
         projection = self.audio_projection if modality == "audio" else self.video_projection
         assert projection is not None
         return projection(mean_pool_patches(encoded))
+
+    def contrastive_loss(
+        self,
+        audio: torch.Tensor,
+        video: torch.Tensor,
+        mask_ratio: tuple[float, float] | str = (0.8, 0.9),
+        sample_ids: torch.Tensor | None = None,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """Inter-modal InfoNCE of the encoders alone (no fusion, no decoders): scalar.
+
+        audio [B, T, F], video [B, C, T, H, W]; row i of each is a pair. The same masks and
+        loss as ``forward``'s ``contrastive`` term, at a fraction of its cost: for training
+        or evaluating audio-video matching (e.g. true vs shuffled pairs).
+        """
+        if self.audio_projection is None or self.video_projection is None:
+            raise ValueError(
+                "contrastive_loss needs the contrastive projections: "
+                "set loss.contrastive_weight or loss.intra_contrastive_weight > 0"
+            )
+        ratios = parse_mask_ratio(mask_ratio)
+        if sample_ids is None:
+            sample_ids = torch.arange(audio.shape[0], device=audio.device)
+        patches = self.patchify(audio, video)
+        encoded = self.encode_visible(patches, self.random_masking(ratios, sample_ids, seed))
+        features = {m: self.contrastive_features(encoded[m], m) for m in MODALITIES}
+        return info_nce(features["audio"], features["video"], self.config.loss.temperature)
 
     # ----------------------------------------------------------------------------------
     def forward(

@@ -332,6 +332,22 @@ def test_no_contrastive_builds_no_projection():
     model = DiffMAViL(make_config("tiny", "mavil", {"loss.contrastive_weight": 0.0}))
     assert model.audio_projection is None and model.video_projection is None
     assert "contrastive" not in model(*make_inputs(model.config, 2), (0.8, 0.9)).losses
+    with pytest.raises(ValueError, match="contrastive_weight"):
+        model.contrastive_loss(*make_inputs(model.config, 2))
+
+
+@pytest.mark.parametrize("variant", ["mavil", "cross-attn"])
+def test_contrastive_loss_equals_the_forward_term(tiny_models, variant):
+    """The encoder-only InfoNCE sees the same masks and features as forward's term."""
+    model = tiny_models[variant]
+    audio, video = make_inputs(model.config, batch=4, seed=3)
+    ids = torch.tensor([7, 11, 2, 40])
+    with torch.no_grad():
+        full = model(audio, video, (0.5, 0.75), sample_ids=ids, seed=5).losses["contrastive"]
+        alone = model.contrastive_loss(audio, video, (0.5, 0.75), sample_ids=ids, seed=5)
+        other_masks = model.contrastive_loss(audio, video, (0.5, 0.75), sample_ids=ids, seed=6)
+    torch.testing.assert_close(alone, full)
+    assert not torch.isclose(other_masks, full)
 
 
 # --------------------------------------------------------------------------- encode path

@@ -47,6 +47,9 @@ LOW_PITCH_HZ = 250.0
 PITCH_SPAN_OCTAVES = 2.5
 PITCH_JITTER = 0.4  # of the spacing between pitch groups, each way
 ATTACK_MS, RELEASE_MS = 10, 30
+# Class object radius, of the frame's shorter side, before it grows with the events: the
+# sound source is salient (at the tiny preset it spans 1-2 of the 16-pixel patches).
+OBJECT_RADIUS = (0.14, 0.2)
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,7 @@ def synth_video(
     centre = rng.uniform(0.4, 0.6, 2) * scale
     cx = (centre[0] + speed * math.cos(direction) * travelled).view(frames, 1, 1)
     cy = (centre[1] + speed * math.sin(direction) * travelled).view(frames, 1, 1)
-    radius = (rng.uniform(0.08, 0.12) * scale * (1.0 + 0.6 * activity)).view(frames, 1, 1)
+    radius = (rng.uniform(*OBJECT_RADIUS) * scale * (1.0 + 0.6 * activity)).view(frames, 1, 1)
     mask = _shape_mask(shape, xs - cx, ys - cy, radius).unsqueeze(0)
     brightness = (0.45 + 0.55 * activity).view(1, frames, 1, 1)
     video = torch.lerp(video, (colour.view(3, 1, 1, 1) * brightness - mean) / std, mask)
