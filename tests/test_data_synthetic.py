@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffmavil.config import make_config
-from diffmavil.data import build_dataset, make_loader, waveform_fbank
+from diffmavil.data import build_dataset, make_loader, synthetic, waveform_fbank
 from diffmavil.data.synthetic import SyntheticAVDataset, SyntheticOptions, synth_clip
 from diffmavil.model import DiffMAViL
 from tests.data_helpers import tiny_config
@@ -205,6 +205,16 @@ def test_memory_and_disk_cache(tmp_path) -> None:
     reloaded = SyntheticAVDataset(config, "train", options=options, cache=str(tmp_path))[1]
     assert torch.equal(fresh["audio"], reloaded["audio"])
     assert torch.equal(fresh["video"], reloaded["video"])
+
+
+def test_disk_cache_is_keyed_by_generator_version(tmp_path, monkeypatch) -> None:
+    """Features written by an older generator are never read back as current clips."""
+    config = tiny_config()
+    options = SyntheticOptions(classes=4, size=8, eval_size=4)
+    SyntheticAVDataset(config, "train", options=options, cache=str(tmp_path))[1]
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    SyntheticAVDataset(config, "train", options=options, cache=str(tmp_path))[1]
+    assert len(list(tmp_path.rglob("*.pt"))) == 2  # two keys, not one file read back
 
 
 def test_loader_batches() -> None:

@@ -38,6 +38,10 @@ from diffmavil.data.common import (
 )
 from diffmavil.data.fbank import NormStats, audio_features, samples_for_frames, waveform_fbank
 
+# Bumped whenever a clip's content changes for the same (seed, split, index): it keys the
+# disk feature cache, so features of an older generator are never read back.
+# 2: class object radius 0.14-0.2 of the frame (was 0.08-0.12).
+GENERATOR_VERSION = 2
 SPLIT_STREAMS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 SHAPES: tuple[str, ...] = ("circle", "square", "diamond", "ring", "cross")
 # (events, length / clip): equal total tone time, so the mean spectrum and each mel bin's
@@ -347,7 +351,7 @@ class SyntheticAVDataset(AVDataset):
         return self._size
 
     def fingerprint(self) -> str:
-        return f"synthetic|{self.options}|{self.seed}|{self.split}"
+        return f"synthetic-v{GENERATOR_VERSION}|{self.options}|{self.seed}|{self.split}"
 
     def load_item(self, index: int) -> dict[str, Any]:
         wave, frames, label, _ = synth_clip(

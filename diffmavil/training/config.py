@@ -61,7 +61,7 @@ class PretrainConfig(_Frozen):
     budget_samples: int = Field(
         16384,
         gt=0,
-        description="run length in samples seen (default: ~2.5 min at tiny on 2 CPU cores)",
+        description="run length in samples seen (default: ~3 min at tiny on 2 CPU cores)",
     )
     seed: int = Field(0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
