@@ -17,10 +17,12 @@ import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
 from bench.cli import app
+from diffmavil.data import BadFileWarning
 from diffmavil.flops import model_flops
 from diffmavil.schedules import plan_run
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.pretrain import TrainingFailed, pretrain
+from tests.data_helpers import write_garbage, write_mp4, write_wav
 
 DATA = "synthetic:classes=4,size=48,eval_size=16"
 
@@ -272,3 +274,46 @@ def test_pretrain_cli_bad_input_exits_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_skipped_files_reach_the_run_summary(tmp_path):
+    """A corrupt and a missing file are skipped with a warning and counted in summary.json."""
+    write_mp4(tmp_path / "clip.mp4")
+    entries = []
+    for k in range(6):
+        write_wav(tmp_path / f"{k}.wav", freq=220.0 * (k + 1))
+        entries.append({"wav": f"{k}.wav", "video": "clip.mp4", "labels": f"c{k % 2}"})
+    write_garbage(tmp_path / "bad.wav")
+    entries += [
+        {"wav": "bad.wav", "video": "clip.mp4", "labels": "c0"},
+        {"wav": "gone.wav", "video": "clip.mp4", "labels": "c1"},
+    ]
+    manifest = tmp_path / "data.json"
+    manifest.write_text(json.dumps(entries))
+    run_dir = tmp_path / "run"
+    with pytest.warns(BadFileWarning) as warned:
+        result = CliRunner().invoke(
+            app,
+            [
+                "pretrain",
+                "--preset",
+                "tiny",
+                "--data",
+                f"manifest:{manifest}",
+                "--samples",
+                "8",
+                "--batch-size",
+                "4",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+                "--format",
+                "json",
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    messages = " ".join(str(w.message) for w in warned)
+    assert "bad.wav" in messages and "gone.wav" in messages
+    assert json.loads(result.stdout)[0]["skipped_files"] == 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["skipped_files"] == 2
