@@ -212,7 +212,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) ->
         "samples_per_s": round(summary["samples_per_second"], 2),
         "achieved_flops_per_s": summary["achieved_flops_per_second"],
         "final_loss": round(summary["final_losses"].get("loss", float("nan")), 4),
-        "skipped_files": summary.get("skipped_files", 0),
+        "skipped_files": summary["skipped_files"],
     }
     table = rich_table(
         [{"name": k, "value": v} for k, v in row.items()],

@@ -143,12 +143,9 @@ def test_pairing_carries_event_timing() -> None:
 
 
 def _stacked(dataset: SyntheticAVDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    items = [dataset[i] for i in range(len(dataset))]
-    return (
-        torch.stack([i["audio"] for i in items]),
-        torch.stack([i["video"] for i in items]),
-        torch.stack([i["label"] for i in items]),
-    )
+    """The whole dataset as one batch: (audio, video, labels)."""
+    batch = next(iter(make_loader(dataset, batch_size=len(dataset), shuffle=False)))
+    return batch["audio"], batch["video"], batch["label"]
 
 
 @dataclass
@@ -171,34 +168,36 @@ def contrastive_run() -> ContrastiveRun:
     out. Budget: ~20 s."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # training, not clip generation
-    config = make_config(
-        "tiny",
-        "cross-attn",
-        {
-            "encoder.dim": 96,
-            "encoder.depth": 2,
-            "encoder.heads": 2,
-            "loss.contrastive_weight": 1.0,
-            "loss.temperature": 0.2,
-        },
-    )
-    options = SyntheticOptions(classes=10, size=512, eval_size=256)
-    train = _stacked(SyntheticAVDataset(config, "train", options=options))
-    test = _stacked(SyntheticAVDataset(config, "test", options=options))
-    torch.manual_seed(0)
-    model = DiffMAViL(config)
-    untrained = copy.deepcopy(model).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
-    generator = torch.Generator().manual_seed(0)
-    audio, video, _ = train
-    for step in range(300):
-        index = torch.randint(0, len(audio), (PAIRING_BATCH,), generator=generator)
-        ids = index + step * len(audio)  # fresh masks every step
-        loss = model.contrastive_loss(audio[index], video[index], PAIRING_RATIOS, ids)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    torch.set_num_threads(threads)
+    try:
+        config = make_config(
+            "tiny",
+            "cross-attn",
+            {
+                "encoder.dim": 96,
+                "encoder.depth": 2,
+                "encoder.heads": 2,
+                "loss.contrastive_weight": 1.0,
+                "loss.temperature": 0.2,
+            },
+        )
+        options = SyntheticOptions(classes=10, size=512, eval_size=256)
+        train = _stacked(SyntheticAVDataset(config, "train", options=options))
+        test = _stacked(SyntheticAVDataset(config, "test", options=options))
+        torch.manual_seed(0)
+        model = DiffMAViL(config)
+        untrained = copy.deepcopy(model).eval()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
+        generator = torch.Generator().manual_seed(0)
+        audio, video, _ = train
+        for step in range(300):
+            index = torch.randint(0, len(audio), (PAIRING_BATCH,), generator=generator)
+            ids = index + step * len(audio)  # fresh masks every step
+            loss = model.contrastive_loss(audio[index], video[index], PAIRING_RATIOS, ids)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     return ContrastiveRun(model.eval(), untrained, train, test)
 
 
