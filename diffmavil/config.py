@@ -151,12 +151,20 @@ class DecoderSpec(TransformerSize):
 
 
 class DiffusionSpec(_Frozen):
-    """Forward noising of masked patches. **choice**: T=1000, cosine schedule, x0 target."""
+    """Forward noising of masked patches. **choice**: T=1000, cosine schedule, x0 target.
+
+    The linear betas are DDPM's values at T = 1000; at another T both are scaled by 1000/T
+    (user-set values too) and clamped below 1.
+    """
 
     timesteps: int = Field(1000, gt=1)
     schedule: NoiseScheduleKind = "cosine"
-    linear_beta_start: float = Field(1e-4, gt=0, lt=1)
-    linear_beta_end: float = Field(0.02, gt=0, lt=1)
+    linear_beta_start: float = Field(
+        1e-4, gt=0, lt=1, description="first linear beta at T=1000 (scaled by 1000/T)"
+    )
+    linear_beta_end: float = Field(
+        0.02, gt=0, lt=1, description="last linear beta at T=1000 (scaled by 1000/T)"
+    )
 
 
 class LossSpec(_Frozen):
@@ -219,8 +227,9 @@ class ModelConfig(_Frozen):
 _BASE_DECODER = {"dim": 512, "depth": 8, "heads": 16}  # **choice**: AudioMAE's decoder
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Paper size: MAViL's audio (1024x128 fbank, 512 tokens) and video (8x224x224, 784
-    # tokens) inputs, ViT-B encoders, 3 fusion blocks (av-superb's MAViL).
+    # MAViL's published encoder size: its audio (1024x128 fbank, 512 tokens) and video
+    # (8x224x224, 784 tokens) inputs, ViT-B encoders, 3 fusion blocks (av-superb's MAViL);
+    # the decoders are our choice. The DiffMAViL paper's own sizes are not known.
     "base": {
         "audio": {"target_frames": 1024, "mel_bins": 128},
         "video": {"frames": 8, "height": 224, "width": 224},

@@ -2,6 +2,12 @@
 
 x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t ~ U{1..T} per sample, target x_0.
 **choice**: T = 1000 with the cosine schedule of Nichol & Dhariwal by default.
+
+The ``linear`` schedule is DDPM's: its betas are given for T = 1000 and scaled by 1000/T
+for other T (as in Nichol & Dhariwal's code), so the noisiest step destroys the signal
+whatever T is. User-set ``linear_beta_start``/``linear_beta_end`` are scaled the same way.
+Every beta of either schedule is clamped to at most ``MAX_BETA``, so none reaches 1 at
+small T (a beta of 1 would zero abar_t for every later t).
 """
 
 from __future__ import annotations
@@ -13,20 +19,29 @@ from torch import nn
 
 from diffmavil.config import DiffusionSpec
 
+MAX_BETA = 0.999
+"""Largest beta either schedule produces (Nichol & Dhariwal's clip)."""
 
-def alphas_cumprod(spec: DiffusionSpec) -> torch.Tensor:
-    """[T + 1] float64 abar_t with abar_0 = 1 (t = 0 means no noise)."""
+REFERENCE_TIMESTEPS = 1000
+"""The T at which the linear schedule's betas are given (DDPM's)."""
+
+
+def betas(spec: DiffusionSpec) -> torch.Tensor:
+    """[T] float64 beta_t for t = 1..T, each in (0, MAX_BETA]."""
     steps = spec.timesteps
     if spec.schedule == "cosine":
         offset = 0.008
         t = torch.arange(steps + 1, dtype=torch.float64) / steps
         f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
-        betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    else:
-        betas = torch.linspace(
-            spec.linear_beta_start, spec.linear_beta_end, steps, dtype=torch.float64
-        )
-    abar = torch.cumprod(1 - betas, dim=0)
+        return (1 - f[1:] / f[:-1]).clamp(max=MAX_BETA)
+    scale = REFERENCE_TIMESTEPS / steps
+    start, end = scale * spec.linear_beta_start, scale * spec.linear_beta_end
+    return torch.linspace(start, end, steps, dtype=torch.float64).clamp(max=MAX_BETA)
+
+
+def alphas_cumprod(spec: DiffusionSpec) -> torch.Tensor:
+    """[T + 1] float64 abar_t with abar_0 = 1 (t = 0 means no noise)."""
+    abar = torch.cumprod(1 - betas(spec), dim=0)
     return torch.cat([torch.ones(1, dtype=torch.float64), abar])
 
 

@@ -25,7 +25,7 @@ RATIO_PAIRS = [(0.8, 0.9), (0.9, 0.95), (0.5, 0.75)]
 # --------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("preset", ["base", "small"])
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
-def test_meta_shapes_at_paper_sizes(meta_models, preset, variant):
+def test_meta_shapes_at_full_input_sizes(meta_models, preset, variant):
     model = meta_models[(preset, variant)]
     config = model.config
     with torch.device("meta"):

@@ -113,7 +113,8 @@ def paper_section(flops_inputs: list[FlopsResult]) -> Section:
     section.intro.append(
         "The paper's figures are from the DiffMAViL abstract (arXiv 2310.03937); its body "
         "could not be read, so everything marked **choice** below is ours, not the paper's. "
-        "Our figure is the closed-form FLOP model at the **base** preset (the paper's size), "
+        "Our figure is the closed-form FLOP model at the **base** preset (MAViL's published "
+        "encoder size with our decoder choice), "
         f"full recipe (`cross-attn` + curriculum + adaptive batch) vs the MAViL recipe "
         f"(fixed masking {masking.audio}/{masking.video}, fixed batch {batch.batch_size}), "
         f"{HEADLINE_SAMPLES:,} samples each. Small-preset measurements elsewhere in this "
