@@ -1,6 +1,6 @@
 """Benchmarks of `diffbench flops` (pytest-benchmark; excluded from the default run).
 
-Run with ``python -m pytest benchmarks -m benchmark_suite``. The figure quoted in
+Run with ``python -m pytest tests/benchmarks -m benchmark_suite``. The figure quoted in
 docs/flops.md is ``test_base_breakdown_four_variants``: FlopCounterMode on ``meta``
 (forward, isolated backward, global checks) plus the closed form, for all four variants at
 base size, models built once beforehand.

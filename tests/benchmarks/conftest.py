@@ -1,7 +1,7 @@
 """pytest-benchmark suite (kept out of the default run by pyproject's ``-m 'not
 benchmark_suite'``). Run it with:
 
-    python -m pytest benchmarks -m benchmark_suite -p no:cacheprovider
+    python -m pytest tests/benchmarks -m benchmark_suite -p no:cacheprovider
 
 Threads are pinned (``DIFFBENCH_THREADS``, default: all cores) and recorded in the
 benchmark's ``extra_info`` with the CPU model and torch version.
