@@ -1,0 +1,371 @@
+"""Whole-run projection: the request, the typed result, and the assembly of measurements
+into projected totals (``bench.timing.whole_run_measure`` takes the measurements).
+
+What is projected matches what ``pretrain`` records in summary.json, per recipe:
+
+- ``compute_seconds``: the train step (forward, backward, clipping, optimizer) summed over
+  the plan, from the step's mean seconds at each of the plan's points;
+- ``data_seconds``: waiting for the loader and moving the batch to the device (loader
+  with ``num_workers=0``, ``pretrain``'s default), per sample: first-epoch (uncached)
+  samples at the cold rate, later ones at the cached rate;
+- ``overhead_seconds``: per-run fixed costs, checkpoint writes and logged rows;
+- ``projected_seconds`` = compute + data + overhead (``wall_clock_seconds``).
+
+Savings are fractions (0.22 = 22% less) against the baseline recipe (MAViL: fixed masking
+at the recipe's start ratios, fixed base batch, the same sample budget).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bench.timing.projection import (
+    PlanPoint,
+    Selection,
+    Term,
+    bootstrap_totals,
+    checkpoint_writes,
+    cold_samples,
+    interpolated_share,
+    interpolation_error,
+    logged_steps,
+    plan_points,
+    select_points,
+    step_coefficients,
+)
+from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
+from diffmavil.training.config import PretrainConfig
+
+BASELINE = "mavil"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProjectionRequest(_Frozen):
+    """Recipes projected side by side in one interleaved run; ``baseline`` names the one
+    savings are taken against. Every recipe runs at its own config's preset, budget,
+    device, dtype, threads, data, checkpoint and log cadence."""
+
+    recipes: dict[str, PretrainConfig]
+    baseline: str = BASELINE
+    compile: bool = False
+    repeats: int = Field(5, ge=2, description="interleaved timed rounds")
+    warmup: int = Field(1, ge=0, description="untimed calls of each task first")
+    max_anchors: int = Field(4, ge=2, description="measured points per batch size, at most")
+    data_batches: int = Field(2, ge=1, description="loader batches timed, cold and cached")
+    fixed_repeats: int = Field(2, ge=1, description="timed checkpoint writes and log rows")
+    memory: bool = Field(True, description="peak memory per recipe (one process each)")
+    matmul_repeats: int = Field(3, ge=1)
+    resamples: int = Field(2000, ge=100, description="bootstrap resamples")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _valid(self) -> ProjectionRequest:
+        if self.baseline not in self.recipes:
+            raise ValueError(f"baseline {self.baseline!r} is not one of {list(self.recipes)}")
+        first = next(iter(self.recipes.values()))
+        for name, recipe in self.recipes.items():
+            for key in ("device", "dtype", "threads"):
+                if getattr(recipe, key) != getattr(first, key):
+                    raise ValueError(f"recipe {name!r}: {key} differs; one run, one {key}")
+        return self
+
+    @property
+    def device(self) -> str:
+        return next(iter(self.recipes.values())).device
+
+    @property
+    def dtype(self) -> str:
+        return next(iter(self.recipes.values())).dtype
+
+
+def mavil_recipe(config: PretrainConfig) -> PretrainConfig:
+    """MAViL's recipe for ``config``: variant ``mavil`` (decoder-kind and diffusion
+    overrides dropped, other model overrides kept), fixed masking at the start ratios,
+    fixed base batch, the same budget and execution settings."""
+    masking = MaskingSchedule(kind="fixed", audio=config.masking.audio, video=config.masking.video)
+    batch = BatchSchedule(kind="fixed", batch_size=config.batch.batch_size)
+    overrides = {
+        key: value
+        for key, value in config.model_overrides.items()
+        if not key.endswith((".kind", ".diffusion"))
+    }
+    return config.model_copy(
+        update={
+            "variant": "mavil",
+            "model_overrides": overrides,
+            "masking": masking,
+            "batch": batch,
+        }
+    )
+
+
+def describe_masking(masking: MaskingSchedule) -> str:
+    start = f"{masking.audio}/{masking.video}"
+    if masking.kind == "fixed":
+        return f"fixed {start}"
+    return f"curriculum {masking.shape} {start}->{masking.audio_end}/{masking.video_end}"
+
+
+def describe_batch(batch: BatchSchedule) -> str:
+    if batch.kind == "fixed":
+        return f"fixed {batch.batch_size}"
+    return f"adaptive/{batch.rule} {batch.batch_size}"
+
+
+@dataclass(frozen=True)
+class RecipePlan:
+    """A recipe's plan, its points and which of them are measured."""
+
+    name: str
+    config: PretrainConfig
+    steps: int
+    flops: int
+    selection: Selection
+
+    @property
+    def points(self) -> tuple[PlanPoint, ...]:
+        return self.selection.points
+
+
+def plan_recipe(name: str, config: PretrainConfig, max_anchors: int) -> RecipePlan:
+    plan = plan_run(config.model, config.masking, config.batch, config.budget_samples)
+    points = plan_points(config.model, plan)
+    return RecipePlan(
+        name=name,
+        config=config,
+        steps=len(plan),
+        flops=sum(p.flops * p.steps for p in points),
+        selection=select_points(points, max_anchors),
+    )
+
+
+@dataclass(frozen=True)
+class Loading:
+    """Loader seconds per sample: ``cold`` (from the source) and ``warm`` (in-memory cache;
+    empty when the run has no cache), one value per timed batch; the dataset's size."""
+
+    cold: tuple[float, ...]
+    warm: tuple[float, ...]
+    dataset_size: int
+
+
+@dataclass(frozen=True)
+class FixedCosts:
+    """Seconds of one checkpoint write and of one logged row, per timed repeat."""
+
+    checkpoint: tuple[float, ...]
+    log_row: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Everything measured: ``steps[recipe][point index]`` = seconds per interleaved round
+    (measured points only), loading per recipe, fixed costs per recipe, peak memory per
+    recipe (MB, kind), the matmul rate (FLOP/s) and the environment."""
+
+    steps: dict[str, dict[int, list[float]]]
+    loading: dict[str, Loading]
+    fixed: dict[str, FixedCosts]
+    memory: dict[str, tuple[float, str] | None]
+    matmul_flops_per_s: float
+    environment: dict[str, Any]
+
+
+class WholeRunRow(_Frozen):
+    """One recipe's projected whole run. Seconds are means-based totals; the interval is
+    the 95% percentile bootstrap; savings are fractions against the baseline recipe."""
+
+    kind: Literal["whole_run"] = "whole_run"
+    recipe: str
+    baseline: bool
+    variant: str
+    preset: str
+    device: str
+    dtype: str
+    compile: bool
+    threads: int
+    masking: str
+    batch: str
+    samples: int
+    steps: int
+    points: int
+    measured_points: int
+    compute_seconds: float
+    data_seconds: float
+    overhead_seconds: float
+    projected_seconds: float
+    ci_low: float
+    ci_high: float
+    loading_bound: bool
+    flops: int
+    flop_saving: float | None
+    time_saving: float | None
+    time_saving_ci_low: float | None
+    time_saving_ci_high: float | None
+    time_per_flop_saving: float | None
+    interpolation_error: float
+    interpolated_share: float
+    peak_memory_mb: float | None
+    peak_memory_kind: str | None
+    checkpoints: int
+    logged_rows: int
+    repeats: int
+    matmul_gflops_per_s: float
+
+
+class PointRow(_Frozen):
+    """One measured point of a recipe: its shape, steps and mean step seconds."""
+
+    kind: Literal["whole_run_point"] = "whole_run_point"
+    recipe: str
+    batch_size: int
+    visible_audio: int
+    visible_video: int
+    audio_mask_ratio: float
+    video_mask_ratio: float
+    steps: int
+    flops: int
+    role: Literal["anchor", "check"]
+    mean_ms: float
+    repeats: int
+
+
+class WholeRunResult(_Frozen):
+    rows: list[WholeRunRow]
+    points: list[PointRow]
+    environment: dict[str, Any]
+
+
+def _mean(values: tuple[float, ...] | list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def recipe_terms(
+    recipe: RecipePlan, measured: dict[str, Any]
+) -> tuple[list[Term], dict[str, float]]:
+    """The recipe's projected seconds as terms, and {compute, data, overhead} totals.
+
+    ``measured``: {"steps": {point: [s, ...]}, "loading": Loading, "fixed": FixedCosts}.
+    """
+    config = recipe.config
+    coefficients = step_coefficients(recipe.selection)
+    steps: dict[int, list[float]] = measured["steps"]
+    compute = [Term(tuple(steps[i]), w, paired=True) for i, w in sorted(coefficients.items())]
+    loading: Loading = measured["loading"]
+    cold = cold_samples(
+        config.budget_samples, loading.dataset_size, cached=config.data_cache != "none"
+    )
+    warm = config.budget_samples - cold
+    data = [Term(loading.cold, float(cold))]
+    if warm:
+        data.append(Term(loading.warm, float(warm)))
+    fixed: FixedCosts = measured["fixed"]
+    overhead = [
+        Term(fixed.checkpoint, float(checkpoint_writes(recipe.steps, config.checkpoint_every))),
+        Term(fixed.log_row, float(logged_steps(recipe.steps, config.log_every))),
+    ]
+    parts = {
+        "compute": sum(t.value for t in compute),
+        "data": sum(t.value for t in data),
+        "overhead": sum(t.value for t in overhead),
+    }
+    return [*compute, *data, *overhead], parts
+
+
+def assemble(
+    request: ProjectionRequest, recipes: dict[str, RecipePlan], measurements: Measurements
+) -> WholeRunResult:
+    """Projected totals, intervals, savings and per-point means from the measurements."""
+    terms: dict[str, list[Term]] = {}
+    parts: dict[str, dict[str, float]] = {}
+    for name, recipe in recipes.items():
+        terms[name], parts[name] = recipe_terms(
+            recipe,
+            {
+                "steps": measurements.steps[name],
+                "loading": measurements.loading[name],
+                "fixed": measurements.fixed[name],
+            },
+        )
+    totals, savings = bootstrap_totals(
+        terms, request.baseline, resamples=request.resamples, seed=request.seed
+    )
+    base = recipes[request.baseline]
+    environment = measurements.environment
+    rows: list[WholeRunRow] = []
+    points: list[PointRow] = []
+    for name, recipe in recipes.items():
+        config = recipe.config
+        means = {i: _mean(v) for i, v in measurements.steps[name].items()}
+        is_base = name == request.baseline
+        flop_saving = None if is_base else 1.0 - recipe.flops / base.flops
+        time_saving = None if is_base else savings[name].value
+        memory = measurements.memory.get(name)
+        rows.append(
+            WholeRunRow(
+                recipe=name,
+                baseline=is_base,
+                variant=config.variant,
+                preset=config.preset,
+                device=config.device,
+                dtype=config.dtype,
+                compile=request.compile,
+                threads=int(environment.get("threads", 0)),
+                masking=describe_masking(config.masking),
+                batch=describe_batch(config.batch),
+                samples=config.budget_samples,
+                steps=recipe.steps,
+                points=len(recipe.points),
+                measured_points=len(recipe.selection.measured),
+                compute_seconds=parts[name]["compute"],
+                data_seconds=parts[name]["data"],
+                overhead_seconds=parts[name]["overhead"],
+                projected_seconds=totals[name].value,
+                ci_low=totals[name].low,
+                ci_high=totals[name].high,
+                loading_bound=parts[name]["data"] > parts[name]["compute"],
+                flops=recipe.flops,
+                flop_saving=flop_saving,
+                time_saving=time_saving,
+                time_saving_ci_low=None if is_base else savings[name].low,
+                time_saving_ci_high=None if is_base else savings[name].high,
+                time_per_flop_saving=(
+                    time_saving / flop_saving
+                    if time_saving is not None and flop_saving and abs(flop_saving) > 1e-9
+                    else None
+                ),
+                interpolation_error=interpolation_error(recipe.selection, means),
+                interpolated_share=interpolated_share(recipe.selection, means),
+                peak_memory_mb=None if memory is None else round(memory[0], 1),
+                peak_memory_kind=None if memory is None else memory[1],
+                checkpoints=checkpoint_writes(recipe.steps, config.checkpoint_every),
+                logged_rows=logged_steps(recipe.steps, config.log_every),
+                repeats=request.repeats,
+                matmul_gflops_per_s=round(measurements.matmul_flops_per_s / 1e9, 3),
+            )
+        )
+        anchors = set(recipe.selection.anchors)
+        for index in recipe.selection.measured:
+            point = recipe.points[index]
+            points.append(
+                PointRow(
+                    recipe=name,
+                    batch_size=point.batch_size,
+                    visible_audio=point.visible[0],
+                    visible_video=point.visible[1],
+                    audio_mask_ratio=point.mask_ratio[0],
+                    video_mask_ratio=point.mask_ratio[1],
+                    steps=point.steps,
+                    flops=point.flops,
+                    role="anchor" if index in anchors else "check",
+                    mean_ms=round(1e3 * means[index], 4),
+                    repeats=len(measurements.steps[name][index]),
+                )
+            )
+    return WholeRunResult(rows=rows, points=points, environment=environment)
