@@ -4,7 +4,7 @@ One ``ModelConfig`` describes the whole model; every grid size and token count i
 derived from it. Presets are plain dicts (``PRESETS``), variants are plain dicts of
 overrides (``VARIANTS``); ``make_config`` merges preset, variant and user overrides and
 validates the result. Defaults marked **choice** are ours, not the paper's (see
-PAPER-NOTES.md): the paper's body could not be read.
+docs/model.md): the paper's body could not be read.
 
 Nothing here imports torch.
 """

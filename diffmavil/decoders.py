@@ -1,6 +1,6 @@
 """Decoders: where masked patches are reconstructed.
 
-Every decoder owns its whole component (DESIGN.md): the projection of the encoder latents
+Every decoder owns its whole component (docs/model.md): the projection of the encoder latents
 to decoder width, the masked-position inputs ([MASK] token, or noised-patch embedding plus
 a timestep MLP), the blocks, the norm and the prediction head, which runs on masked
 positions only.

@@ -2,10 +2,10 @@
 
 Pure functions (no torch, no state): the FLOP planner (``bench/flops``) and the training
 loop call the same ones, so a plan's FLOPs are the run's FLOPs. Every schedule runs over
-**samples seen**, not steps (DESIGN.md "Recipe toggles"): fixed and adaptive batch runs see
+**samples seen**, not steps (docs/training.md): fixed and adaptive batch runs see
 the same data with the same masking per sample and differ only in step count.
 
-**choice** (PAPER-NOTES.md): the default curriculum ramps linearly over the whole budget
+**choice** (docs/model.md): the default curriculum ramps linearly over the whole budget
 from the fixed ratios (0.8 / 0.9) up to 0.9 / 0.95; adaptive batch keeps the visible encoder
 tokens per step constant (rule ``tokens``), with a ``flops`` rule beside it.
 """

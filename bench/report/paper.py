@@ -55,7 +55,7 @@ def base_sensitivity(samples: int = SENSITIVITY_SAMPLES) -> tuple[dict[str, Any]
 
 
 def choices() -> list[dict[str, str]]:
-    """Our design choices (PAPER-NOTES.md), with the values the base recipe uses."""
+    """Our design choices (docs/model.md), with the values the base recipe uses."""
     config, masking, batch = _recipe()
     dec = config.video_decoder
     diff = config.diffusion

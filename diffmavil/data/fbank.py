@@ -37,7 +37,7 @@ class NormStats:
         return (fbank - self.mean) / (2.0 * self.std)
 
 
-# AudioMAE's published dataset statistics (PAPER-NOTES.md).
+# AudioMAE's published dataset statistics (docs/data.md).
 AUDIOSET = NormStats(mean=-4.2677393, std=4.5689974)
 ESC50 = NormStats(mean=-6.6268077, std=5.358466)
 SPC = NormStats(mean=-6.845978, std=5.5654526)
