@@ -40,6 +40,9 @@ def user_errors(function: F) -> F:
             known = (*known, DataError)
         except ImportError:
             pass
+        from diffmavil.training.checkpoint import CheckpointError
+
+        known = (*known, CheckpointError)
         try:
             return function(*args, **kwargs)
         except known as error:

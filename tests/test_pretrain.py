@@ -127,7 +127,7 @@ def test_same_seed_same_run(tmp_path):
 
 
 def _final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
@@ -163,7 +163,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     process.wait()
     assert process.returncode == -signal.SIGKILL
     assert not (killed / "summary.json").exists()
-    saved_step = torch.load(killed / "checkpoint.pt", weights_only=False)["next_step"]
+    saved_step = torch.load(killed / "checkpoint.pt", weights_only=True)["next_step"]
     assert saved_step < len(read_metrics(killed))  # logged steps past the checkpoint exist
 
     summary = pretrain(config, killed, resume=True)

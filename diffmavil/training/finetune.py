@@ -19,6 +19,7 @@ from torch import nn
 
 from diffmavil.config import ModelConfig
 from diffmavil.model import DiffMAViL
+from diffmavil.training.checkpoint import load_checkpoint
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
 
 Init = Literal["checkpoint", "random", "fbank"]
@@ -47,7 +48,7 @@ def load_pretrained(checkpoint: str | Path, device: str = "cpu") -> DiffMAViL:
         raise FileNotFoundError(f"{config_path} is missing beside the checkpoint")
     run_config = PretrainConfig.model_validate(json.loads(config_path.read_text()))
     model = DiffMAViL(run_config.model)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 

@@ -32,6 +32,7 @@ from diffmavil.flops import model_flops
 from diffmavil.model import DiffMAViL
 from diffmavil.schedules import StepPlan, lr_at, plan_run
 from diffmavil.training import distributed
+from diffmavil.training.checkpoint import load_checkpoint
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
 
@@ -173,7 +174,7 @@ def pretrain(
     start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0}
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint_path, map_location=device)
         if state["run_id"] != config.run_id():
             raise ConfigError(
                 f"{checkpoint_path}: belongs to run {state['run_id']}, not {config.run_id()}"
