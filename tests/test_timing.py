@@ -27,7 +27,7 @@ from bench.timing.harness import (
 from bench.timing.step import (
     TIMED_COMPONENTS,
     ComponentPass,
-    TrainStep,
+    TimedTrainStep,
     capture_component_calls,
     make_batch,
 )
@@ -177,7 +177,7 @@ def test_train_step_times_every_phase(one_thread):
     torch.manual_seed(0)
     model = DiffMAViL(config)
     audio, video = make_batch(config, 2, torch.device("cpu"))
-    step = TrainStep(model, audio, video, (0.8, 0.9))
+    step = TimedTrainStep(model, audio, video, (0.8, 0.9))
     before = [p.detach().clone() for p in model.parameters()]
     samples = run_interleaved({"step": step}, warmup=1, repeats=2)["step"]
     assert set(samples) == {"forward", "backward", "optimizer", "step"}
@@ -351,6 +351,6 @@ def test_compiled_step_on_cuda_with_changing_shapes():
     model = DiffMAViL(config).cuda()
     audio, video = make_batch(config, 2, torch.device("cuda"))
     for ratios in ((0.8, 0.9), (0.85, 0.92), (0.9, 0.95)):  # a curriculum's shapes
-        step = TrainStep(model, audio, video, ratios, dtype="bf16", compile=True)
+        step = TimedTrainStep(model, audio, video, ratios, dtype="bf16", compile=True)
         samples = run_interleaved({"s": step}, warmup=1, repeats=1, device="cuda")["s"]
         assert samples["step"][0] > 0

@@ -25,14 +25,14 @@ from bench.timing.harness import Stats, bootstrap_ratio_of_medians, run_interlea
 from bench.timing.step import (
     TIMED_COMPONENTS,
     ComponentPass,
-    TrainStep,
-    autocast_context,
+    TimedTrainStep,
     capture_component_calls,
     make_batch,
 )
 from diffmavil.config import ModelConfig, make_config
 from diffmavil.flops import FlopBreakdown, model_flops
 from diffmavil.model import DiffMAViL
+from diffmavil.training.step import autocast_context
 
 MIN_PEER_REPEATS = 10
 MATMUL_SIZE = 2048
@@ -117,13 +117,13 @@ def run_time_benchmark(
         torch.manual_seed(request.seed)
         with torch.device(device):
             ours = DiffMAViL(config)
-        tasks[f"{variant}/ours/train_step"] = TrainStep(
+        tasks[f"{variant}/ours/train_step"] = TimedTrainStep(
             ours, audio, video, request.mask_ratio, dtype=request.dtype, compile=request.compile
         )
         if request.peer:
             from bench.timing.peer import peer_from
 
-            tasks[f"{variant}/peer/train_step"] = TrainStep(
+            tasks[f"{variant}/peer/train_step"] = TimedTrainStep(
                 peer_from(ours),
                 audio,
                 video,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.autograd.profiler import record_function
 
-from bench.timing.step import TIMED_COMPONENTS, TrainStep
+from bench.timing.step import TIMED_COMPONENTS, TimedTrainStep
 
 BACKWARD_NODE = "autograd::engine::evaluate_function: "
 
@@ -54,19 +54,9 @@ def label_components(model: nn.Module, names: tuple[str, ...] = TIMED_COMPONENTS
     return handles
 
 
-class _LabelledStep(TrainStep):
-    """The train step with its phases as profiler labels."""
-
-    def profiled(self) -> None:
-        sample_ids = self._ids + self._calls * self._ids.shape[0]
-        self._calls += 1
-        with record_function("train_step/forward"), self.autocast():
-            loss = self.forward(self.audio, self.video, self.mask_ratio, sample_ids).loss
-        with record_function("train_step/backward"):
-            loss.backward()
-        with record_function("train_step/optimizer"):
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+def _profile_label(name: str) -> Any:
+    """The profiler label of a train-step phase: ``train_step/forward`` and so on."""
+    return record_function(f"train_step/{name}")
 
 
 def _component_of(event: Any, labels: set[str]) -> str | None:
@@ -159,7 +149,7 @@ def profile_train_step(
     activities = [ProfilerActivity.CPU]
     if audio.device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    step = _LabelledStep(model, audio, video, mask_ratio, dtype=dtype, compile=compile)
+    step = TimedTrainStep(model, audio, video, mask_ratio, dtype=dtype, compile=compile)
     handles = label_components(model)
     try:
         with profile(
@@ -170,7 +160,7 @@ def profile_train_step(
             with_stack=False,
         ) as profiler:
             for _ in range(warmup + active):
-                step.profiled()
+                step.run(_profile_label)
                 profiler.step()
         events = list(profiler.events())
     finally:

@@ -1,8 +1,9 @@
 """What is timed: the whole train step, and each component on its own.
 
-``TrainStep``: forward (loss), backward, optimizer (AdamW), each a timed region, plus the
-whole step. ``ComponentPass``: one component (``audio_encoder``, ..., ``video_decoder``)
-run on inputs captured from a real forward, forward and backward timed apart.
+``TimedTrainStep``: the training step ``diffbench pretrain`` runs (forward, backward,
+clipping, AdamW), each phase a timed region, plus the whole step. ``ComponentPass``: one
+component (``audio_encoder``, ..., ``video_decoder``) run on inputs captured from a real
+forward, forward and backward timed apart.
 ``record_function`` cannot label backward work, and backward hooks fire at the wrong
 moments for modules whose inputs need no gradient (the encoders), so the backward of a
 component is timed by running that component alone, with the same inputs, the same
@@ -19,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.timing.environment import DTYPES
 from bench.timing.harness import RegionTimer
 from diffmavil.config import ModelConfig
+from diffmavil.training.config import OptimizerConfig
+from diffmavil.training.step import Region, TrainStep, autocast_context, make_optimizer
 
 TIMED_COMPONENTS: tuple[str, ...] = (
     "audio_encoder",
@@ -45,29 +47,16 @@ def make_batch(
     return audio.to(device), video.to(device)
 
 
-def autocast_context(device: torch.device, dtype: str) -> Callable[[], Any]:
-    """A factory of the forward's autocast context: bf16 autocast, or nothing for fp32."""
-    if dtype == "fp32":
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
-
-
-def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
-    """AdamW, fused kernel where torch has one for the device (CPU and CUDA in 2.4+)."""
-    try:
-        return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-
 def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Any]:
     """``torch.compile`` with dynamic shapes: a masking curriculum changes the token counts
     from step to step, and a static compile would recompile for each new shape."""
     return torch.compile(module, dynamic=True) if enabled else module
 
 
-class TrainStep:
-    """One training step of ``model``; regions forward, backward, optimizer and step.
+class TimedTrainStep:
+    """The training step of ``diffbench pretrain`` (``diffmavil.training.step.TrainStep``:
+    same AdamW implementation, parameter groups and gradient clipping) on a fixed batch, its
+    phases forward, backward and optimizer timed as regions inside the region "step".
 
     Sample ids advance every call (as in training), so each step draws new masks, timesteps
     and noise; the shapes stay fixed by the mask ratios.
@@ -82,27 +71,31 @@ class TrainStep:
         *,
         dtype: str = "fp32",
         compile: bool = False,
+        optimizer: OptimizerConfig | None = None,
     ) -> None:
-        self.model = model
+        optimizer = optimizer or OptimizerConfig()
+        batch_size = audio.shape[0]
+        self.step = TrainStep(
+            model,
+            make_optimizer(model, optimizer, optimizer.base_lr * batch_size / 256),
+            grad_clip=optimizer.grad_clip,
+            forward=maybe_compile(model, compile),
+            autocast=autocast_context(audio.device, dtype),
+        )
         self.audio, self.video = audio, video
         self.mask_ratio = mask_ratio
-        self.optimizer = make_optimizer(model)
-        self.forward = maybe_compile(model, compile)
-        self.autocast = autocast_context(audio.device, dtype)
-        self._ids = torch.arange(audio.shape[0], device=audio.device)
+        self._ids = torch.arange(batch_size, device=audio.device)
         self._calls = 0
 
-    def __call__(self, timer: RegionTimer) -> None:
+    def run(self, region: Region) -> None:
+        """One step on the next batch of the stream; ``region(name)`` wraps each phase."""
         sample_ids = self._ids + self._calls * self._ids.shape[0]
         self._calls += 1
+        self.step(self.audio, self.video, self.mask_ratio, sample_ids, region=region)
+
+    def __call__(self, timer: RegionTimer) -> None:
         with timer.region("step"):
-            with timer.region("forward"), self.autocast():
-                loss = self.forward(self.audio, self.video, self.mask_ratio, sample_ids).loss
-            with timer.region("backward"):
-                loss.backward()
-            with timer.region("optimizer"):
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+            self.run(timer.region)
 
 
 @dataclass

@@ -39,9 +39,22 @@ class OptimizerConfig(_Frozen):
     beta2: float = Field(0.95, ge=0, lt=1)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    fused: bool = Field(
+        True,
+        description="fused AdamW kernel (same update within float tolerance; faster on CPU)",
+    )
 
 
-EXECUTION_FIELDS = {"threads", "num_workers", "data_cache", "log_every", "checkpoint_every"}
+# Settings that change how a run executes, not what it computes (the fused AdamW kernel gives
+# the same update within float tolerance): left out of the run id.
+EXECUTION_FIELDS: dict[str, Any] = {
+    "threads": True,
+    "num_workers": True,
+    "data_cache": True,
+    "log_every": True,
+    "checkpoint_every": True,
+    "optimizer": {"fused"},
+}
 
 
 class PretrainConfig(_Frozen):

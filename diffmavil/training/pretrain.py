@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from diffmavil.schedules import StepPlan, lr_at, plan_run
 from diffmavil.training import distributed
 from diffmavil.training.checkpoint import load_checkpoint
 from diffmavil.training.config import PretrainConfig
+from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
 from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
 
 SUMMARY_SCHEMA_VERSION = 1
@@ -50,19 +50,6 @@ def step_flops(config: ModelConfig, mask_ratio: tuple[float, float], batch: int)
     breakdown = model_flops(config, mask_ratio, batch)
     per_component = {c: breakdown.forward[c] + breakdown.backward[c] for c in COMPONENTS}
     return breakdown.total, per_component
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """MAE's groups: no weight decay on biases, norms and tokens (1-D parameters)."""
-    decay, no_decay = [], []
-    for _, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (no_decay if parameter.ndim <= 1 or parameter.shape[0] == 1 else decay).append(parameter)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 def peak_lr(config: PretrainConfig) -> float:
@@ -110,12 +97,6 @@ class MetricsLog:
             self._handle.close()
             assert self.writer is not None
             self.writer.close()
-
-
-def _autocast(config: PretrainConfig):
-    if config.device == "cuda" and config.dtype == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def _sync(device: torch.device) -> None:
@@ -166,11 +147,7 @@ def pretrain(
             )
 
     model = build_model(config, device)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, config.optimizer.weight_decay),
-        lr=peak_lr(config),
-        betas=(config.optimizer.beta1, config.optimizer.beta2),
-    )
+    optimizer = make_optimizer(model, config.optimizer, peak_lr(config))
     start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0}
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if resume and checkpoint_path.exists():
@@ -194,6 +171,13 @@ def pretrain(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
         gather = distributed.gather_with_grad
+    train_step = TrainStep(
+        model,
+        optimizer,
+        grad_clip=config.optimizer.grad_clip,
+        forward=train_model,
+        autocast=autocast_context(device, config.dtype),
+    )
 
     sampler = PlanBatchSampler(
         plan, SampleStream(len(dataset), config.seed), start_step, group.rank, group.world_size
@@ -235,20 +219,18 @@ def pretrain(
             )
             for param_group in optimizer.param_groups:
                 param_group["lr"] = lr
-            with _autocast(config):
-                output = train_model(
-                    audio, video, step.mask_ratio, ids, config.seed, gather, group.rank
-                )
-            loss = output.loss
-            if config.inject_nan_at_step is not None and step.step == config.inject_nan_at_step:
-                loss = loss * float("nan")
+            result = train_step(
+                audio,
+                video,
+                step.mask_ratio,
+                ids,
+                config.seed,
+                gather,
+                group.rank,
+                poison_loss=step.step == config.inject_nan_at_step,
+            )
+            output, loss, grad_norm = result.output, result.loss, result.grad_norm
             non_finite |= ~torch.isfinite(loss.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = None
-            if config.optimizer.grad_clip is not None:
-                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
-            optimizer.step()
 
             last = step.step == len(plan) - 1
             logged = last or step.step % config.log_every == 0

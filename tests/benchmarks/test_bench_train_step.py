@@ -8,7 +8,7 @@ import torch
 
 from bench.timing.harness import RegionTimer
 from bench.timing.peer import peer_from
-from bench.timing.step import TrainStep, make_batch
+from bench.timing.step import TimedTrainStep, make_batch
 from diffmavil import VARIANTS, DiffMAViL, make_config
 from diffmavil.flops import model_flops
 
@@ -28,7 +28,7 @@ def test_train_step(benchmark, environment, preset, variant, implementation):
     if implementation == "peer":
         model = peer_from(model)
     audio, video = make_batch(config, BATCH[preset], torch.device("cpu"))
-    step = TrainStep(model, audio, video, (0.8, 0.9))
+    step = TimedTrainStep(model, audio, video, (0.8, 0.9))
     timer = RegionTimer("cpu", enabled=False)
     flops = model_flops(config, (0.8, 0.9), BATCH[preset]).total
     benchmark.extra_info.update(
