@@ -2,39 +2,63 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from bench.errors import BadInput, user_errors
-from bench.options import FormatOption, OutputFormat
+from bench.errors import BadInput
+from bench.options import EXECUTION_PANEL, OUTPUT_PANEL, FormatOption, OutputFormat
 
 
-class Executor(str, Enum):
+class Executor(StrEnum):
     local = "local"
     submitit = "submitit"
 
 
+class Cluster(StrEnum):
+    slurm = "slurm"
+    local = "local"
+    debug = "debug"
+
+
+GRID_PANEL = "Grid"
+SUBMITIT_PANEL = "submitit (--executor submitit)"
+
+
 def ablate_command(
-    grid: Annotated[
+    grid_file: Annotated[
         Path,
-        typer.Option("--grid", "-g", help="Grid YAML file (e.g. ablations/table2.yaml)."),
+        typer.Option(
+            "--grid",
+            "-g",
+            help="Grid YAML file (e.g. ablations/table2.yaml).",
+            rich_help_panel=GRID_PANEL,
+        ),
     ],
     seeds: Annotated[
         str | None,
-        typer.Option(help="Seeds, comma-separated (e.g. 0,1,2); overrides the grid's seeds."),
+        typer.Option(
+            help="Seeds, comma-separated (e.g. 0,1,2); overrides the grid's seeds.",
+            rich_help_panel=GRID_PANEL,
+        ),
     ] = None,
     rows: Annotated[
         str | None,
         typer.Option(
-            help="Run only these rows (comma-separated names; the baseline row is always kept)."
+            help="Run only these rows (comma-separated names; the baseline row is always kept).",
+            rich_help_panel=GRID_PANEL,
         ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output directory (default: runs/<grid name>)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output directory (default: runs/<grid name>).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
@@ -42,11 +66,15 @@ def ablate_command(
             "--dry-run",
             help="Validate and print the expanded grid (differences, planned steps and FLOPs); "
             "run and write nothing.",
+            rich_help_panel=GRID_PANEL,
         ),
     ] = False,
     executor: Annotated[
         Executor,
-        typer.Option(help="local: this machine; submitit: SLURM (or its local executor)."),
+        typer.Option(
+            help="local: this machine; submitit: SLURM (or its local executor).",
+            rich_help_panel=EXECUTION_PANEL,
+        ),
     ] = Executor.local,
     workers: Annotated[
         int,
@@ -54,28 +82,42 @@ def ablate_command(
             min=1,
             help="Local parallel worker processes (their wall-clock is marked not comparable); "
             "with submitit, the job-array parallelism.",
+            rich_help_panel=EXECUTION_PANEL,
         ),
     ] = 1,
     submitit_cluster: Annotated[
-        str | None,
-        typer.Option(help="submitit cluster: slurm|local|debug (default: slurm if available)."),
+        Cluster | None,
+        typer.Option(
+            help="submitit cluster [default: slurm if available, else local].",
+            rich_help_panel=SUBMITIT_PANEL,
+        ),
     ] = None,
-    slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition (submitit).")] = None,
-    timeout_min: Annotated[int, typer.Option(min=1, help="Per-job time limit (submitit).")] = 60,
+    slurm_partition: Annotated[
+        str | None, typer.Option(help="SLURM partition (submitit).", rich_help_panel=SUBMITIT_PANEL)
+    ] = None,
+    timeout_min: Annotated[
+        int,
+        typer.Option(min=1, help="Per-job time limit (submitit).", rich_help_panel=SUBMITIT_PANEL),
+    ] = 60,
     cpus_per_task: Annotated[
-        int | None, typer.Option(min=1, help="CPUs per job (submitit).")
+        int | None,
+        typer.Option(min=1, help="CPUs per job (submitit).", rich_help_panel=SUBMITIT_PANEL),
     ] = None,
     gpus_per_node: Annotated[
-        int | None, typer.Option(min=0, help="GPUs per job (submitit).")
+        int | None,
+        typer.Option(min=0, help="GPUs per job (submitit).", rich_help_panel=SUBMITIT_PANEL),
     ] = None,
     report: Annotated[
         bool,
         typer.Option(
             help="Also render the report (bench.report: md + html in <out>/report) at the end, "
-            "when that module is available; the aggregate table is printed either way."
+            "when that module is available; the aggregate table is printed either way.",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = True,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Show progress bars.", rich_help_panel=OUTPUT_PANEL)
+    ] = True,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Run an ablation grid: validate every row first, then pre-train, probe and aggregate.
@@ -85,50 +127,25 @@ def ablate_command(
     Writes results.json/csv and aggregate.json/csv (mean, std and n over seeds, deltas vs
     the baseline row).
     """
-    _ablate(**locals())
-
-
-def _parse_seeds(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise BadInput(f"--seeds {text!r}: expected integers >= 0, e.g. 0,1,2") from None
-    if not values or any(v < 0 for v in values):
-        raise BadInput(f"--seeds {text!r}: expected integers >= 0, e.g. 0,1,2")
-    if len(set(values)) != len(values):
-        raise BadInput(f"--seeds {text!r}: a seed is repeated")
-    return values
-
-
-@user_errors
-def _ablate(**options: Any) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     from bench.ablate import load_grid, run_grid
 
     console = Console(stderr=True)
-    grid = load_grid(options["grid"], _parse_seeds(options["seeds"]))
-    if options["rows"] is not None:
+    grid = load_grid(grid_file, _parse_seeds(seeds))
+    if rows is not None:
         from bench.ablate.grid import select_rows
 
-        names = [name.strip() for name in options["rows"].split(",") if name.strip()]
+        names = [name.strip() for name in rows.split(",") if name.strip()]
         grid = select_rows(grid, names)
-    from bench.ablate.grid import timing_available
-
-    if grid.run.time is not None and not timing_available():
-        from bench.errors import warn
-
-        warn("run.time: the timing module (bench.timing) is not available; timing skipped")
-    if options["dry_run"]:
-        _print_dry_run(grid, options["fmt"])
+    if dry_run:
+        _print_dry_run(grid, fmt)
         return
-    out = options["out"] or Path("runs") / grid.name
+    out = out or Path("runs") / grid.name
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: exists and is not a directory")
-    if options["executor"] == Executor.local and options["submitit_cluster"] is not None:
+    if executor == Executor.local and submitit_cluster is not None:
         raise BadInput("--submitit-cluster needs --executor submitit")
 
     def on_record(task, record, skipped: bool) -> None:
@@ -148,22 +165,22 @@ def _ablate(**options: Any) -> None:
         )
 
     parameters = {
-        "timeout_min": options["timeout_min"],
-        "slurm_partition": options["slurm_partition"],
-        "cpus_per_task": options["cpus_per_task"],
-        "gpus_per_node": options["gpus_per_node"],
+        "timeout_min": timeout_min,
+        "slurm_partition": slurm_partition,
+        "cpus_per_task": cpus_per_task,
+        "gpus_per_node": gpus_per_node,
     }
-    if options["executor"] == Executor.submitit and options["workers"] > 1:
-        parameters["slurm_array_parallelism"] = options["workers"]
+    if executor == Executor.submitit and workers > 1:
+        parameters["slurm_array_parallelism"] = workers
     console.print(f"grid {grid.name}: {len(grid.rows)} rows x {len(grid.seeds)} seed(s) -> {out}")
     result = run_grid(
         grid,
         out,
-        executor=options["executor"].value,
-        workers=options["workers"] if options["executor"] == Executor.local else 1,
-        progress=options["progress"],
-        submitit_cluster=options["submitit_cluster"],
-        submitit_parameters=parameters if options["executor"] == Executor.submitit else None,
+        executor=executor.value,
+        workers=workers if executor == Executor.local else 1,
+        progress=progress,
+        submitit_cluster=None if submitit_cluster is None else str(submitit_cluster),
+        submitit_parameters=parameters if executor == Executor.submitit else None,
         on_record=on_record,
     )
     failed = sum(r["status"] == "failed" for r in result["records"])
@@ -171,11 +188,25 @@ def _ablate(**options: Any) -> None:
         f"{result['ran']} run(s), {result['skipped']} skipped as done, {failed} failed; "
         f"results in {out}"
     )
-    _print_aggregate(out, grid, options["fmt"])
-    if options["report"]:
+    _print_aggregate(out, grid, fmt)
+    if report:
         _render_report(out, console)
     if failed:
         raise typer.Exit(1)  # everything is written; the exit code tells scripts
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BadInput(f"--seeds {text!r}: expected integers >= 0, e.g. 0,1,2") from None
+    if not values or any(v < 0 for v in values):
+        raise BadInput(f"--seeds {text!r}: expected integers >= 0, e.g. 0,1,2")
+    if len(set(values)) != len(values):
+        raise BadInput(f"--seeds {text!r}: a seed is repeated")
+    return values
 
 
 def _render_report(out: Path, console) -> bool:

@@ -1,27 +1,42 @@
 """The ``diffbench`` command line (typer). Heavy imports live inside command bodies so
-that ``--help`` is instant."""
+that ``--help`` is instant.
+
+Every command runs under one error handler (``bench.errors.handle_error``), installed in
+the root command's ``main``: bad input is one line and exit code 2; an unexpected error is
+one line and the path of the file holding its traceback (``DIFFBENCH_TRACEBACK=1`` prints
+it).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from bench.errors import user_errors
-from bench.options import (
-    DecoderAudioOption,
-    DecoderVideoOption,
-    DiffusionOption,
-    FormatOption,
-    OutOption,
-    OutputFormat,
-    PresetOption,
-    VariantOption,
-    model_overrides,
-)
+
+class DiffbenchGroup(TyperGroup):
+    """The root command: runs a command and hands whatever it raises to the one handler."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        from bench.errors import handle_error
+
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+            code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+        except BaseException as error:  # the one place errors become messages
+            if isinstance(error, SystemExit):
+                raise
+            code = handle_error(error)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
 
 app = typer.Typer(
     name="diffbench",
+    cls=DiffbenchGroup,
     help="Efficiency benchmarking and ablations for DiffMAViL (arXiv 2310.03937).",
     no_args_is_help=True,
     add_completion=False,
@@ -47,97 +62,18 @@ def _root(
     """Efficiency benchmarking and ablations for DiffMAViL (arXiv 2310.03937)."""
 
 
-@app.command("info")
-@user_errors
-def info(
-    preset: PresetOption = "base",
-    variant: VariantOption = "cross-attn",
-    decoder_audio: DecoderAudioOption = None,
-    decoder_video: DecoderVideoOption = None,
-    diffusion: DiffusionOption = None,
-    fmt: FormatOption = OutputFormat.table,
-    out: OutOption = None,
-) -> None:
-    """Print a model's components, token grid and parameter counts (built on `meta`)."""
-    import torch
-
-    from bench.output import emit, rich_table
-    from diffmavil import DiffMAViL, count_parameters_by_component, make_config
-
-    config = make_config(preset, variant, model_overrides(decoder_audio, decoder_video, diffusion))
-    with torch.device("meta"):
-        model = DiffMAViL(config)
-    counts = count_parameters_by_component(model)
-    total = sum(counts.values())
-    describe = {
-        "audio_encoder": f"ViT {config.encoder.dim}x{config.encoder.depth}, "
-        f"{config.audio.num_patches} patches {config.audio.grid}",
-        "video_encoder": f"ViT {config.encoder.dim}x{config.encoder.depth}, "
-        f"{config.video.num_patches} patches {config.video.grid}",
-        "fusion": f"{config.fusion_depth} joint blocks",
-        "audio_decoder": _describe_decoder(config.audio_decoder),
-        "video_decoder": _describe_decoder(config.video_decoder),
-        "other": "contrastive projections, noise schedule",
-    }
-    rows = [
-        {
-            "preset": preset,
-            "variant": variant,
-            "component": name,
-            "params": count,
-            "percent": round(100.0 * count / total, 2),
-            "structure": describe[name],
-        }
-        for name, count in counts.items()
-    ]
-    rows.append(
-        {
-            "preset": preset,
-            "variant": variant,
-            "component": "total",
-            "params": total,
-            "percent": 100.0,
-            "structure": "",
-        }
-    )
-    table = rich_table(
-        rows,
-        ["component", "params", "percent", "structure"],
-        title=f"DiffMAViL {variant} @ {preset}",
-        formatters={"params": lambda v: f"{v:,}", "percent": lambda v: f"{v:.1f}%"},
-    )
-    emit(rows, fmt, table=table, out=out)
-
-
-def _describe_decoder(spec) -> str:
-    inputs = "noised patches + t" if spec.diffusion else "[MASK] tokens"
-    return f"{spec.kind} {spec.dim}x{spec.depth}, {inputs}"
-
-
-def _mount_optional_commands() -> None:
-    """Commands that live in their own modules."""
-    import importlib
-
-    for module_name, attribute, name in (("bench.data_cli", "data_app", "data"),):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        app.add_typer(getattr(module, attribute), name=name)
-
-
-_mount_optional_commands()
-
-
 def _register_commands() -> None:
     """Each command lives in its own module; their heavy imports stay inside the bodies."""
     from bench.ablate_cli import ablate_command
+    from bench.data_cli import data_app
     from bench.flops_cli import flops_command
+    from bench.info_cli import info_command
     from bench.report_cli import report_command
     from bench.time_cli import profile_command, time_command
     from bench.train_cli import finetune_command, pretrain_command
 
     for name, command in (
+        ("info", info_command),
         ("flops", flops_command),
         ("time", time_command),
         ("profile", profile_command),
@@ -147,12 +83,14 @@ def _register_commands() -> None:
         ("report", report_command),
     ):
         app.command(name)(command)
+    app.add_typer(data_app, name="data")
 
 
 _register_commands()
 
 
 def main() -> None:
+    """The console script: ``app()`` runs ``DiffbenchGroup.main`` (the error handler)."""
     app()
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import warnings
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
+
+from bench.options import (
+    INPUT_PANEL,
+    FormatOption,
+    OutOption,
+    OutputFormat,
+    Preset,
+    PresetOption,
+)
 
 data_app = typer.Typer(
     name="data",
@@ -16,111 +25,128 @@ data_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+class Split(StrEnum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
 SpecArgument = Annotated[
     str,
     typer.Argument(
-        help="Data spec: synthetic[:classes=N,size=N], manifest:FILE.json|.csv, esc50:DIR, spc:DIR."
+        help="Data spec: synthetic[:classes=N,size=N], manifest:FILE (.json or .csv), "
+        "esc50:DIR, spc:DIR."
     ),
 ]
-PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Model preset (input sizes).")]
-SplitOpt = Annotated[str, typer.Option("--split", help="train, val or test.")]
-FoldOpt = Annotated[int | None, typer.Option("--fold", help="ESC-50 eval fold (1-5).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+SplitOption = Annotated[
+    Split, typer.Option("--split", help="Dataset split.", rich_help_panel=INPUT_PANEL)
+]
+FoldOption = Annotated[
+    int | None,
+    typer.Option("--fold", min=1, max=5, help="ESC-50 eval fold.", rich_help_panel=INPUT_PANEL),
+]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
+def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
 
 
 def _build(spec: str, preset: str, split: str, fold: int | None, seed: int = 0):
-    from diffmavil.config import ConfigError, make_config
-    from diffmavil.data import DataError, build_dataset
+    from diffmavil.config import make_config
+    from diffmavil.data import build_dataset
 
-    try:
-        config = make_config(preset)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            dataset = build_dataset(spec, config, split, seed=seed, fold=fold)  # type: ignore[arg-type]
-    except (DataError, ConfigError) as error:
-        raise _fail(str(error)) from None
-    for warning in caught:
-        typer.echo(f"warning: {warning.message}", err=True)
+    config = make_config(preset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = build_dataset(spec, config, split, seed=seed, fold=fold)  # type: ignore[arg-type]
+    _echo_warnings(caught)
     return dataset
+
+
+def _emit_record(record: dict[str, Any], fmt: OutputFormat, out, lines: list[str]) -> None:
+    """JSON/CSV: the record; table: ``lines`` of text."""
+    from bench.output import emit
+
+    if fmt == OutputFormat.table:
+        text = "\n".join(lines) + "\n"
+        typer.echo(text, nl=False)
+        if out is not None:
+            from diffmavil.atomic import atomic_write_text
+
+            atomic_write_text(out, text)
+        return
+    emit([record], fmt, out=out)
 
 
 @data_app.command("stats")
 def stats(
     spec: SpecArgument,
-    preset: PresetOpt = "cpu",
-    split: SplitOpt = "train",
-    fold: FoldOpt = None,
+    preset: PresetOption = Preset.cpu,
+    split: SplitOption = Split.train,
+    fold: FoldOption = None,
     max_items: Annotated[
-        int | None, typer.Option("--max-items", help="Use only the first N items.")
+        int | None,
+        typer.Option(
+            "--max-items", min=1, help="Use only the first N items.", rich_help_panel=INPUT_PANEL
+        ),
     ] = None,
-    as_json: JsonOpt = False,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
 ) -> None:
     """Fbank mean/std over a dataset (AudioMAE normalisation: (x - mean) / (2 std))."""
-    from diffmavil.data import DataError, compute_norm_stats
+    from diffmavil.data import compute_norm_stats
 
     dataset = _build(spec, preset, split, fold)
-    if max_items is not None and max_items < 1:
-        raise _fail(f"--max-items {max_items}: must be at least 1")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = compute_norm_stats(dataset, max_items)
-    except DataError as error:
-        raise _fail(str(error)) from None
-    for warning in caught:
-        typer.echo(f"warning: {warning.message}", err=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compute_norm_stats(dataset, max_items)
+    _echo_warnings(caught)
     items = len(dataset) if max_items is None else min(max_items, len(dataset))
-    if as_json:
-        payload = {
-            "spec": spec,
-            "preset": preset,
-            "split": split,
-            "items": items,
-            "mean": result.mean,
-            "std": result.std,
-            "skipped": dataset.skipped,
-        }
-        typer.echo(json.dumps(payload))
-        return
-    typer.echo(f"spec {spec} | preset {preset} | split {split} | items {items}")
-    typer.echo(f"mean {result.mean:.7f}")
-    typer.echo(f"std  {result.std:.7f}")
-    typer.echo(f"skipped files {dataset.skipped}")
+    record = {
+        "spec": spec,
+        "preset": str(preset),
+        "split": str(split),
+        "items": items,
+        "mean": result.mean,
+        "std": result.std,
+        "skipped": dataset.skipped,
+    }
+    lines = [
+        f"spec {spec} | preset {preset} | split {split} | items {items}",
+        f"mean {result.mean:.7f}",
+        f"std  {result.std:.7f}",
+        f"skipped files {dataset.skipped}",
+    ]
+    _emit_record(record, fmt, out, lines)
 
 
 @data_app.command("show")
 def show(
     spec: SpecArgument,
-    preset: PresetOpt = "cpu",
-    split: SplitOpt = "train",
-    fold: FoldOpt = None,
-    as_json: JsonOpt = False,
+    preset: PresetOption = Preset.cpu,
+    split: SplitOption = Split.train,
+    fold: FoldOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
 ) -> None:
     """Size, classes, modalities and skipped files of a dataset."""
     dataset = _build(spec, preset, split, fold)
     info = dataset.describe()
-    if as_json:
-        typer.echo(json.dumps(info))
-        return
     names = info["class_names"]
     shown = ", ".join(names[:12]) + (f", ... ({len(names) - 12} more)" if len(names) > 12 else "")
     config = dataset.config
-    typer.echo(f"spec {spec} | {info['dataset']} | split {info['split']}")
-    typer.echo(
+    lines = [
+        f"spec {spec} | {info['dataset']} | split {info['split']}",
         f"size {info['size']} | classes {info['num_classes']} | "
         f"{'multi' if info['multi_label'] else 'single'}-label | "
-        f"video {'yes' if info['has_video'] else 'no (zeros)'}"
-    )
-    typer.echo(f"classes: {shown}")
-    typer.echo(
+        f"video {'yes' if info['has_video'] else 'no (zeros)'}",
+        f"classes: {shown}",
         f"audio [{config.audio.target_frames}, {config.audio.mel_bins}] | video "
         f"[{config.video.channels}, {config.video.frames}, {config.video.height}, "
         f"{config.video.width}] | stats mean {info['stats']['mean']:.4f} "
-        f"std {info['stats']['std']:.4f}"
-    )
-    typer.echo(f"skipped files {info['skipped']}")
+        f"std {info['stats']['std']:.4f}",
+        f"skipped files {info['skipped']}",
+    ]
+    _emit_record(info, fmt, out, lines)

@@ -1,58 +1,114 @@
-"""User-facing errors: one line, exit code 2 from the CLI."""
+"""Errors of the CLI and the one handler that turns them into messages and exit codes.
+
+``handle_error`` is called by ``bench.cli``'s root command (every command, ``data`` and
+``info`` included, runs under it):
+
+- bad input (``BadInput``, ``ConfigError``, ``DataError``, a pydantic ``ValidationError``,
+  a missing file, a rejected option value): ``error: <one line>``, exit code 2;
+- anything else: ``error: unexpected <Type>: <one line> (full traceback: <file>)``, exit
+  code 1; the traceback file is written atomically under ``DIFFBENCH_TRACEBACK_DIR`` (default:
+  the system temp directory). ``DIFFBENCH_TRACEBACK=1`` prints the full traceback instead.
+"""
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
+import click
 import typer
 
-F = TypeVar("F", bound=Callable[..., Any])
+try:  # typer >= 0.20 carries its own copy of click; its commands raise that copy's errors
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
+
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+_NO_ARGS = (click.exceptions.NoArgsIsHelpError, _typer_click.NoArgsIsHelpError)
+_USAGE = (click.ClickException, _typer_click.ClickException)
+
+TRACEBACK_ENV = "DIFFBENCH_TRACEBACK"
+TRACEBACK_DIR_ENV = "DIFFBENCH_TRACEBACK_DIR"
+BAD_INPUT_EXIT = 2
+UNEXPECTED_EXIT = 1
 
 
 class BadInput(ValueError):
     """Invalid user input: the message names the bad value and what is allowed."""
 
 
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` to stderr and return an Exit(2) to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def user_errors(function: F) -> F:
-    """Turn known input errors into a one-line message and exit code 2.
-
-    Set DIFFBENCH_TRACEBACK=1 to see the full traceback instead.
-    """
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from diffmavil.config import ConfigError
-
-        known: tuple[type[BaseException], ...] = (BadInput, ConfigError, FileNotFoundError)
-        try:
-            from diffmavil.data import DataError
-
-            known = (*known, DataError)
-        except ImportError:
-            pass
-        from diffmavil.training.checkpoint import CheckpointError
-
-        known = (*known, CheckpointError)
-        try:
-            return function(*args, **kwargs)
-        except known as error:
-            if os.environ.get("DIFFBENCH_TRACEBACK"):
-                raise
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise fail(message) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from pydantic import ValidationError
+
+    from diffmavil.config import ConfigError
+    from diffmavil.data import DataError
+    from diffmavil.training.checkpoint import CheckpointError
+
+    return (BadInput, ConfigError, DataError, CheckpointError, ValidationError, FileNotFoundError)
+
+
+def first_line(error: BaseException | str) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _describe_validation(error: BaseException) -> str:
+    from pydantic import ValidationError
+
+    from diffmavil.config import format_validation_error
+
+    if isinstance(error, ValidationError):
+        return format_validation_error(error)
+    return first_line(error)
+
+
+def write_traceback(error: BaseException) -> Path:
+    """The full traceback of ``error`` in a new file (atomic); returns its path."""
+    from diffmavil.atomic import atomic_write_text
+
+    folder = Path(os.environ.get(TRACEBACK_DIR_ENV) or tempfile.gettempdir())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"diffbench-traceback-{stamp}-{os.getpid()}.txt"
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    atomic_write_text(path, f"diffbench {' '.join(sys.argv[1:])}\n{text}")
+    return path
+
+
+def handle_error(error: BaseException) -> int:
+    """Print ``error`` as one line on stderr; return the exit code."""
+    if isinstance(error, _EXIT):
+        return error.exit_code
+    if isinstance(error, _ABORT):
+        click.echo("error: interrupted", err=True)
+        return 130
+    if isinstance(error, _NO_ARGS):  # the help is already printed
+        return BAD_INPUT_EXIT
+    if isinstance(error, _USAGE):  # a rejected value, a missing argument
+        message = first_line(error.format_message()).replace("Value error, ", "")
+        click.echo(f"error: {message}", err=True)
+        return error.exit_code
+    verbose = bool(os.environ.get(TRACEBACK_ENV))
+    if isinstance(error, _bad_input_types()):
+        if verbose:
+            traceback.print_exception(type(error), error, error.__traceback__)
+        click.echo(f"error: {first_line(_describe_validation(error))}", err=True)
+        return BAD_INPUT_EXIT
+    if verbose:
+        traceback.print_exception(type(error), error, error.__traceback__)
+        click.echo(f"error: unexpected {type(error).__name__}: {first_line(error)}", err=True)
+        return UNEXPECTED_EXIT
+    try:
+        where = f"full traceback: {write_traceback(error)}"
+    except OSError as write_error:
+        where = f"traceback not written: {write_error}; set {TRACEBACK_ENV}=1 to print it"
+    click.echo(f"error: unexpected {type(error).__name__}: {first_line(error)} ({where})", err=True)
+    return UNEXPECTED_EXIT

@@ -7,56 +7,60 @@ inside the function so that ``--help`` stays instant.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from bench.errors import BadInput, user_errors
 from bench.options import (
+    DEFAULT_MASK_RATIO,
+    EXECUTION_PANEL,
+    INPUT_PANEL,
+    MEASURE_PANEL,
+    BatchKind,
+    BatchRule,
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
     FormatOption,
+    MaskingKind,
     MaskRatioOption,
     OutOption,
     OutputFormat,
+    Preset,
     PresetOption,
     VariantsOption,
     model_overrides,
 )
+from bench.requests import FlopsRequest
 
 COUNTER_HELP = (
     "Counter(s): torch (FlopCounterMode), fvcore (forward only), analytic (closed form) or all. "
     "Every counter that runs is checked against the closed form exactly."
 )
-MASKING_KINDS = ("fixed", "curriculum")
-BATCH_KINDS = ("fixed", "adaptive")
-BATCH_RULES = ("tokens", "flops")
-DEVICES = ("meta", "cpu")
 
 
-def _choice(kind: str, value: str | None, allowed: tuple[str, ...]) -> None:
-    if value is not None and value not in allowed:
-        raise BadInput(f"unknown {kind} {value!r}; allowed: {', '.join(allowed)}")
+WHOLE_RUN_PANEL = "Whole run (--masking / --batch / --sensitivity)"
+FLOPS = FlopsRequest.model_construct()  # the defaults (bench.requests), not validated
+CURRICULUM_END = f"{FLOPS.curriculum_end[0]},{FLOPS.curriculum_end[1]}"
 
 
-def _parse_samples(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadInput(
-            f"--samples {text!r}: expected a positive number of samples, e.g. 2e6"
-        ) from None
-    if value <= 0 or value != int(value):
-        raise BadInput(f"--samples {text!r}: expected a positive whole number of samples")
-    return int(value)
+class Counter(StrEnum):
+    torch = "torch"
+    fvcore = "fvcore"
+    analytic = "analytic"
+    all = "all"
 
 
-@user_errors
+class CountDevice(StrEnum):
+    meta = "meta"
+    cpu = "cpu"
+
+
 def flops_command(
     variant: VariantsOption = None,
-    preset: PresetOption = "base",
-    mask_ratio: MaskRatioOption = "0.8,0.9",
+    preset: PresetOption = Preset.base,
+    mask_ratio: MaskRatioOption = DEFAULT_MASK_RATIO,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -65,43 +69,91 @@ def flops_command(
             min=1,
             help="Batch size: per-batch figures (default 1, i.e. per sample) or, for a "
             "whole run, the base batch at the start ratios (default 32).",
+            rich_help_panel=INPUT_PANEL,
         ),
     ] = None,
     decoder_audio: DecoderAudioOption = None,
     decoder_video: DecoderVideoOption = None,
     diffusion: DiffusionOption = None,
-    counter: Annotated[str, typer.Option("--counter", "-c", help=COUNTER_HELP)] = "all",
+    counter: Annotated[
+        Counter,
+        typer.Option(
+            "--counter",
+            "-c",
+            help=COUNTER_HELP,
+            case_sensitive=False,
+            rich_help_panel=MEASURE_PANEL,
+        ),
+    ] = Counter.all,
     backward: Annotated[
-        bool, typer.Option("--backward/--no-backward", help="Count the backward pass too.")
+        bool,
+        typer.Option(
+            "--backward/--no-backward",
+            help="Count the backward pass too.",
+            rich_help_panel=MEASURE_PANEL,
+        ),
     ] = True,
     device: Annotated[
-        str,
-        typer.Option("--device", help="Where models are counted: meta (shapes only) or cpu."),
-    ] = "meta",
+        CountDevice,
+        typer.Option(
+            "--device",
+            help="Where models are counted: meta (shapes only) or cpu.",
+            case_sensitive=False,
+            rich_help_panel=EXECUTION_PANEL,
+        ),
+    ] = CountDevice.meta,
     masking: Annotated[
-        str | None,
-        typer.Option("--masking", help="Whole run: masking schedule, fixed|curriculum."),
+        MaskingKind | None,
+        typer.Option(
+            "--masking",
+            help="Whole run: masking schedule.",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=WHOLE_RUN_PANEL,
+        ),
     ] = None,
     batch: Annotated[
-        str | None, typer.Option("--batch", help="Whole run: batch schedule, fixed|adaptive.")
+        BatchKind | None,
+        typer.Option(
+            "--batch",
+            help="Whole run: batch schedule.",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=WHOLE_RUN_PANEL,
+        ),
     ] = None,
     samples: Annotated[
-        str, typer.Option("--samples", help="Whole run: budget in samples seen (e.g. 2e6).")
-    ] = "2e6",
-    batch_rule: Annotated[
         str,
-        typer.Option("--batch-rule", help="Whole run, adaptive batch: keep tokens|flops constant."),
-    ] = "tokens",
+        typer.Option(
+            "--samples",
+            help="Whole run: budget in samples seen (e.g. 2e6).",
+            rich_help_panel=WHOLE_RUN_PANEL,
+        ),
+    ] = f"{FLOPS.samples:.0e}".replace("e+0", "e"),
+    batch_rule: Annotated[
+        BatchRule,
+        typer.Option(
+            "--batch-rule",
+            help="Whole run, adaptive batch: what stays constant per step.",
+            case_sensitive=False,
+            rich_help_panel=WHOLE_RUN_PANEL,
+        ),
+    ] = BatchRule.tokens,
     curriculum_end: Annotated[
         str,
-        typer.Option("--curriculum-end", help="Whole run: curriculum end ratios 'AUDIO,VIDEO'."),
-    ] = "0.9,0.95",
+        typer.Option(
+            "--curriculum-end",
+            help="Whole run: curriculum end ratios 'AUDIO,VIDEO'.",
+            rich_help_panel=WHOLE_RUN_PANEL,
+        ),
+    ] = CURRICULUM_END,
     sensitivity: Annotated[
         bool,
         typer.Option(
             "--sensitivity",
             help="Sweep our assumptions (decoder width/depth, curriculum end, batch rule) and "
             "show the whole-run saving vs MAViL each gives.",
+            rich_help_panel=WHOLE_RUN_PANEL,
         ),
     ] = False,
     fmt: FormatOption = OutputFormat.table,
@@ -110,41 +162,45 @@ def flops_command(
     """FLOPs per component, forward and backward, from three counters that must agree
     exactly (2 FLOPs per multiply-add, matmul family only); with --masking/--batch, the
     whole pre-training run and its saving vs the MAViL recipe."""
-    from bench.flops import COUNTER_CHOICES, FlopCountError
-    from diffmavil.config import make_config, parse_mask_ratio
+    from bench.flops import FlopCountError
 
-    variants = list(variant or ["cross-attn"])
-    _choice("counter", counter, COUNTER_CHOICES)
-    _choice("device", device, DEVICES)
-    _choice("masking schedule", masking, MASKING_KINDS)
-    _choice("batch schedule", batch, BATCH_KINDS)
-    _choice("batch rule", batch_rule, BATCH_RULES)
-    ratios = parse_mask_ratio(mask_ratio)
-    overrides = model_overrides(decoder_audio, decoder_video, diffusion)
-    configs = [make_config(preset, v, overrides) for v in variants]
-    whole_run = masking is not None or batch is not None or sensitivity
+    request = FlopsRequest(
+        preset=preset,
+        variants=tuple(str(v) for v in variant or FLOPS.variants),
+        overrides=model_overrides(decoder_audio, decoder_video, diffusion),
+        mask_ratio=mask_ratio,
+        batch_size=batch_size,
+        counter=counter,
+        backward=backward,
+        device=device,
+        masking=masking,
+        batch=batch,
+        samples=samples,
+        batch_rule=batch_rule,
+        curriculum_end=curriculum_end,
+        sensitivity=sensitivity,
+    )
+    configs = request.models()
     try:
-        if whole_run:
-            from diffmavil.schedules import BatchSchedule, MaskingSchedule
-
-            end = parse_mask_ratio(curriculum_end)
-            mask_schedule = MaskingSchedule(
-                kind=masking or "fixed",
-                audio=ratios[0],
-                video=ratios[1],
-                audio_end=end[0],
-                video_end=end[1],
-            )
-            batch_schedule = BatchSchedule(
-                kind=batch or "fixed", batch_size=batch_size or 32, rule=batch_rule
-            )
-            budget = _parse_samples(samples)
-            if sensitivity:
-                _sensitivity(configs[0], mask_schedule, batch_schedule, budget, fmt, out)
+        if request.whole_run:
+            masking_schedule, batch_schedule = request.masking_schedule(), request.batch_schedule()
+            if request.sensitivity:
+                _sensitivity(
+                    configs[0], masking_schedule, batch_schedule, request.samples, fmt, out
+                )
             else:
-                _whole_run(configs, mask_schedule, batch_schedule, budget, fmt, out)
+                _whole_run(configs, masking_schedule, batch_schedule, request.samples, fmt, out)
         else:
-            _breakdown(configs, ratios, batch_size or 1, counter, backward, device, fmt, out)
+            _breakdown(
+                configs,
+                request.mask_ratio,
+                request.batch_size or 1,
+                request.counter,
+                request.backward,
+                request.device,
+                fmt,
+                out,
+            )
     except FlopCountError as error:
         from rich.console import Console
 

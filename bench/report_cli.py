@@ -8,10 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bench.errors import user_errors
 
-
-@user_errors
 def report_command(
     runs_dir: Annotated[
         Path,

@@ -10,48 +10,73 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.errors import BadInput, user_errors
+from bench.errors import BadInput
 from bench.options import (
+    DEFAULT_MASK_RATIO,
+    EXECUTION_PANEL,
+    INPUT_PANEL,
+    MEASURE_PANEL,
+    OUTPUT_PANEL,
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
+    Dtype,
+    DtypeOption,
     FormatOption,
     MaskRatioOption,
     OutOption,
     OutputFormat,
+    Preset,
     PresetOption,
+    SeedOption,
+    ThreadsOption,
     VariantsOption,
     model_overrides,
 )
+from bench.requests import TimeRequest
 
+TIME = TimeRequest.model_construct()  # the defaults (bench.requests), not validated
 DeviceOption = Annotated[
-    str, typer.Option("--device", help="Where to run: cpu or cuda (cuda:N for another GPU).")
-]
-DtypeOption = Annotated[
     str,
-    typer.Option("--dtype", help="fp32, or bf16 (autocast for the forward; weights stay fp32)."),
+    typer.Option(
+        "--device",
+        help="Where to run: cpu or cuda (cuda:N for another GPU).",
+        rich_help_panel=EXECUTION_PANEL,
+    ),
 ]
 CompileOption = Annotated[
     bool,
     typer.Option(
         "--compile/--no-compile",
         help="torch.compile the model with dynamic shapes (a curriculum changes token counts).",
+        rich_help_panel=EXECUTION_PANEL,
     ),
 ]
-BatchOption = Annotated[int, typer.Option("--batch-size", "-b", help="Samples per step.")]
+BatchOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", "-b", min=1, help="Samples per step.", rich_help_panel=INPUT_PANEL
+    ),
+]
 RepeatsOption = Annotated[
-    int, typer.Option("--repeats", "-n", help="Timed repeats per measurement (>= 10 with --peer).")
+    int,
+    typer.Option(
+        "--repeats",
+        "-n",
+        min=1,
+        help="Timed repeats per measurement (>= 10 with --peer).",
+        rich_help_panel=MEASURE_PANEL,
+    ),
 ]
 WarmupOption = Annotated[
-    int, typer.Option("--warmup", help="Untimed calls before the timed repeats.")
+    int,
+    typer.Option(
+        "--warmup",
+        min=0,
+        help="Untimed calls before the timed repeats.",
+        rich_help_panel=MEASURE_PANEL,
+    ),
 ]
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option("--threads", help="CPU threads (torch.set_num_threads); default: torch's."),
-]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of weights and inputs.")]
-
-_DTYPES = ("fp32", "bf16")
 
 
 def validate_device(device: str) -> str:
@@ -73,23 +98,6 @@ def validate_device(device: str) -> str:
                 f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
             )
     return device
-
-
-def validate_dtype(dtype: str) -> str:
-    if dtype not in _DTYPES:
-        raise BadInput(f"--dtype {dtype!r}: allowed values are {', '.join(_DTYPES)}")
-    return dtype
-
-
-def _check_counts(batch_size: int, repeats: int, warmup: int, threads: int | None) -> None:
-    if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: must be at least 1")
-    if repeats < 1:
-        raise BadInput(f"--repeats {repeats}: must be at least 1")
-    if warmup < 0:
-        raise BadInput(f"--warmup {warmup}: must be 0 or more")
-    if threads is not None and threads < 1:
-        raise BadInput(f"--threads {threads}: must be at least 1")
 
 
 def _progress_bar(total: int):
@@ -238,17 +246,16 @@ def _emit_tables(tables: list, fmt: OutputFormat, rows: list, meta: dict, out: P
         atomic_write_text(out, recorder.export_text())
 
 
-@user_errors
 def time_command(
     variant: VariantsOption = None,
-    preset: PresetOption = "tiny",
-    device: DeviceOption = "cpu",
-    dtype: DtypeOption = "fp32",
-    compile: CompileOption = False,
-    batch_size: BatchOption = 8,
-    mask_ratio: MaskRatioOption = "0.8,0.9",
-    repeats: RepeatsOption = 10,
-    warmup: WarmupOption = 2,
+    preset: PresetOption = Preset[TIME.preset],
+    device: DeviceOption = TIME.device,
+    dtype: DtypeOption = Dtype[TIME.dtype],
+    compile: CompileOption = TIME.compile,
+    batch_size: BatchOption = TIME.batch_size,
+    mask_ratio: MaskRatioOption = DEFAULT_MASK_RATIO,
+    repeats: RepeatsOption = TIME.repeats,
+    warmup: WarmupOption = TIME.warmup,
     threads: ThreadsOption = None,
     peer: Annotated[
         bool,
@@ -256,22 +263,30 @@ def time_command(
             "--peer/--no-peer",
             help="Also time the torch.nn peer, interleaved; report the speed ratio with a "
             "bootstrap confidence interval.",
+            rich_help_panel=MEASURE_PANEL,
         ),
-    ] = False,
+    ] = TIME.peer,
     components: Annotated[
         bool,
         typer.Option(
             "--components/--no-components",
             help="Also time each component (forward, backward) on its own.",
+            rich_help_panel=MEASURE_PANEL,
         ),
-    ] = True,
+    ] = TIME.components,
     matmul_repeats: Annotated[
-        int, typer.Option("--matmul-repeats", help="Best of N for the 2048^3 matmul rate.")
-    ] = 5,
+        int,
+        typer.Option(
+            "--matmul-repeats",
+            min=1,
+            help="Best of N for the 2048^3 matmul rate.",
+            rich_help_panel=MEASURE_PANEL,
+        ),
+    ] = TIME.matmul_repeats,
     decoder_audio: DecoderAudioOption = None,
     decoder_video: DecoderVideoOption = None,
     diffusion: DiffusionOption = None,
-    seed: SeedOption = 0,
+    seed: SeedOption = TIME.seed,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
@@ -282,30 +297,19 @@ def time_command(
     Repeat --variant to measure variants side by side: savings are reported against the
     first one, per component, as time saving / FLOP saving.
     """
-    from bench.timing.benchmark import MIN_PEER_REPEATS, TimeRequest, run_time_benchmark
-    from diffmavil.config import make_config, parse_mask_ratio
+    from bench.timing.benchmark import run_time_benchmark
 
     validate_device(device)
-    validate_dtype(dtype)
-    _check_counts(batch_size, repeats, warmup, threads)
-    if peer and repeats < MIN_PEER_REPEATS:
-        raise BadInput(
-            f"--repeats {repeats}: --peer needs at least {MIN_PEER_REPEATS} interleaved "
-            "repeats for its bootstrap interval"
-        )
-    variants = tuple(dict.fromkeys(variant or ["cross-attn"]))
-    overrides = model_overrides(decoder_audio, decoder_video, diffusion)
-    for name in variants:
-        make_config(preset, name, overrides)  # validate before any work
+    variants = tuple(dict.fromkeys(str(v) for v in variant or TIME.variants))
     request = TimeRequest(
-        preset=preset,
+        preset=str(preset),
         variants=variants,
-        overrides=overrides,
+        overrides=model_overrides(decoder_audio, decoder_video, diffusion),
         device=device,
         dtype=dtype,
         compile=compile,
         batch_size=batch_size,
-        mask_ratio=parse_mask_ratio(mask_ratio),
+        mask_ratio=mask_ratio,
         repeats=repeats,
         warmup=warmup,
         threads=threads,
@@ -325,18 +329,30 @@ def time_command(
     _emit_tables(_render_tables(result.rows, result.environment), fmt, result.rows, meta, out)
 
 
-@user_errors
 def profile_command(
     variant: VariantsOption = None,
-    preset: PresetOption = "tiny",
+    preset: PresetOption = Preset.tiny,
     device: DeviceOption = "cpu",
-    dtype: DtypeOption = "fp32",
+    dtype: DtypeOption = Dtype.fp32,
     compile: CompileOption = False,
     batch_size: BatchOption = 8,
-    mask_ratio: MaskRatioOption = "0.8,0.9",
-    warmup: Annotated[int, typer.Option("--warmup", help="Unprofiled steps first.")] = 1,
-    steps: Annotated[int, typer.Option("--steps", help="Profiled train steps.")] = 1,
-    top: Annotated[int, typer.Option("--top", help="Operators listed per component.")] = 5,
+    mask_ratio: MaskRatioOption = DEFAULT_MASK_RATIO,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            "--warmup", min=0, help="Unprofiled steps first.", rich_help_panel=MEASURE_PANEL
+        ),
+    ] = 1,
+    steps: Annotated[
+        int,
+        typer.Option("--steps", min=1, help="Profiled train steps.", rich_help_panel=MEASURE_PANEL),
+    ] = 1,
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top", min=1, help="Operators listed per component.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = 5,
     threads: ThreadsOption = None,
     out_dir: Annotated[
         Path,
@@ -344,6 +360,7 @@ def profile_command(
             "--out-dir",
             help="Trace directory: open the *.pt.trace.json in ui.perfetto.dev, or run "
             "`tensorboard --logdir DIR` (torch-tb-profiler).",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = Path("runs/profile"),
     decoder_audio: DecoderAudioOption = None,
@@ -364,11 +381,7 @@ def profile_command(
     from diffmavil.config import make_config, parse_mask_ratio
 
     validate_device(device)
-    validate_dtype(dtype)
-    _check_counts(batch_size, max(steps, 1), warmup, threads)
-    if steps < 1:
-        raise BadInput(f"--steps {steps}: must be at least 1")
-    names = list(dict.fromkeys(variant or ["cross-attn"]))
+    names = list(dict.fromkeys(str(v) for v in variant or ["cross-attn"]))
     if len(names) != 1:
         raise BadInput("profile takes one --variant")
     config = make_config(preset, names[0], model_overrides(decoder_audio, decoder_video, diffusion))

@@ -1,34 +1,58 @@
-"""``diffbench pretrain`` and ``diffbench finetune``."""
+"""``diffbench pretrain`` and ``diffbench finetune``.
+
+Each command builds its typed request (``bench.requests``) from its options, validated
+once, and hands it to the model library."""
 
 from __future__ import annotations
 
-import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from bench.errors import BadInput, user_errors
+from bench.errors import BadInput
 from bench.options import (
+    EXECUTION_PANEL,
+    INPUT_PANEL,
+    MODEL_PANEL,
+    OUTPUT_PANEL,
+    BatchKind,
+    BatchRule,
+    CurriculumShape,
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
+    Dtype,
     FormatOption,
+    MaskingKind,
+    OptionalPresetOption,
+    OptionalVariantOption,
     OutOption,
     OutputFormat,
-    model_overrides,
+    Preset,
+    PresetOption,
+    TrainDevice,
+    Variant,
+    VariantOption,
 )
+from bench.requests import FinetuneRequest
+from diffmavil.training.config import FinetuneConfig
+
+SCHEDULE_PANEL = "Schedules and budget"
 
 
-def _parse_pair(text: str | None, name: str) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    from diffmavil.config import parse_mask_ratio
+def _read_config_file(path: Path | None) -> dict[str, Any]:
+    import yaml
 
-    try:
-        return parse_mask_ratio(text)
-    except ValueError as error:
-        raise BadInput(f"--{name}: {error}") from None
+    if path is None:
+        return {}
+    if not path.exists():
+        raise BadInput(f"--config {path}: no such file")
+    loaded = yaml.safe_load(path.read_text())
+    if not isinstance(loaded, dict):
+        raise BadInput(f"--config {path}: expected a mapping of config keys")
+    return loaded
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, Any]:
@@ -46,155 +70,199 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
     return dotted_to_nested(flat)
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def pretrain_command(
-    preset: Annotated[
-        str | None, typer.Option("--preset", "-p", help="Model size preset [default: tiny].")
-    ] = None,
-    variant: Annotated[
-        str | None, typer.Option("--variant", "-v", help="Model variant [default: cross-attn].")
-    ] = None,
+    preset: OptionalPresetOption = None,
+    variant: OptionalVariantOption = None,
     decoder_audio: DecoderAudioOption = None,
     decoder_video: DecoderVideoOption = None,
     diffusion: DiffusionOption = None,
     data: Annotated[
         str | None,
-        typer.Option(help="Data spec: synthetic, esc50:DIR, spc:DIR, manifest:FILE [synthetic]."),
+        typer.Option(
+            help="Data spec: synthetic, esc50:DIR, spc:DIR, manifest:FILE [default: synthetic].",
+            rich_help_panel=INPUT_PANEL,
+        ),
     ] = None,
     masking: Annotated[
-        str | None, typer.Option(help="Masking schedule: fixed|curriculum [fixed].")
+        MaskingKind | None,
+        typer.Option(
+            help="Masking schedule [default: fixed].",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=SCHEDULE_PANEL,
+        ),
     ] = None,
     mask_ratio: Annotated[
-        str | None, typer.Option(help="Fixed (or curriculum start) ratios AUDIO,VIDEO.")
+        str | None,
+        typer.Option(
+            help="Fixed (or curriculum start) ratios AUDIO,VIDEO.", rich_help_panel=SCHEDULE_PANEL
+        ),
     ] = None,
-    mask_end: Annotated[str | None, typer.Option(help="Curriculum end ratios AUDIO,VIDEO.")] = None,
+    mask_end: Annotated[
+        str | None,
+        typer.Option(help="Curriculum end ratios AUDIO,VIDEO.", rich_help_panel=SCHEDULE_PANEL),
+    ] = None,
     curriculum_shape: Annotated[
-        str | None, typer.Option(help="Curriculum shape: linear|cosine|step.")
+        CurriculumShape | None,
+        typer.Option(
+            help="Curriculum shape [default: linear].",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=SCHEDULE_PANEL,
+        ),
     ] = None,
     batch: Annotated[
-        str | None, typer.Option(help="Batch schedule: fixed|adaptive [fixed].")
+        BatchKind | None,
+        typer.Option(
+            help="Batch schedule [default: fixed].",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=SCHEDULE_PANEL,
+        ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Base batch size (at the starting mask ratios).")
+        int | None,
+        typer.Option(
+            help="Base batch size (at the starting mask ratios).", rich_help_panel=SCHEDULE_PANEL
+        ),
     ] = None,
-    batch_rule: Annotated[str | None, typer.Option(help="Adaptive rule: tokens|flops.")] = None,
-    max_batch: Annotated[int | None, typer.Option(help="Cap of the adaptive batch.")] = None,
+    batch_rule: Annotated[
+        BatchRule | None,
+        typer.Option(
+            help="Adaptive rule: what stays constant per step [default: tokens].",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=SCHEDULE_PANEL,
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int | None, typer.Option(help="Cap of the adaptive batch.", rich_help_panel=SCHEDULE_PANEL)
+    ] = None,
     samples: Annotated[
-        float | None, typer.Option(help="Budget in samples seen (e.g. 4096 or 2e6).")
+        float | None,
+        typer.Option(
+            help="Budget in samples seen (e.g. 4096 or 2e6).", rich_help_panel=SCHEDULE_PANEL
+        ),
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate (x batch/256).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (init, data order, masks).")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu|cuda.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="fp32|bf16 (bf16: CUDA autocast).")] = None,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Base learning rate (x batch/256).", rich_help_panel=SCHEDULE_PANEL),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed (init, data order, masks).", rich_help_panel=MODEL_PANEL),
+    ] = None,
+    device: Annotated[
+        TrainDevice | None,
+        typer.Option(
+            help="Device [default: cpu].",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=EXECUTION_PANEL,
+        ),
+    ] = None,
+    dtype: Annotated[
+        Dtype | None,
+        typer.Option(
+            help="Precision (bf16: CUDA autocast) [default: fp32].",
+            case_sensitive=False,
+            show_default=False,
+            rich_help_panel=EXECUTION_PANEL,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads.", rich_help_panel=EXECUTION_PANEL)
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="DataLoader worker processes.", rich_help_panel=EXECUTION_PANEL),
+    ] = None,
     config_file: Annotated[
-        Path | None, typer.Option("--config", help="YAML/JSON PretrainConfig; flags override.")
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML/JSON PretrainConfig; flags override.",
+            rich_help_panel=INPUT_PANEL,
+        ),
     ] = None,
     set_values: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="Dotted override KEY=VALUE, repeatable (e.g. batch.multiple=4)."
+            "--set",
+            help="Dotted override KEY=VALUE, repeatable (e.g. batch.multiple=4).",
+            rich_help_panel=INPUT_PANEL,
         ),
     ] = None,
     run_dir: Annotated[
-        Path | None, typer.Option(help="Run directory (default: runs/<run id>).")
+        Path | None,
+        typer.Option(help="Run directory (default: runs/<run id>).", rich_help_panel=OUTPUT_PANEL),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the run directory's checkpoint.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from the run directory's checkpoint.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Show a progress bar.", rich_help_panel=OUTPUT_PANEL)
+    ] = True,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Pre-train on a budget of samples with fixed/curriculum masking and fixed/adaptive batch.
 
     Writes config.json, metrics.jsonl, TensorBoard events, checkpoint.pt and summary.json.
     """
-    _pretrain(**locals())
+    from bench.requests import PretrainFlags, PretrainRequest, pretrain_config
+
+    flags = PretrainFlags(
+        preset=preset,
+        variant=variant,
+        decoder_audio=decoder_audio,
+        decoder_video=decoder_video,
+        diffusion=diffusion,
+        data=data,
+        masking=masking,
+        mask_ratio=mask_ratio,
+        mask_end=mask_end,
+        curriculum_shape=curriculum_shape,
+        batch=batch,
+        batch_size=batch_size,
+        batch_rule=batch_rule,
+        max_batch=max_batch,
+        samples=samples,
+        lr=lr,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        threads=threads,
+        workers=workers,
+    )
+    config = pretrain_config(flags, _read_config_file(config_file), _parse_sets(set_values))
+    request = PretrainRequest(
+        config=config,
+        run_dir=run_dir or Path("runs") / config.run_id(),
+        resume=resume,
+        progress=progress,
+    )
+    run_pretrain(request, fmt)
 
 
-@user_errors
-def _pretrain(**options: Any) -> None:
-    import yaml
-
-    from diffmavil.training.config import load_pretrain_config
+def run_pretrain(request, fmt: OutputFormat) -> None:
+    """Run a ``PretrainRequest`` and print its summary."""
     from diffmavil.training.pretrain import TrainingFailed, pretrain
 
-    payload: dict[str, Any] = {}
-    if options["config_file"] is not None:
-        path: Path = options["config_file"]
-        if not path.exists():
-            raise BadInput(f"--config {path}: no such file")
-        loaded = yaml.safe_load(path.read_text())
-        if not isinstance(loaded, dict):
-            raise BadInput(f"--config {path}: expected a mapping of config keys")
-        payload = loaded
-    flags: dict[str, Any] = {}
-    overrides = model_overrides(
-        options["decoder_audio"], options["decoder_video"], options["diffusion"]
-    )
-    if overrides:
-        flags["model_overrides"] = {**payload.get("model_overrides", {}), **overrides}
-    masking: dict[str, Any] = {}
-    start = _parse_pair(options["mask_ratio"], "mask-ratio")
-    end = _parse_pair(options["mask_end"], "mask-end")
-    if start:
-        masking.update(audio=start[0], video=start[1])
-    if end:
-        masking.update(audio_end=end[0], video_end=end[1])
-    for key, name in (("kind", "masking"), ("shape", "curriculum_shape")):
-        if options[name] is not None:
-            masking[key] = options[name]
-    batch: dict[str, Any] = {}
-    for key, name in (
-        ("kind", "batch"),
-        ("batch_size", "batch_size"),
-        ("rule", "batch_rule"),
-        ("max_batch", "max_batch"),
-    ):
-        if options[name] is not None:
-            batch[key] = options[name]
-    if masking:
-        flags["masking"] = masking
-    if batch:
-        flags["batch"] = batch
-    for key, name in (
-        ("preset", "preset"),
-        ("variant", "variant"),
-        ("seed", "seed"),
-        ("device", "device"),
-        ("dtype", "dtype"),
-        ("threads", "threads"),
-        ("num_workers", "workers"),
-        ("data", "data"),
-    ):
-        if options[name] is not None:
-            flags[key] = options[name]
-    if options["samples"] is not None:
-        flags["budget_samples"] = int(options["samples"])
-    if options["lr"] is not None:
-        flags["optimizer"] = {"base_lr": options["lr"]}
-    config = load_pretrain_config(
-        _merge(_merge(payload, flags), _parse_sets(options["set_values"]))
-    )
-    run_dir = options["run_dir"] or Path("runs") / config.run_id()
-    if (run_dir / "summary.json").exists() and not options["resume"]:
-        raise BadInput(f"{run_dir} already holds a finished run (use another --run-dir)")
+    if (request.run_dir / "summary.json").exists() and not request.resume:
+        raise BadInput(f"{request.run_dir} already holds a finished run (use another --run-dir)")
     try:
-        summary = pretrain(config, run_dir, resume=options["resume"], progress=options["progress"])
+        summary = pretrain(
+            request.config, request.run_dir, resume=request.resume, progress=request.progress
+        )
     except TrainingFailed as failure:
         typer.echo(f"error: run failed: {failure}", err=True)
         raise typer.Exit(1) from None
-    _print_summary(summary, run_dir, options["fmt"])
+    _print_summary(summary, request.run_dir, fmt)
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) -> None:
@@ -231,88 +299,127 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+class Init(StrEnum):
+    checkpoint = "checkpoint"
+    random = "random"
+    fbank = "fbank"
+
+
+class ProbeMode(StrEnum):
+    probe = "probe"
+    finetune = "finetune"
+
+
+class Modality(StrEnum):
+    audio = "audio"
+    audio_video = "audio-video"
+
+
+class Features(StrEnum):
+    encoder = "encoder"
+    fused = "fused"
+
+
+PROBE = FinetuneConfig()  # the probe's defaults (one place: diffmavil.training.config)
+FINETUNE = FinetuneRequest.model_construct()
+PROBE_PANEL = "Probe / fine-tune"
+
+
 def finetune_command(
     checkpoint: Annotated[
         Path | None,
         typer.Argument(help="A pre-training run directory or its checkpoint.pt."),
     ] = None,
     init: Annotated[
-        str, typer.Option(help="checkpoint|random|fbank (random init and raw fbank are controls).")
-    ] = "checkpoint",
-    preset: Annotated[
-        str, typer.Option("--preset", "-p", help="Model preset (for --init random|fbank).")
-    ] = "tiny",
-    variant: Annotated[
-        str, typer.Option("--variant", "-v", help="Variant (for --init random).")
-    ] = "cross-attn",
-    data: Annotated[str, typer.Option(help="Downstream data spec.")] = "synthetic",
-    mode: Annotated[str, typer.Option(help="probe (linear, frozen) | finetune.")] = "probe",
-    modality: Annotated[str, typer.Option(help="audio | audio-video.")] = "audio",
-    features: Annotated[str, typer.Option(help="encoder | fused.")] = "encoder",
-    fold: Annotated[int | None, typer.Option(help="ESC-50 evaluation fold.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    specaugment_freq: Annotated[int, typer.Option(help="SpecAugment frequency mask.")] = 0,
-    specaugment_time: Annotated[int, typer.Option(help="SpecAugment time mask.")] = 0,
-    mixup: Annotated[float, typer.Option(help="Mixup alpha (0: off).")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu|cuda.")] = "cpu",
+        Init,
+        typer.Option(
+            help="Initialisation (random init and raw fbank are controls).",
+            case_sensitive=False,
+            rich_help_panel=MODEL_PANEL,
+        ),
+    ] = Init[FINETUNE.init],
+    preset: PresetOption = Preset[FINETUNE.preset],
+    variant: VariantOption = Variant[FINETUNE.variant],
+    data: Annotated[
+        str, typer.Option(help="Downstream data spec.", rich_help_panel=INPUT_PANEL)
+    ] = PROBE.data,
+    mode: Annotated[
+        ProbeMode,
+        typer.Option(
+            help="Linear probe (frozen) or full fine-tune.",
+            case_sensitive=False,
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = ProbeMode[PROBE.mode],
+    modality: Annotated[
+        Modality,
+        typer.Option(help="Input modalities.", case_sensitive=False, rich_help_panel=PROBE_PANEL),
+    ] = Modality.audio,
+    features: Annotated[
+        Features,
+        typer.Option(
+            help="Pool encoder outputs or fusion outputs.",
+            case_sensitive=False,
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = Features[PROBE.features],
+    fold: Annotated[
+        int | None, typer.Option(help="ESC-50 evaluation fold.", rich_help_panel=INPUT_PANEL)
+    ] = PROBE.fold,
+    epochs: Annotated[
+        int, typer.Option(help="Training epochs.", rich_help_panel=PROBE_PANEL)
+    ] = PROBE.epochs,
+    lr: Annotated[
+        float, typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL)
+    ] = PROBE.lr,
+    batch_size: Annotated[
+        int, typer.Option(help="Batch size.", rich_help_panel=PROBE_PANEL)
+    ] = PROBE.batch_size,
+    specaugment_freq: Annotated[
+        int, typer.Option(help="SpecAugment frequency mask.", rich_help_panel=PROBE_PANEL)
+    ] = PROBE.specaugment_freq,
+    specaugment_time: Annotated[
+        int, typer.Option(help="SpecAugment time mask.", rich_help_panel=PROBE_PANEL)
+    ] = PROBE.specaugment_time,
+    mixup: Annotated[
+        float, typer.Option(help="Mixup alpha (0: off).", rich_help_panel=PROBE_PANEL)
+    ] = PROBE.mixup,
+    seed: Annotated[int, typer.Option(help="Seed.", rich_help_panel=PROBE_PANEL)] = PROBE.seed,
+    device: Annotated[
+        TrainDevice,
+        typer.Option(help="Device.", case_sensitive=False, rich_help_panel=EXECUTION_PANEL),
+    ] = TrainDevice[FINETUNE.device],
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
     """Linear probe or fine-tune a checkpoint (or a random-init / raw-fbank control)."""
-    _finetune(**locals())
-
-
-@user_errors
-def _finetune(**options: Any) -> None:
-    from pydantic import ValidationError
-
     from bench.output import emit, rich_table
-    from diffmavil.config import format_validation_error, make_config
-    from diffmavil.training.config import FinetuneConfig, PretrainConfig
     from diffmavil.training.finetune import evaluate
 
-    if options["init"] not in ("checkpoint", "random", "fbank"):
-        raise BadInput(f"--init {options['init']!r}: allowed: checkpoint, random, fbank")
-    checkpoint = options["checkpoint"]
-    if options["init"] == "checkpoint":
-        if checkpoint is None:
-            raise BadInput(
-                "give a CHECKPOINT (run directory or checkpoint.pt) or --init random|fbank"
-            )
-        run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
-        config_path = run_dir / "config.json"
-        if not config_path.exists():
-            raise BadInput(f"{config_path}: not found (is {checkpoint} a pretrain run?)")
-        model_config = PretrainConfig.model_validate(json.loads(config_path.read_text())).model
-    else:
-        model_config = make_config(options["preset"], options["variant"])
-    payload = {
-        key: options[key]
-        for key in (
-            "data",
-            "mode",
-            "modality",
-            "features",
-            "fold",
-            "epochs",
-            "lr",
-            "batch_size",
-            "specaugment_freq",
-            "specaugment_time",
-            "mixup",
-            "seed",
-        )
-        if options[key] is not None
-    }
-    try:
-        config = FinetuneConfig.model_validate(payload)
-    except ValidationError as error:
-        raise BadInput(format_validation_error(error)) from None
-    result = evaluate(config, options["init"], model_config, checkpoint, options["device"])
+    request = FinetuneRequest(
+        init=init,
+        checkpoint=checkpoint,
+        preset=preset,
+        variant=variant,
+        device=device,
+        probe=FinetuneConfig(
+            data=data,
+            mode=mode,
+            modality=modality,
+            features=features,
+            fold=fold,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            specaugment_freq=specaugment_freq,
+            specaugment_time=specaugment_time,
+            mixup=mixup,
+            seed=seed,
+        ),
+    )
+    model_config = request.resolve_model()
+    result = evaluate(request.probe, request.init, model_config, request.checkpoint, request.device)
     table = rich_table(
         [{"name": k, "value": v} for k, v in result.items()], ["name", "value"], title="finetune"
     )
-    emit([result], options["fmt"], table=table, out=options["out"])
+    emit([result], fmt, table=table, out=out)

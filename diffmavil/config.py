@@ -37,11 +37,20 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and what is allowed."""
 
 
-class _Frozen(BaseModel):
+# **choice**: audio 0.8 (AudioMAE), video 0.9 (VideoMAE practice). The one place this
+# default is written: the masking schedule, the model's forward, the CLI and the timing
+# request read it from here.
+DEFAULT_MASK_RATIO: tuple[float, float] = (0.8, 0.9)
+DEFAULT_MASK_RATIO_TEXT = f"{DEFAULT_MASK_RATIO[0]},{DEFAULT_MASK_RATIO[1]}"
+
+
+class Frozen(BaseModel):
+    """Base of every typed config, request and result: frozen, unknown fields rejected."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class AudioSpec(_Frozen):
+class AudioSpec(Frozen):
     """Log-mel fbank input [target_frames, mel_bins], cut into patch_time x patch_freq patches."""
 
     target_frames: int = Field(1024, gt=0, description="fbank frames (10 ms each)")
@@ -77,7 +86,7 @@ class AudioSpec(_Frozen):
         return self.patch_time * self.patch_freq
 
 
-class VideoSpec(_Frozen):
+class VideoSpec(Frozen):
     """RGB clip [channels, frames, height, width], cut into tubelet x patch x patch tubes."""
 
     frames: int = Field(8, gt=0)
@@ -115,7 +124,7 @@ class VideoSpec(_Frozen):
         return self.tubelet * self.patch * self.patch * self.channels
 
 
-class TransformerSize(_Frozen):
+class TransformerSize(Frozen):
     """Width, depth and heads of a stack of pre-norm transformer blocks."""
 
     dim: int = Field(gt=0)
@@ -150,7 +159,7 @@ class DecoderSpec(TransformerSize):
     diffusion: bool = False
 
 
-class DiffusionSpec(_Frozen):
+class DiffusionSpec(Frozen):
     """Forward noising of masked patches. **choice**: T=1000, cosine schedule, x0 target.
 
     The linear betas are DDPM's values at T = 1000; at another T both are scaled by 1000/T
@@ -167,7 +176,7 @@ class DiffusionSpec(_Frozen):
     )
 
 
-class LossSpec(_Frozen):
+class LossSpec(Frozen):
     """Loss weights. **choice**: contrastive weight and temperature (MAViL's are unknown)."""
 
     audio_weight: float = Field(1.0, ge=0)
@@ -181,7 +190,7 @@ class LossSpec(_Frozen):
     norm_pix_loss: bool = Field(True, description="targets normalised per patch (MAE)")
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     """The whole model. ``preset`` and ``variant`` are labels for reports only."""
 
     preset: str = "custom"
@@ -293,11 +302,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, recursing into mappings both sides hold (copies: neither
+    input is modified). The one deep-merge of configs, grids and CLI overrides."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -348,16 +359,17 @@ def make_config(
 
     Raises ``ConfigError`` with a one-line message naming the bad field and what is allowed.
     """
+    preset, variant = str(preset), str(variant)  # plain strings (CLI choices are StrEnums)
     if preset not in PRESETS:
         raise _choice_error("preset", preset, list(PRESETS))
     if variant not in VARIANTS:
         raise _choice_error("variant", variant, list(VARIANTS))
-    merged = _deep_merge(PRESETS[preset], VARIANTS[variant])
-    merged = _deep_merge(merged, {"preset": preset, "variant": variant})
+    merged = deep_merge(PRESETS[preset], VARIANTS[variant])
+    merged = deep_merge(merged, {"preset": preset, "variant": variant})
     if overrides:
         nested = dotted_to_nested({k: v for k, v in overrides.items() if "." in k})
-        nested = _deep_merge(nested, {k: v for k, v in overrides.items() if "." not in k})
-        merged = _deep_merge(merged, nested)
+        nested = deep_merge(nested, {k: v for k, v in overrides.items() if "." not in k})
+        merged = deep_merge(merged, nested)
     try:
         return ModelConfig.model_validate(merged)
     except ValidationError as error:

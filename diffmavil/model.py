@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from diffmavil import rng
-from diffmavil.config import MODALITIES, ModelConfig, TransformerSize, parse_mask_ratio
+from diffmavil.config import (
+    DEFAULT_MASK_RATIO,
+    MODALITIES,
+    ModelConfig,
+    TransformerSize,
+    parse_mask_ratio,
+)
 from diffmavil.decoders import build_decoder
 from diffmavil.diffusion import NoiseSchedule
 from diffmavil.encoders import FusionEncoder, ModalityEncoder, mean_pool_patches
@@ -195,7 +201,7 @@ class DiffMAViL(nn.Module):
         self,
         audio: torch.Tensor,
         video: torch.Tensor,
-        mask_ratio: tuple[float, float] | str = (0.8, 0.9),
+        mask_ratio: tuple[float, float] | str = DEFAULT_MASK_RATIO,
         sample_ids: torch.Tensor | None = None,
         seed: int = 0,
     ) -> torch.Tensor:
@@ -223,7 +229,7 @@ class DiffMAViL(nn.Module):
         self,
         audio: torch.Tensor,
         video: torch.Tensor,
-        mask_ratio: tuple[float, float] | str = (0.8, 0.9),
+        mask_ratio: tuple[float, float] | str = DEFAULT_MASK_RATIO,
         sample_ids: torch.Tensor | None = None,
         seed: int = 0,
         gather: FeatureGather | None = None,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from diffmavil.config import MODALITIES, ModelConfig
+from diffmavil.config import DEFAULT_MASK_RATIO, MODALITIES, Frozen, ModelConfig
 from diffmavil.flops import model_flops
 from diffmavil.tokens import keep_count
 
@@ -35,16 +35,12 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _check_ratio(name: str, value: float) -> None:
     if not 0.0 < value < 1.0:
         raise ValueError(f"{name}={value}: allowed values lie strictly between 0 and 1")
 
 
-class MaskingSchedule(_Frozen):
+class MaskingSchedule(Frozen):
     """Mask ratios (audio, video) as a function of samples seen.
 
     ``fixed``: (audio, video) throughout. ``curriculum``: from (audio, video) to
@@ -54,8 +50,12 @@ class MaskingSchedule(_Frozen):
     """
 
     kind: Literal["fixed", "curriculum"] = "fixed"
-    audio: float = Field(0.8, description="audio ratio (fixed, or curriculum start)")
-    video: float = Field(0.9, description="video ratio (fixed, or curriculum start)")
+    audio: float = Field(
+        DEFAULT_MASK_RATIO[0], description="audio ratio (fixed, or curriculum start)"
+    )
+    video: float = Field(
+        DEFAULT_MASK_RATIO[1], description="video ratio (fixed, or curriculum start)"
+    )
     audio_end: float = Field(0.9, description="curriculum end ratio, audio")
     video_end: float = Field(0.95, description="curriculum end ratio, video")
     shape: Literal["linear", "cosine", "step"] = "linear"
@@ -110,7 +110,7 @@ def mask_ratio_at(schedule: MaskingSchedule, samples_seen: int, budget: int) -> 
     )
 
 
-class BatchSchedule(_Frozen):
+class BatchSchedule(Frozen):
     """Batch size per step.
 
     ``fixed``: ``batch_size`` throughout. ``adaptive``: ``batch_size`` at the reference

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bench.data_cli import data_app
+from bench.cli import app
 from diffmavil.data import BadFileWarning, build_dataset, compute_norm_stats
 from tests.data_helpers import tiny_config, write_garbage, write_wav
 
@@ -21,9 +21,9 @@ def test_stats_matches_library_and_reports_skipped(tmp_path) -> None:
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps([{"wav": f"{n}.wav", "labels": n} for n in "abc"]))
     spec = f"manifest:{manifest}"
-    result = runner.invoke(data_app, ["stats", spec, "--preset", "tiny", "--json"])
+    result = runner.invoke(app, ["data", "stats", spec, "--preset", "tiny", "--format", "json"])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    (payload,) = json.loads(result.stdout)
     with pytest.warns(BadFileWarning, match="c.wav"):
         dataset = build_dataset(spec, tiny_config(), "train")
     expected = compute_norm_stats(dataset)
@@ -34,22 +34,23 @@ def test_stats_matches_library_and_reports_skipped(tmp_path) -> None:
 
 def test_stats_text_on_synthetic() -> None:
     result = runner.invoke(
-        data_app, ["stats", "synthetic:classes=4,size=8", "--preset", "tiny", "--max-items", "4"]
+        app, ["data", "stats", "synthetic:classes=4,size=8", "--preset", "tiny", "--max-items", "4"]
     )
     assert result.exit_code == 0, result.output
     assert "items 4" in result.stdout and "mean -" in result.stdout and "std  " in result.stdout
 
 
 def test_show_prints_size_classes_skipped() -> None:
-    result = runner.invoke(data_app, ["show", "synthetic:classes=4,size=12", "--preset", "tiny"])
+    result = runner.invoke(app, ["data", "show", "synthetic:classes=4,size=12", "--preset", "tiny"])
     assert result.exit_code == 0, result.output
     assert "size 12 | classes 4" in result.stdout and "skipped files 0" in result.stdout
 
 
 def test_bad_spec_is_one_line_exit_2() -> None:
-    result = runner.invoke(data_app, ["stats", "bogus:/x", "--preset", "tiny"])
+    result = runner.invoke(app, ["data", "stats", "bogus:/x", "--preset", "tiny"])
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
     assert "unknown data spec 'bogus:/x'" in result.stderr
-    result = runner.invoke(data_app, ["show", "synthetic", "--preset", "huge"])
-    assert result.exit_code == 2 and "unknown preset 'huge'" in result.stderr
+    result = runner.invoke(app, ["data", "show", "synthetic", "--preset", "huge"])
+    assert result.exit_code == 2 and result.stderr.strip().count("\n") == 0
+    assert "'huge' is not one of 'base', 'small', 'cpu', 'tiny'" in result.stderr

@@ -169,7 +169,7 @@ def test_finetune_cli_on_speech_commands_layout(tmp_path, checkpoint_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--init", "pretrained"], "allowed: checkpoint, random, fbank"),
+        (["--init", "pretrained"], "'pretrained' is not one of 'checkpoint', 'random', 'fbank'"),
         ([], "give a CHECKPOINT"),
         (["/nonexistent/run"], "not found"),
         (["--init", "random", "--mode", "linear"], "mode"),

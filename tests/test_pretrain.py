@@ -255,9 +255,9 @@ def test_pretrain_cli_end_to_end(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--masking", "sometimes"], "masking.kind"),
+        (["--masking", "sometimes"], "'sometimes' is not one of 'fixed', 'curriculum'"),
         (["--mask-ratio", "1.5"], "mask ratio"),
-        (["--variant", "mavl"], "did you mean 'mavil'"),
+        (["--variant", "mavl"], "'mavl' is not one of 'mavil'"),
         (["--data", "nosuch:/x"], "unknown data spec"),
         (["--set", "batch.rule=magic"], "batch.rule"),
         (

@@ -51,4 +51,4 @@ def test_profile_rejects_bad_dtype(tmp_path):
         app, ["profile", "--preset", "tiny", "--dtype", "float8", "--out-dir", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert "--dtype 'float8'" in result.output
+    assert "'float8' is not one of 'fp32', 'bf16'" in result.output

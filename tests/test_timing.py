@@ -286,11 +286,14 @@ def test_time_cli_table_and_csv(one_thread):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dtype", "fp16"], "--dtype 'fp16': allowed values are fp32, bf16"),
+        (["--dtype", "fp16"], "--dtype': 'fp16' is not one of 'fp32', 'bf16'"),
         (["--device", "tpu"], "--device 'tpu': allowed values are cpu, cuda, cuda:N"),
-        (["--peer", "--repeats", "5"], "--peer needs at least 10"),
-        (["--batch-size", "0"], "--batch-size 0"),
-        (["--variant", "crossattn"], "did you mean 'cross-attn'"),
+        (["--peer", "--repeats", "5"], "comparison needs at least 10"),
+        (
+            ["--batch-size", "0"],
+            "'--batch-size' / '-b': Input should be greater than or equal to 1",
+        ),
+        (["--variant", "crossattn"], "'crossattn' is not one of 'mavil', 'diff-self'"),
         (["--mask-ratio", "0.8,1.2"], "video mask ratio 1.2"),
     ],
 )

@@ -45,10 +45,8 @@ def build_tasks(grid: Grid, out: Path) -> list[Task]:
     model overrides) and seed."""
     tasks: list[Task] = []
     runs = out / "runs"
-    from bench.ablate.grid import timing_available
-
     kind = "flops" if grid.run.flops_only else "row"
-    timing = grid.run.time if grid.run.time is not None and timing_available() else None
+    timing = None if grid.run.time is None else grid.run.time.model_dump(mode="json")
     for seed in grid.seeds:
         probe = grid.probe_at_seed(seed)
         for row in grid.rows:

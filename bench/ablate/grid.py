@@ -20,7 +20,6 @@ message names the file, the row and the key.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import itertools
 import types
@@ -28,17 +27,19 @@ import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bench.errors import BadInput
+from bench.requests import RunSpec, TimeSpec
 from diffmavil.config import (
     COMPONENTS,
     PRESETS,
     VARIANTS,
     ConfigError,
     ModelConfig,
+    deep_merge,
     dotted_to_nested,
     format_validation_error,
 )
@@ -51,22 +52,6 @@ CONTROL_KINDS = ("random", "fbank")
 
 class GridError(BadInput):
     """A grid file is invalid; the message names the file, the row and the key."""
-
-
-class RunSpec(BaseModel):
-    """``run:``: what every run of the grid does."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    pretrain: bool = Field(True, description="pre-train each row (false needs flops_only)")
-    probe: dict[str, Any] | None = Field(
-        None, description="FinetuneConfig fields of the downstream evaluation; none: no probe"
-    )
-    controls: list[Literal["random", "fbank"]] = Field(
-        default_factory=list, description="control probes, once per (preset, variant) and seed"
-    )
-    flops_only: bool = Field(False, description="no training: planned FLOPs of the whole run")
-    time: dict[str, Any] | None = Field(None, description="timing options (bench.timing)")
 
 
 # --------------------------------------------------------------------------------------
@@ -136,16 +121,6 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[dotted] = value
     return flat
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 # --------------------------------------------------------------------------------------
@@ -366,26 +341,10 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     base = _resolve(base_nested, f"{path}: base")
 
     # run
-    try:
-        run = RunSpec.model_validate(_as_mapping(document.get("run"), path, "key 'run'"))
-    except ValidationError as error:
-        key, message = _validation_key(error, "run")
-        hint = ""
-        if "unknown field" in message:
-            close = difflib.get_close_matches(key, list(RunSpec.model_fields), n=1)
-            hint = f" (did you mean 'run.{close[0]}'?)" if close else ""
-        raise GridError(f"{path}: run: key 'run.{key}': {message}{hint}") from None
-    probe = _probe_config(run, path)
-    if not run.pretrain and not run.flops_only:
-        raise GridError(
-            f"{path}: run: key 'run.pretrain': false needs run.flops_only: true "
-            "(without pre-training a row has nothing to measure)"
-        )
-    if run.flops_only and (probe is not None or run.controls):
-        raise GridError(f"{path}: run: key 'run.flops_only': no training, so no probe or controls")
-    _check_time(run, path)
-    if run.controls and probe is None:
-        raise GridError(f"{path}: run: key 'run.controls': control probes need run.probe")
+    run = _run_spec(_as_mapping(document.get("run"), path, "key 'run'"), path)
+    probe = run.probe
+    if probe is not None:
+        _check_data(probe.data, f"{path}: run", "run.probe.data")
 
     # seeds
     if seeds is None:
@@ -412,89 +371,24 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     )
 
 
-TIME_FROM_ROW = ("preset", "variants", "overrides", "device", "threads", "seed")
+_SECTIONS: dict[str, type[BaseModel]] = {"probe": FinetuneConfig, "time": TimeSpec}
 
 
-def timing_available() -> bool:
+def _run_spec(payload: dict[str, Any], path: Path) -> RunSpec:
+    """Validate ``run:``; an unknown key gets a suggestion from its own section."""
     try:
-        from bench.timing.benchmark import TimeRequest  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _check_time(run: RunSpec, path: Path) -> None:
-    """``run.time`` keys are TimeRequest fields (bench.timing), minus what the row sets."""
-    if run.time is None or not timing_available():
-        return
-    import dataclasses
-
-    from bench.timing.benchmark import TimeRequest
-
-    allowed = [f.name for f in dataclasses.fields(TimeRequest) if f.name not in TIME_FROM_ROW]
-    for key in run.time:
-        if key not in allowed:
-            hint = difflib.get_close_matches(str(key), allowed, n=1)
-            suggestion = f" (did you mean 'run.time.{hint[0]}'?)" if hint else ""
-            raise GridError(
-                f"{path}: run: key 'run.time.{key}': unknown key{suggestion}; allowed: "
-                f"{', '.join(allowed)} (the row sets {', '.join(TIME_FROM_ROW)})"
-            )
-    try:
-        time_request(run.time, PretrainConfig())
-    except (TypeError, ValueError) as error:
-        raise GridError(f"{path}: run: key 'run.time': {error}") from None
-
-
-def time_request(options: dict[str, Any], config: PretrainConfig):
-    """The bench.timing request that times one row's model (one train step and components)."""
-    from bench.timing.benchmark import TimeRequest
-
-    options = dict(options)
-    if "mask_ratio" in options:
-        from diffmavil.config import parse_mask_ratio
-
-        options["mask_ratio"] = parse_mask_ratio(
-            tuple(options["mask_ratio"])
-            if isinstance(options["mask_ratio"], list)
-            else options["mask_ratio"]
-        )
-    else:
-        options["mask_ratio"] = config.masking.start
-    for key, kind in (("batch_size", int), ("repeats", int), ("warmup", int)):
-        if key in options and (not isinstance(options[key], kind) or options[key] < 0):
-            raise ValueError(f"run.time.{key}: expected an integer >= 0 (got {options[key]!r})")
-    return TimeRequest(
-        preset=config.preset,
-        variants=(config.variant,),
-        overrides=dict(flatten(config.model_overrides)),
-        device=config.device,
-        threads=config.threads,
-        seed=config.seed,
-        **options,
-    )
-
-
-def _probe_config(run: RunSpec, path: Path) -> FinetuneConfig | None:
-    if run.probe is None:
-        return None
-    flat = flatten(run.probe)
-    for key in flat:
-        if key not in FinetuneConfig.model_fields:
-            hint = difflib.get_close_matches(key, list(FinetuneConfig.model_fields), n=1)
-            suggestion = f" (did you mean 'run.probe.{hint[0]}'?)" if hint else ""
-            raise GridError(f"{path}: run: key 'run.probe.{key}': unknown key{suggestion}")
-    if "seed" in flat:
-        raise GridError(
-            f"{path}: run: key 'run.probe.seed': the probe uses each run's seed (set seeds:)"
-        )
-    try:
-        probe = FinetuneConfig.model_validate(run.probe)
+        return RunSpec.model_validate(payload)
     except ValidationError as error:
-        key, message = _validation_key(error, "probe")
-        raise GridError(f"{path}: run: key 'run.probe.{key}': {message}") from None
-    _check_data(probe.data, f"{path}: run", "run.probe.data")
-    return probe
+        item = error.errors()[0]
+        loc = [str(p) for p in item["loc"]]
+        key, message = _validation_key(error, "run")
+        if item["type"] == "extra_forbidden":
+            section = _SECTIONS.get(loc[0]) if len(loc) > 1 else RunSpec
+            fields = list(section.model_fields) if section is not None else []
+            close = difflib.get_close_matches(loc[-1], fields, n=1)
+            prefix = "run." + ".".join(loc[:-1]) + "." if len(loc) > 1 else "run."
+            message = "unknown key" + (f" (did you mean '{prefix}{close[0]}'?)" if close else "")
+        raise GridError(f"{path}: run: key 'run.{key}': {message}") from None
 
 
 def _format_value(value: Any) -> str:

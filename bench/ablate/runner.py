@@ -289,10 +289,10 @@ def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[s
 def _time_model(options: dict[str, Any], config) -> list[dict[str, Any]]:
     """``diffbench time`` rows for this row's model: the train step (forward, backward,
     optimizer) and each component, at the row's starting mask ratios unless set."""
-    from bench.ablate.grid import time_request
+    from bench.requests import TimeRequest, TimeSpec
     from bench.timing.benchmark import run_time_benchmark
 
-    result = run_time_benchmark(time_request(options, config))
+    result = run_time_benchmark(TimeRequest.for_row(TimeSpec.model_validate(options), config))
     keep = (
         "kind",
         "component",

@@ -10,11 +10,12 @@ MFU (GPU only) is against the datasheet peak.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from bench.requests import TimeRequest
 from bench.timing.environment import (
     PeakMemory,
     capture_environment,
@@ -34,7 +35,6 @@ from diffmavil.flops import FlopBreakdown, model_flops
 from diffmavil.model import DiffMAViL
 from diffmavil.training.step import autocast_context
 
-MIN_PEER_REPEATS = 10
 MATMUL_SIZE = 2048
 MATMUL_FLOPS = 2 * MATMUL_SIZE**3
 
@@ -52,29 +52,10 @@ def _matmul_task(device: torch.device, dtype: str) -> Callable:
     return task
 
 
-@dataclass(frozen=True)
-class TimeRequest:
-    """Everything one ``diffbench time`` run measures."""
-
-    preset: str = "tiny"
-    variants: tuple[str, ...] = ("cross-attn",)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
-    dtype: str = "fp32"
-    compile: bool = False
-    batch_size: int = 8
-    mask_ratio: tuple[float, float] = (0.8, 0.9)
-    repeats: int = 10
-    warmup: int = 2
-    threads: int | None = None
-    peer: bool = False
-    components: bool = True
-    matmul_repeats: int = 5
-    seed: int = 0
-
-
 @dataclass
-class TimeResult:
+class TimeMeasurement:
+    """What ``run_time_benchmark`` measured: rows, environment, configs, raw samples."""
+
     rows: list[dict[str, Any]]
     environment: dict[str, Any]
     configs: dict[str, dict[str, Any]]
@@ -95,7 +76,7 @@ def _achieved(flops: int | None, seconds: float, rate: float, peak: float | None
 
 def run_time_benchmark(
     request: TimeRequest, progress: Callable[[str], None] | None = None
-) -> TimeResult:
+) -> TimeMeasurement:
     """Build the models, measure everything interleaved, and return rows."""
     if request.threads is not None:
         torch.set_num_threads(request.threads)
@@ -290,7 +271,7 @@ def run_time_benchmark(
         baseline = variants[0]
         for variant in variants[1:]:
             rows.extend(_saving_rows(baseline, variant, samples, flops, request.components, common))
-    return TimeResult(
+    return TimeMeasurement(
         rows=rows,
         environment=environment,
         configs={v: c.model_dump(mode="json") for v, c in configs.items()},

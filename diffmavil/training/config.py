@@ -12,17 +12,13 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from diffmavil.config import ConfigError, ModelConfig, make_config
+from diffmavil.config import ConfigError, Frozen, ModelConfig, make_config
 from diffmavil.schedules import BatchSchedule, MaskingSchedule
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class OptimizerConfig(_Frozen):
+class OptimizerConfig(Frozen):
     """AdamW with warm-up then half-cycle cosine over samples seen (AudioMAE's recipe).
 
     The peak learning rate is ``base_lr * batch_size / 256`` at the base batch size and is
@@ -57,7 +53,7 @@ EXECUTION_FIELDS: dict[str, Any] = {
 }
 
 
-class PretrainConfig(_Frozen):
+class PretrainConfig(Frozen):
     """One pre-training run."""
 
     preset: str = "tiny"
@@ -110,7 +106,7 @@ def config_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-class FinetuneConfig(_Frozen):
+class FinetuneConfig(Frozen):
     """Downstream evaluation: a linear probe on frozen pooled features, or a full fine-tune.
 
     The probe standardises features with the training split's statistics and trains a

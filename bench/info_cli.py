@@ -1,0 +1,82 @@
+"""``diffbench info``: a model's components, token grid and parameter counts."""
+
+from __future__ import annotations
+
+from bench.options import (
+    DecoderAudioOption,
+    DecoderVideoOption,
+    DiffusionOption,
+    FormatOption,
+    OutOption,
+    OutputFormat,
+    Preset,
+    PresetOption,
+    Variant,
+    VariantOption,
+    model_overrides,
+)
+
+
+def info_command(
+    preset: PresetOption = Preset.base,
+    variant: VariantOption = Variant["cross-attn"],
+    decoder_audio: DecoderAudioOption = None,
+    decoder_video: DecoderVideoOption = None,
+    diffusion: DiffusionOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    out: OutOption = None,
+) -> None:
+    """Print a model's components, token grid and parameter counts (built on `meta`)."""
+    import torch
+
+    from bench.output import emit, rich_table
+    from diffmavil import DiffMAViL, count_parameters_by_component, make_config
+
+    config = make_config(preset, variant, model_overrides(decoder_audio, decoder_video, diffusion))
+    with torch.device("meta"):
+        model = DiffMAViL(config)
+    counts = count_parameters_by_component(model)
+    total = sum(counts.values())
+    describe = {
+        "audio_encoder": f"ViT {config.encoder.dim}x{config.encoder.depth}, "
+        f"{config.audio.num_patches} patches {config.audio.grid}",
+        "video_encoder": f"ViT {config.encoder.dim}x{config.encoder.depth}, "
+        f"{config.video.num_patches} patches {config.video.grid}",
+        "fusion": f"{config.fusion_depth} joint blocks",
+        "audio_decoder": _describe_decoder(config.audio_decoder),
+        "video_decoder": _describe_decoder(config.video_decoder),
+        "other": "contrastive projections, noise schedule",
+    }
+    rows = [
+        {
+            "preset": str(preset),
+            "variant": str(variant),
+            "component": name,
+            "params": count,
+            "percent": round(100.0 * count / total, 2),
+            "structure": describe[name],
+        }
+        for name, count in counts.items()
+    ]
+    rows.append(
+        {
+            "preset": str(preset),
+            "variant": str(variant),
+            "component": "total",
+            "params": total,
+            "percent": 100.0,
+            "structure": "",
+        }
+    )
+    table = rich_table(
+        rows,
+        ["component", "params", "percent", "structure"],
+        title=f"DiffMAViL {variant} @ {preset}",
+        formatters={"params": lambda v: f"{v:,}", "percent": lambda v: f"{v:.1f}%"},
+    )
+    emit(rows, fmt, table=table, out=out)
+
+
+def _describe_decoder(spec) -> str:
+    inputs = "noised patches + t" if spec.diffusion else "[MASK] tokens"
+    return f"{spec.kind} {spec.dim}x{spec.depth}, {inputs}"
