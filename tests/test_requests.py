@@ -95,7 +95,7 @@ def test_every_flag_reaches_its_field():
 def test_bad_flag_values_are_rejected_once():
     with pytest.raises(ValidationError, match="mask ratio"):
         PretrainFlags(mask_ratio="0.8,1.5")
-    with pytest.raises(ConfigError, match="masking.kind"):
+    with pytest.raises(ConfigError, match=r"masking\.kind"):
         pretrain_config(PretrainFlags(masking="sometimes"), {}, {})
 
 
@@ -168,7 +168,7 @@ def test_run_spec_parts_are_typed():
     assert run.time is not None and run.time.repeats == 3 and run.time.mask_ratio is None
     with pytest.raises(ValidationError, match="each run's seed"):
         RunSpec.model_validate({"probe": {"seed": 1}})
-    with pytest.raises(ValidationError, match="need run.probe"):
+    with pytest.raises(ValidationError, match=r"need run\.probe"):
         RunSpec.model_validate({"controls": ["random"]})
     with pytest.raises(ValidationError, match="flops_only"):
         RunSpec.model_validate({"pretrain": False})
