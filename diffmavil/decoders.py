@@ -68,6 +68,27 @@ class _Decoder(nn.Module):
         self.register_buffer("positions", sincos_positions(spec.dim, grid), persistent=False)
         self.norm = nn.LayerNorm(spec.dim, eps=LAYER_NORM_EPS)
         self.head = nn.Linear(spec.dim, patch_dim)
+        self.blocks = nn.ModuleList(self._block(spec) for _ in range(spec.depth))
+
+    def _block(self, spec: DecoderSpec) -> nn.Module:
+        raise NotImplementedError
+
+    def _decode(
+        self, visible: torch.Tensor, queries: torch.Tensor, mask: MaskIndices
+    ) -> torch.Tensor:
+        """visible [B, 1 + K, Dd], queries [B, M, Dd] -> decoded queries [B, M, Dd]."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        mask: MaskIndices,
+        noisy_patches: torch.Tensor | None = None,
+        timesteps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """latents [B, 1 + K, De] -> predicted patches at masked positions [B, M, P]."""
+        visible, queries = self._inputs(latents, mask, noisy_patches, timesteps)
+        return self.head(self.norm(self._decode(visible, queries, mask)))
 
     def _inputs(
         self,
@@ -91,57 +112,34 @@ class _Decoder(nn.Module):
 class SelfAttentionDecoder(_Decoder):
     """MAE decoder: self-attention over CLS + all L positions in grid order."""
 
-    def __init__(
-        self, encoder_dim: int, patch_dim: int, grid: tuple[int, ...], spec: DecoderSpec
-    ) -> None:
-        super().__init__(encoder_dim, patch_dim, grid, spec)
-        self.blocks = nn.ModuleList(
-            SelfAttentionBlock(spec.dim, spec.heads, spec.mlp_dim) for _ in range(spec.depth)
-        )
+    def _block(self, spec: DecoderSpec) -> nn.Module:
+        return SelfAttentionBlock(spec.dim, spec.heads, spec.mlp_dim)
 
-    def forward(
-        self,
-        latents: torch.Tensor,
-        mask: MaskIndices,
-        noisy_patches: torch.Tensor | None = None,
-        timesteps: torch.Tensor | None = None,
+    def _decode(
+        self, visible: torch.Tensor, queries: torch.Tensor, mask: MaskIndices
     ) -> torch.Tensor:
-        """latents [B, 1 + K, De] -> predicted patches at masked positions [B, M, P]."""
-        visible, queries = self._inputs(latents, mask, noisy_patches, timesteps)
         patches = gather_tokens(torch.cat([visible[:, 1:], queries], dim=1), mask.restore)
         x = torch.cat([visible[:, :1], patches], dim=1)
         for block in self.blocks:
             x = block(x)
-        x = gather_tokens(x[:, 1:], mask.masked)
-        return self.head(self.norm(x))
+        return gather_tokens(x[:, 1:], mask.masked)
 
 
 class CrossAttentionDecoder(_Decoder):
     """DiffMAE decoder: masked-position queries cross-attend to the visible latents."""
 
-    def __init__(
-        self, encoder_dim: int, patch_dim: int, grid: tuple[int, ...], spec: DecoderSpec
-    ) -> None:
-        super().__init__(encoder_dim, patch_dim, grid, spec)
-        self.blocks = nn.ModuleList(
-            CrossAttentionBlock(
-                spec.dim, spec.heads, spec.mlp_dim, self_attention=spec.kind == "cross-self"
-            )
-            for _ in range(spec.depth)
+    def _block(self, spec: DecoderSpec) -> nn.Module:
+        return CrossAttentionBlock(
+            spec.dim, spec.heads, spec.mlp_dim, self_attention=spec.kind == "cross-self"
         )
 
-    def forward(
-        self,
-        latents: torch.Tensor,
-        mask: MaskIndices,
-        noisy_patches: torch.Tensor | None = None,
-        timesteps: torch.Tensor | None = None,
+    def _decode(
+        self, visible: torch.Tensor, queries: torch.Tensor, mask: MaskIndices
     ) -> torch.Tensor:
-        """latents [B, 1 + K, De] -> predicted patches at masked positions [B, M, P]."""
-        context, x = self._inputs(latents, mask, noisy_patches, timesteps)
+        x = queries
         for block in self.blocks:
-            x = block(x, context)
-        return self.head(self.norm(x))
+            x = block(x, visible)
+        return x
 
 
 def build_decoder(

@@ -4,6 +4,10 @@ argument, so one model serves every ratio)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -31,6 +35,26 @@ def make_inputs(config, batch: int, seed: int = 0, device: str = "cpu"):
         generator=generator,
     )
     return audio.to(device), video.to(device)
+
+
+def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float) -> None:
+    """SIGKILL ``process`` as soon as ``ready()`` holds (polled); fail if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not ready():
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.fixture
+def one_thread():
+    """Timing and profiling pin one thread; the session's setting comes back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

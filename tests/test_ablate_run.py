@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 from bench.ablate.grid import load_grid, plan_config
 from bench.ablate.results import read_results
 from bench.cli import app
+from tests.conftest import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "ablations" / "smoke.yaml"
@@ -228,15 +228,8 @@ def test_resume_after_sigkill_runs_every_row_exactly_once(tmp_path):
     )
     loaded = load_grid(grid)
     first_dir = out / "runs"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:  # the first row's summary appears: kill mid-grid
-        if list(first_dir.glob("*/summary.json")):
-            break
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    # the first row's summary appears: kill mid-grid
+    kill_when(process, lambda: bool(list(first_dir.glob("*/summary.json"))), timeout=180)
     summaries_before = list(first_dir.glob("*/summary.json"))
     assert len(summaries_before) < len(rows)  # really interrupted mid-way
 

@@ -21,14 +21,6 @@ CASES = [(v, None) for v in ALL_VARIANTS] + [
 IDS = [v if o is None else f"{v}+cross-self" for v, o in CASES]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _meta_flops(model: nn.Module, config, ratios, batch: int = 2) -> tuple[int, int]:
     audio = torch.empty(batch, config.audio.target_frames, config.audio.mel_bins, device="meta")
     v = config.video

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from diffmavil.flops import model_flops
 from diffmavil.schedules import plan_run
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.pretrain import TrainingFailed, pretrain
+from tests.conftest import kill_when
 from tests.data_helpers import write_garbage, write_mp4, write_wav
 
 DATA = "synthetic:classes=4,size=48,eval_size=16"
@@ -151,17 +150,12 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    # wait until step 4 is logged: the checkpoint after step 2 exists, step 4 is not saved
-    while time.monotonic() < deadline:
-        metrics = killed / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
-            break
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    metrics = killed / "metrics.jsonl"
+
+    def step_4_logged() -> bool:  # the checkpoint after step 2 exists, step 4 is not saved
+        return metrics.exists() and len(metrics.read_text().splitlines()) >= 5
+
+    kill_when(process, step_4_logged, timeout=120)
     assert not (killed / "summary.json").exists()
     saved_step = torch.load(killed / "checkpoint.pt", weights_only=True)["next_step"]
     assert saved_step < len(read_metrics(killed))  # logged steps past the checkpoint exist

@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import torch
 from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.timing.step import TIMED_COMPONENTS
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_profile_writes_a_labelled_trace_and_top_ops(one_thread, tmp_path):

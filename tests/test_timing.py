@@ -37,15 +37,6 @@ runner = CliRunner()
 FAST = ["--preset", "tiny", "--batch-size", "2", "--threads", "1", "--matmul-repeats", "1"]
 
 
-@pytest.fixture
-def one_thread():
-    """Timing runs pin threads; restore the session's setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ------------------------------------------------------------------------ statistics
 def test_stats_on_known_inputs():
     odd = Stats.of([5.0, 1.0, 4.0, 2.0, 3.0])

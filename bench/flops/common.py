@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -56,6 +56,24 @@ class CounterResult:
 
 def empty_components() -> dict[str, int]:
     return dict.fromkeys(COMPONENTS, 0)
+
+
+def forward_by_component(module_flops: Callable[[str], int], global_forward: int) -> dict[str, int]:
+    """Per-component forward FLOPs from a counter's per-module totals; ``other`` is what the
+    global total holds beyond the named modules (noising, contrastive head, losses)."""
+    forward = empty_components()
+    for name in MODULE_COMPONENTS:
+        forward[name] = module_flops(name)
+    forward["other"] = global_forward - sum(forward.values())
+    return forward
+
+
+def model_and_inputs(
+    config: ModelConfig, batch_size: int, device: str, model: Any = None
+) -> tuple[Any, Any, Any]:
+    """The model to count (``model``, or the cached one) and inputs of the config's sizes."""
+    model = model if model is not None else cached_model(config, device)
+    return (model, *make_inputs(config, batch_size, device))
 
 
 def expected_attention_calls(config: ModelConfig) -> int:

@@ -34,14 +34,12 @@ from fvcore.nn.jit_handles import (
 )
 
 from bench.flops.common import (
-    MODULE_COMPONENTS,
     CounterResult,
     FlopCountError,
-    cached_model,
     counting_threads,
-    empty_components,
     expected_attention_calls,
-    make_inputs,
+    forward_by_component,
+    model_and_inputs,
 )
 from diffmavil.config import ModelConfig
 
@@ -130,8 +128,7 @@ def count_fvcore(
     model: torch.nn.Module | None = None,
 ) -> CounterResult:
     """fvcore's forward FLOPs per component (2 x its MACs)."""
-    model = model if model is not None else cached_model(config, device)
-    audio, video = make_inputs(config, batch_size, device)
+    model, audio, video = model_and_inputs(config, batch_size, device, model)
     sdpa = SdpaHandle()
     wrapper = _Loss(model, mask_ratio)
     with warnings.catch_warnings(), counting_threads(device):
@@ -148,11 +145,10 @@ def count_fvcore(
             f"fvcore counted {len(sdpa.calls)} attention calls (expected {expected_calls}), "
             f"smallest {min(sdpa.calls, default=0)} MACs"
         )
-    forward = empty_components()
-    for name in MODULE_COMPONENTS:
-        forward[name] = 2 * int(by_module.get(f"model.{name}", 0))
     global_forward = 2 * int(by_module[""])
-    forward["other"] = global_forward - sum(forward.values())
+    forward = forward_by_component(
+        lambda name: 2 * int(by_module.get(f"model.{name}", 0)), global_forward
+    )
     return CounterResult(
         counter="fvcore",
         device=device,

@@ -35,11 +35,11 @@ from bench.flops.common import (
     MODULE_COMPONENTS,
     CounterResult,
     FlopCountError,
-    cached_model,
     counting_threads,
     empty_components,
     expected_attention_calls,
-    make_inputs,
+    forward_by_component,
+    model_and_inputs,
 )
 from bench.flops.fast_meta import fast_meta
 from diffmavil.config import ModelConfig
@@ -240,8 +240,7 @@ def _count_torch(
     backward: bool,
     model: DiffMAViL | None,
 ) -> CounterResult:
-    model = model if model is not None else cached_model(config, device)
-    audio, video = make_inputs(config, batch_size, device)
+    model, audio, video = model_and_inputs(config, batch_size, device, model)
     prefix = type(model).__name__
     recorder = _CallRecorder(model) if backward else None
     try:
@@ -253,10 +252,9 @@ def _count_torch(
     attention_total = audit.check(expected_attention_calls(config))
     counts = audit.counter.get_flop_counts()
     global_forward = audit.counter.get_total_flops()
-    forward = empty_components()
-    for name in MODULE_COMPONENTS:
-        forward[name] = sum(counts.get(f"{prefix}.{name}", {}).values())
-    forward["other"] = global_forward - sum(forward.values())
+    forward = forward_by_component(
+        lambda name: sum(counts.get(f"{prefix}.{name}", {}).values()), global_forward
+    )
     result = CounterResult(
         counter="torch",
         device=device,

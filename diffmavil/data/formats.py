@@ -296,15 +296,28 @@ def esc50_dataset(
             continue
         entries.append(ClipEntry(root / "audio" / row["filename"], None, (target,)))
     class_names = [names.get(i, str(i)) for i in range(max(names) + 1)]
+    return _audio_only(config, split, entries, class_names, stats or ESC50, f"esc50:{root}", cache)
+
+
+def _audio_only(
+    config: ModelConfig,
+    split: Split,
+    entries: list[ClipEntry],
+    class_names: list[str],
+    stats: NormStats,
+    source: str,
+    cache: str | None,
+) -> FileAVDataset:
+    """A single-label, audio-only dataset (ESC-50, Speech Commands): the video is zeros."""
     return FileAVDataset(
         config,
         split,
         entries,
         class_names,
-        stats=stats or ESC50,
+        stats=stats,
         multi_label=False,
         has_video=False,
-        source=f"esc50:{root}",
+        source=source,
         cache=cache,
     )
 
@@ -342,17 +355,7 @@ def spc_dataset(
             for rel in missing
             if rel.split("/")[0] in class_names
         ]
-    return FileAVDataset(
-        config,
-        split,
-        entries,
-        class_names,
-        stats=stats or SPC,
-        multi_label=False,
-        has_video=False,
-        source=f"spc:{root}",
-        cache=cache,
-    )
+    return _audio_only(config, split, entries, class_names, stats or SPC, f"spc:{root}", cache)
 
 
 def build_dataset(
