@@ -13,8 +13,19 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file and rename it onto ``path``."""
+def atomic_write(
+    path: str | Path,
+    write: Callable[[IO[bytes]], None],
+    *,
+    verify: Callable[[Path], None] | None = None,
+    keep_previous: str | Path | None = None,
+) -> Path:
+    """Call ``write(file)`` on a temporary file and rename it onto ``path``.
+
+    ``verify(temporary_path)`` (raising on a bad file) runs on the written file before the
+    rename; ``keep_previous``: move the file ``path`` held to that name first, so a good
+    previous file survives until the new one is written and verified.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,6 +34,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if verify is not None:
+            verify(Path(tmp))
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -256,16 +256,16 @@ def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[s
             previous
             and previous.get("status") == "completed"
             and previous.get("run_id") == config.run_id()
+            and _checkpoint_verifies(run_dir / CHECKPOINT_NAME)
         ):
             summary = previous  # pre-training finished before an interruption: reuse it
     if summary is None:
         dataset = _warm_pretrain_data(config) if config.data_cache == "memory" else None
         if config.device == "cpu":
             _warm_up(config, dataset if dataset is not None else _warm_pretrain_data(config))
-        resume = (run_dir / CHECKPOINT_NAME).exists()
-        try:
+        try:  # resumes from the newest checkpoint that verifies, else starts over
             summary = pretrain(
-                config, run_dir, resume=resume, progress=task.progress, dataset=dataset
+                config, run_dir, resume=True, progress=task.progress, dataset=dataset
             )
         except TrainingFailed as failure:
             summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -284,6 +284,17 @@ def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[s
         record["probe"] = metrics
         atomic_write_json(run_dir / "probe.json", metrics)
     record["status"] = "completed"
+
+
+def _checkpoint_verifies(path: Path) -> bool:
+    """The probe will load this checkpoint: a completed pre-training is reused only then."""
+    from diffmavil.training.checkpoint import CheckpointError, load_verified
+
+    try:
+        load_verified(path)
+    except (CheckpointError, FileNotFoundError):
+        return False
+    return True
 
 
 def _time_model(options: dict[str, Any], config) -> list[dict[str, Any]]:

@@ -56,6 +56,12 @@ def all_ranks_agree(flag: bool) -> bool:
     return bool(value.item())
 
 
+def barrier() -> None:
+    """Wait for every rank (a no-op in one process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def destroy() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -19,7 +19,7 @@ from torch import nn
 
 from diffmavil.config import ModelConfig
 from diffmavil.model import DiffMAViL
-from diffmavil.training.checkpoint import load_checkpoint
+from diffmavil.training.checkpoint import load_verified
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
 
 Init = Literal["checkpoint", "random", "fbank"]
@@ -48,7 +48,7 @@ def load_pretrained(checkpoint: str | Path, device: str = "cpu") -> DiffMAViL:
         raise FileNotFoundError(f"{config_path} is missing beside the checkpoint")
     run_config = PretrainConfig.model_validate(json.loads(config_path.read_text()))
     model = DiffMAViL(run_config.model)
-    state = load_checkpoint(checkpoint)
+    state = load_verified(checkpoint)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 

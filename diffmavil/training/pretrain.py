@@ -7,9 +7,10 @@ see the same samples with the same masks and differ only in how the samples are 
 steps: adaptive batch changes wall-clock, not total FLOPs, and the log shows both.
 
 A run directory holds ``config.json``, ``metrics.jsonl`` (one row per logged step),
-TensorBoard event files under ``tb/``, ``checkpoint.pt`` (written atomically every
-``checkpoint_every`` steps) and ``summary.json`` (written atomically at the end, also when
-the run fails).
+TensorBoard event files under ``tb/``, ``checkpoint.pt`` (written atomically and verified
+every ``checkpoint_every`` steps, the previous one kept as ``checkpoint.prev.pt`` until the
+run completes; see ``diffmavil.training.checkpoint``) and ``summary.json`` (written
+atomically at the end, also when the run fails).
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from diffmavil.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
+from diffmavil.atomic import atomic_write_json, atomic_write_text
 from diffmavil.config import COMPONENTS, ConfigError, ModelConfig
 from diffmavil.environment import environment
 from diffmavil.flops import model_flops
 from diffmavil.model import DiffMAViL
 from diffmavil.schedules import StepPlan, lr_at, plan_run
 from diffmavil.training import distributed
-from diffmavil.training.checkpoint import load_checkpoint
+from diffmavil.training.checkpoint import discard_previous, resume_checkpoint, save_checkpoint
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
 from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
@@ -150,8 +151,8 @@ def pretrain(
     optimizer = make_optimizer(model, config.optimizer, peak_lr(config))
     start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0}
     checkpoint_path = run_dir / CHECKPOINT_NAME
-    if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
+    state, discarded = resume_checkpoint(checkpoint_path, device, group) if resume else (None, [])
+    if state is not None:
         if state["run_id"] != config.run_id():
             raise ConfigError(
                 f"{checkpoint_path}: belongs to run {state['run_id']}, not {config.run_id()}"
@@ -250,7 +251,7 @@ def pretrain(
                 if on_step is not None:
                     on_step(row)
             if group.is_main and (last or (step.step + 1) % config.checkpoint_every == 0):
-                atomic_torch_save(
+                save_checkpoint(
                     checkpoint_path,
                     {
                         "run_id": config.run_id(),
@@ -285,6 +286,7 @@ def pretrain(
         "samples_per_second": totals.samples / max(compute_time + data_time, 1e-9),
         "achieved_flops_per_second": totals.flops / max(compute_time, 1e-9),
         "resumed_from_step": start_step if start_step else None,
+        "discarded_checkpoints": [str(path) for path in discarded],
         "world_size": group.world_size,
         "skipped_files": int(getattr(dataset, "skipped", 0)),
         "final_losses": _last_losses(run_dir) if group.is_main else {},
@@ -292,6 +294,8 @@ def pretrain(
     }
     if group.is_main:
         atomic_write_json(run_dir / "summary.json", summary)
+        if status == "completed":
+            discard_previous(checkpoint_path)
     if status != "completed":
         raise TrainingFailed(f"{run_dir}: {failure}")
     return summary
