@@ -151,7 +151,9 @@ def ablate_command(
     def on_record(task, record, skipped: bool) -> None:
         status = "skipped (done)" if skipped else record["status"]
         detail = ""
-        if record.get("failure"):
+        if record.get("claimed_by"):
+            status = f"skipped (claimed by {record['claimed_by']}, running there)"
+        elif record.get("failure"):
             detail = f": {record['failure']}"
         elif record.get("wall_clock_seconds") is not None:
             detail = f" in {record['wall_clock_seconds']:.1f} s"
@@ -184,10 +186,22 @@ def ablate_command(
         on_record=on_record,
     )
     failed = sum(r["status"] == "failed" for r in result["records"])
+    claimed = result["claimed"]
     console.print(
-        f"{result['ran']} run(s), {result['skipped']} skipped as done, {failed} failed; "
-        f"results in {out}"
+        f"{result['ran']} run(s), {result['skipped']} skipped as done, "
+        + (f"{len(claimed)} claimed by another process, " if claimed else "")
+        + f"{failed} failed; results in {out}"
     )
+    if claimed:
+        console.print(
+            "not run here (another live process holds them and adds them to the results "
+            "when it finishes):"
+        )
+        for record in claimed:
+            console.print(
+                f"  {escape(record['row'])} seed {record['seed']} ({record['run_id']}): "
+                f"claimed by {escape(record['claimed_by'])}"
+            )
     _print_aggregate(out, grid, fmt)
     if report:
         _render_report(out, console)

@@ -23,8 +23,8 @@ def atomic_write(
     """Call ``write(file)`` on a temporary file and rename it onto ``path``.
 
     ``verify(temporary_path)`` (raising on a bad file) runs on the written file before the
-    rename; ``keep_previous``: move the file ``path`` held to that name first, so a good
-    previous file survives until the new one is written and verified.
+    rename; ``keep_previous``: keep the file ``path`` held under that name too (a hard
+    link), so a good previous file survives until the new one is written and verified.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,12 +37,25 @@ def atomic_write(
         if verify is not None:
             verify(Path(tmp))
         if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
+            _keep_previous(path, Path(keep_previous))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _keep_previous(path: Path, previous: Path) -> None:
+    """Make ``previous`` a hard link to ``path``'s file (atomically), so ``path`` itself
+    never goes missing; where hard links are not supported, rename it."""
+    link = previous.with_name(f".{previous.name}.{os.getpid()}.link")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, previous)
+    except OSError:
+        link.unlink(missing_ok=True)
+        os.replace(path, previous)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

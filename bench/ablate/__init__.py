@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.ablate.claims import results_lock
 from bench.ablate.grid import (
     Grid,
     GridError,
@@ -23,8 +24,14 @@ from bench.ablate.grid import (
     plan_config,
     row_run_id,
 )
-from bench.ablate.results import SCHEMA_VERSION, aggregate, read_results, write_results
-from bench.ablate.runner import Task, execute_task, is_done
+from bench.ablate.results import (
+    SCHEMA_VERSION,
+    aggregate,
+    read_results,
+    result_paths,
+    write_results,
+)
+from bench.ablate.runner import CLAIMED, Task, execute_task, is_done, read_record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -110,8 +117,10 @@ def run_grid(
     submitit_parameters: dict[str, Any] | None = None,
     on_record: Callable[[Task, dict[str, Any], bool], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every task not already completed, write the results after each run and at the
-    end (atomically); returns {"records", "paths", "ran", "skipped"}."""
+    """Run every task not already completed (nor claimed by another live process), rebuild
+    the results from the run directories after each run and at the end (atomically, under
+    the output's lock); returns {"records", "paths", "ran", "skipped", "claimed",
+    "complete"} ("claimed": records of the runs another process held, not run here)."""
     from bench.ablate import runner
     from diffmavil.environment import environment
 
@@ -123,12 +132,15 @@ def run_grid(
     )
     records: dict[int, dict[str, Any]] = {}
     pending: list[Task] = []
+    shared: list[Task] = []  # a second row resolving to a run already pending: read back
     for index, task in enumerate(tasks):
         done = is_done(task)
         if done is not None:
             records[index] = _relabel(done, task)
             if on_record is not None:
                 on_record(task, records[index], True)
+        elif any(other.run_dir == task.run_dir for other in pending):
+            shared.append(task)
         else:
             pending.append(task)
     if parallel and len(pending) > 1:
@@ -154,14 +166,37 @@ def run_grid(
     }
     position = {id(task): index for index, task in enumerate(tasks)}
 
+    claimed: list[dict[str, Any]] = []
+    claimed_tasks: list[Task] = []
+    finished_elsewhere: list[Task] = []
+
     def ordered() -> list[dict[str, Any]]:
         return [records[i] for i in sorted(records)]
 
+    def rebuild() -> bool:
+        """Rebuild the results from the run directories (under the output's lock, so two
+        invocations finishing at once lose no record); True when every run has one."""
+        with results_lock(out):
+            for index, task in enumerate(tasks):
+                record = read_record(task.run_dir)
+                if record is not None:
+                    records[index] = _relabel(record, task)
+            # a run another process held counts once that process has completed it
+            complete = len(records) == len(tasks) and all(map(is_done, claimed_tasks))
+            write_results(out, ordered(), meta, complete=complete)
+        return complete
+
     def done(task: Task, record: dict[str, Any]) -> None:
-        records[position[id(task)]] = _relabel(record, task)
-        write_results(out, ordered(), meta, complete=False)
+        if record["status"] == CLAIMED:
+            claimed.append(_relabel(record, task))
+            claimed_tasks.append(task)
+        else:
+            records[position[id(task)]] = _relabel(record, task)
+            rebuild()
+        if record.get("skipped"):  # completed by another process while this one waited
+            finished_elsewhere.append(task)
         if on_record is not None:
-            on_record(task, records[position[id(task)]], False)
+            on_record(task, _relabel(record, task), bool(record.get("skipped")))
 
     if pending:
         if executor == "submitit":
@@ -176,12 +211,18 @@ def run_grid(
             runner.run_workers(pending, workers, done)
         else:
             runner.run_local(pending, done)
-    paths = write_results(out, ordered(), meta, complete=True)
+    for task in shared:
+        record = read_record(task.run_dir)
+        if record is not None and on_record is not None:
+            on_record(task, _relabel(record, task), True)
+    complete = rebuild()
     return {
         "records": ordered(),
-        "paths": paths,
-        "ran": len(pending),
-        "skipped": len(tasks) - len(pending),
+        "paths": result_paths(out),
+        "ran": len(pending) - len(claimed) - len(finished_elsewhere),
+        "skipped": len(tasks) - len(pending) + len(finished_elsewhere),
+        "claimed": claimed,
+        "complete": complete,
     }
 
 

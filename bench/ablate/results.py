@@ -198,6 +198,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def result_paths(out: Path) -> dict[str, Path]:
+    """Where ``write_results`` writes each file."""
+    return {
+        "results_json": out / RESULTS_JSON,
+        "results_csv": out / RESULTS_CSV,
+        "aggregate_json": out / AGGREGATE_JSON,
+        "aggregate_csv": out / AGGREGATE_CSV,
+    }
+
+
 def write_results(
     out: Path, records: list[dict[str, Any]], meta: dict[str, Any], complete: bool
 ) -> dict[str, Path]:

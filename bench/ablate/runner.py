@@ -6,8 +6,8 @@ a submitit job); it is idempotent: a run whose ``record.json`` says completed is
 as is, a pre-training that completed is not repeated, one with a checkpoint resumes.
 
 Run directory ``<out>/runs/<run_id>/``: pretrain's own files (config.json, metrics.jsonl,
-tb/, checkpoint.pt, summary.json), ``probe.json``, and ``record.json`` (this run's result
-record, written atomically last).
+tb/, checkpoint.pt, summary.json), ``probe.json``, ``claim.<n>.json`` while a process
+runs it, and ``record.json`` (this run's result record, written atomically last).
 
 Data: the synthetic clips a pre-training run will read are generated (and cached in memory)
 before the timed run starts, so wall-clock measures the model, not the procedural data
@@ -28,6 +28,7 @@ from typing import Any
 from diffmavil.atomic import atomic_write_json
 
 RECORD = "record.json"
+CLAIMED = "claimed"  # status of a run held by another live process (not run here)
 
 
 @dataclass
@@ -190,12 +191,51 @@ def _failure_reason(error: BaseException) -> str:
 
 
 def execute_task(task: Task | dict[str, Any]) -> dict[str, Any]:
-    """Run one task (idempotent) and return its record (also written to record.json)."""
+    """Run one task (idempotent) and return its record (also written to record.json).
+
+    The run is claimed first (``bench.ablate.claims``): a run claimed by another live
+    process is not run here (status ``claimed``, nothing written), and the record is
+    written only if the claim is still held at the end.
+    """
     if isinstance(task, dict):
         task = Task(**task)
     done = is_done(task)
     if done is not None:
         return {**done, "skipped": True}
+    from bench.ablate.claims import Busy, acquire
+
+    claim = acquire(task.run_dir)
+    if isinstance(claim, Busy):
+        return claimed_record(task, claim.owner)
+    try:
+        done = is_done(task)  # completed by another process just before this claim
+        if done is not None:
+            return {**done, "skipped": True}
+        record = _run_task(task)
+        if not claim.held():  # taken over as stale meanwhile: the new owner's results stand
+            return claimed_record(task, claim.holder())
+        finished = time.time()
+        record["execution"] = claim.execution(finished)
+        overlapped = claim.overlapping_runs(finished, RECORD)
+        if overlapped and task.kind == "row":  # shared this host's CPU with another run
+            record["wall_clock_comparable"] = False
+            record["overlapped_runs"] = overlapped
+        atomic_write_json(Path(task.run_dir) / RECORD, record)
+        return record
+    finally:
+        claim.release()
+
+
+def claimed_record(task: Task, owner: dict[str, Any] | None) -> dict[str, Any]:
+    """The record of a run another process holds (never written to its run directory)."""
+    from bench.ablate.claims import describe
+
+    record = failed_record(task, None)
+    record.update(status=CLAIMED, claimed_by=describe(owner))
+    return record
+
+
+def _run_task(task: Task) -> dict[str, Any]:
     from diffmavil.environment import environment
     from diffmavil.training.config import FinetuneConfig, PretrainConfig
 
@@ -228,7 +268,6 @@ def execute_task(task: Task | dict[str, Any]) -> dict[str, Any]:
         record["traceback"] = traceback.format_exc(limit=8)
     record["task_seconds"] = time.perf_counter() - started
     record.setdefault("environment", environment(config.device if config else "cpu"))
-    atomic_write_json(run_dir / RECORD, record)
     return record
 
 
@@ -345,7 +384,7 @@ def _copy_summary(summary: dict[str, Any], record: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def failed_record(task: Task, reason: str) -> dict[str, Any]:
+def failed_record(task: Task, reason: str | None) -> dict[str, Any]:
     from diffmavil.training.config import PretrainConfig
 
     config = PretrainConfig.model_validate(task.pretrain) if task.pretrain else None

@@ -9,8 +9,9 @@
   ``load_verified`` recomputes it and refuses a file without one or whose contents differ
   (a flipped byte that still unpickles would otherwise resume from wrong weights).
 - **Previous kept**: a new checkpoint is written to a temporary file, read back and
-  verified; only then does the current file become ``<name>.prev.pt`` and the new one take
-  its name. A crash at any point leaves a good checkpoint under one of the two names.
+  verified; only then is the current file kept as ``<name>.prev.pt`` and replaced by the
+  new one (atomic renames: ``<name>`` never goes missing, a crash at any point leaves a
+  good checkpoint). The previous one is removed once the run has completed.
 - **Recovery**: ``recover_checkpoint`` returns the newest file that loads and verifies;
   a file that fails is moved aside (``<name>.bad-<n>``) with a one-line warning, so the run
   resumes from the previous one or starts over instead of failing.
