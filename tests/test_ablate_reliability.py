@@ -10,34 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from typer.testing import CliRunner
 
 from bench.ablate.claims import process_start
 from bench.ablate.results import read_results
 from bench.cli import app
+from tests.test_ablate_run import _small_grid
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = "synthetic:classes=4,size=16,eval_size=8"
 
 
-def _grid(tmp_path: Path, rows: dict, budget: int = 8) -> Path:
-    document = {
-        "name": "reliable",
-        "base": {
-            "preset": "tiny",
-            "variant": "mavil",
-            "data": DATA,
-            "budget_samples": budget,
-            "batch": {"batch_size": 4},
-            "threads": 1,
-            "checkpoint_every": 1,
-        },
-        "rows": rows,
-    }
-    path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+def _grid(tmp_path: Path, rows: dict) -> Path:
+    """test_ablate_run's small grid with two steps of 4 samples per run."""
+    return _small_grid(tmp_path, rows, budget=8, batch={"batch_size": 4})
 
 
 def _ablate(grid: Path, out: Path):
