@@ -68,6 +68,7 @@ def _register_commands() -> None:
     from bench.data_cli import data_app
     from bench.flops_cli import flops_command
     from bench.info_cli import info_command
+    from bench.preset_cli import preset_search_command
     from bench.report_cli import report_command
     from bench.time_cli import profile_command, time_command
     from bench.train_cli import finetune_command, pretrain_command
@@ -81,6 +82,7 @@ def _register_commands() -> None:
         ("finetune", finetune_command),
         ("ablate", ablate_command),
         ("report", report_command),
+        ("preset-search", preset_search_command),
     ):
         app.command(name)(command)
     app.add_typer(data_app, name="data")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from bench.options import (
     DecoderAudioOption,
     DecoderVideoOption,
@@ -23,6 +27,14 @@ def info_command(
     decoder_audio: DecoderAudioOption = None,
     decoder_video: DecoderVideoOption = None,
     diffusion: DiffusionOption = None,
+    proportions: Annotated[
+        bool,
+        typer.Option(
+            "--proportions",
+            help="Instead: the preset's FLOP shares, savings and cost per sample beside "
+            "base's, per Table-2 row (whole runs over the curriculum).",
+        ),
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
@@ -33,6 +45,14 @@ def info_command(
     from diffmavil import DiffMAViL, count_parameters_by_component, make_config
 
     config = make_config(preset, variant, model_overrides(decoder_audio, decoder_video, diffusion))
+    if proportions:
+        from bench.preset_cli import proportions_table
+        from bench.preset_search import comparison_rows
+
+        rows = comparison_rows(str(preset))
+        title = f"FLOP proportions @ {preset} beside base (Table-2 rows, whole runs)"
+        emit(rows, fmt, table=proportions_table(rows, title), out=out)
+        return
     with torch.device("meta"):
         model = DiffMAViL(config)
     counts = count_parameters_by_component(model)

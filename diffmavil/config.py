@@ -268,6 +268,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "video_decoder": {"dim": 96, "depth": 2, "heads": 4},
         "loss": {"contrastive_dim": 64},
     },
+    # Base's proportions at CPU cost: every Table-2 row's whole-run FLOP saving vs MAViL and
+    # every component's FLOP share within 2 points of base's (tests/test_preset_search.py),
+    # found by ``bench.preset_search``. Base's token grids cut by 8 (64 audio, 100 video
+    # tokens), widths at base's token-to-width ratio, depths shortened together.
+    "proportional": {
+        "audio": {"target_frames": 96, "mel_bins": 24, "patch_time": 6, "patch_freq": 6},
+        "video": {"frames": 8, "height": 30, "width": 30, "tubelet": 2, "patch": 6},
+        "encoder": {"dim": 64, "depth": 8, "heads": 4},
+        "fusion_depth": 2,
+        "audio_decoder": {"dim": 48, "depth": 4, "heads": 4},
+        "video_decoder": {"dim": 48, "depth": 4, "heads": 4},
+        "loss": {"contrastive_dim": 64},
+    },
     # Tests: 64 audio and 32 video tokens.
     "tiny": {
         "audio": {"target_frames": 256, "mel_bins": 64},

@@ -22,10 +22,16 @@ def keep_count(num_tokens: int, mask_ratio: float) -> int:
     """
     if num_tokens < 2:
         raise ValueError(f"num_tokens={num_tokens}: need at least 2 tokens to mask")
+    return min(num_tokens - 1, max(1, unclamped_keep_count(num_tokens, mask_ratio)))
+
+
+def unclamped_keep_count(num_tokens: int, mask_ratio: float) -> int:
+    """``int(L * (1 - r))`` safe against float error, before ``keep_count``'s clamp: 0 or
+    ``num_tokens`` here means the grid is too coarse for this ratio (the clamp would change
+    the ratio the run actually masks at)."""
     if not 0.0 < mask_ratio < 1.0:
         raise ValueError(f"mask_ratio={mask_ratio}: allowed values lie strictly between 0 and 1")
-    kept = math.floor(num_tokens * (1.0 - mask_ratio) + _RATIO_EPS)
-    return min(num_tokens - 1, max(1, kept))
+    return math.floor(num_tokens * (1.0 - mask_ratio) + _RATIO_EPS)
 
 
 def masked_count(num_tokens: int, mask_ratio: float) -> int:

@@ -31,16 +31,16 @@ from diffmavil.blocks import SelfAttention
 from diffmavil.flops import hardware_attention_extra, model_flops
 
 RATIOS = [(0.8, 0.9), (0.5, 0.75), (0.9, 0.95)]
-BATCH = {"tiny": 3, "cpu": 1, "small": 1, "base": 1}
+BATCH = {"tiny": 3, "cpu": 1, "proportional": 2, "small": 1, "base": 1}
 
 
 def _runs(preset: str) -> list[tuple[str, tuple[float, float]]]:
     """(device, ratios) per preset: tiny on CPU at every pair (real fused CPU attention and
-    our registered formulas); cpu on CPU at one pair (base's token grid; a CPU pass there
+    our registered formulas); cpu and proportional on CPU at one pair (a CPU pass of cpu
     takes seconds) and on meta at the others; small and base on meta."""
     if preset == "tiny":
         return [("cpu", r) for r in RATIOS]
-    if preset == "cpu":
+    if preset in ("cpu", "proportional"):
         return [("cpu", RATIOS[0])] + [("meta", r) for r in RATIOS[1:]]
     return [("meta", r) for r in RATIOS]
 
