@@ -312,7 +312,7 @@ def comparison_rows(preset: str, reference: str = "base") -> list[dict[str, Any]
                     **table[row].shares,
                 }
             )
-    difference: dict[str, Any] = {"row": "max |difference|", "preset": f"{preset} - {reference}"}
+    difference: dict[str, Any] = {"row": "max abs difference", "preset": f"{preset} - {reference}"}
     difference["gflop_per_sample"] = ""
     difference["saving"] = max(abs(ours[r].saving - theirs[r].saving) for r in TABLE2_ROWS)
     for c in COMPONENTS:
