@@ -53,4 +53,4 @@ def test_bad_spec_is_one_line_exit_2() -> None:
     assert "unknown data spec 'bogus:/x'" in result.stderr
     result = runner.invoke(app, ["data", "show", "synthetic", "--preset", "huge"])
     assert result.exit_code == 2 and result.stderr.strip().count("\n") == 0
-    assert "'huge' is not one of 'base', 'small', 'cpu', 'tiny'" in result.stderr
+    assert "'huge' is not one of 'base', 'small', 'cpu', 'proportional', 'tiny'" in result.stderr
