@@ -91,7 +91,10 @@ def test_config_is_frozen():
             {"variant": "crossattn"},
             r"unknown variant 'crossattn' \(did you mean 'cross-attn'\?\); allowed: mavil",
         ),
-        ({"preset": "huge"}, r"unknown preset 'huge'; allowed: base, small, cpu, proportional, tiny"),
+        (
+            {"preset": "huge"},
+            r"unknown preset 'huge'; allowed: base, small, cpu, proportional, tiny",
+        ),
         ({"overrides": {"video.patch": 7}}, r"video.patch=7 does not divide video.height=64"),
         (
             {"overrides": {"audio.patch_time": 24}},
