@@ -5,6 +5,7 @@ mandatory checksum, the previous checkpoint kept, and resuming past a corrupt ch
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import zipfile
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
 from bench.cli import app
@@ -25,6 +27,7 @@ from diffmavil.training.checkpoint import (
 )
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.pretrain import pretrain
+from tests.test_pretrain import _free_port
 
 DATA = "synthetic:classes=4,size=16,eval_size=8"
 
@@ -256,3 +259,47 @@ def test_with_no_good_checkpoint_left_the_run_starts_over(interrupted_run, tmp_p
     assert warnings[1].endswith("moved aside to checkpoint.prev.pt.bad-1; starting over")
     assert summary["resumed_from_step"] is None
     _assert_equal_to_reference(run_dir, reference)
+
+
+def _resume_worker(rank: int, world_size: int, port: int, config_json: str, run_dir: str):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    from diffmavil.training import distributed
+
+    try:
+        pretrain(PretrainConfig.model_validate_json(config_json), run_dir, resume=True)
+    finally:
+        distributed.destroy()
+
+
+def test_ddp_ranks_resume_together_past_a_corrupt_checkpoint(interrupted_run, tmp_path):
+    config, reference, interrupted = interrupted_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(interrupted, run_dir)
+    truncate(run_dir / "checkpoint.pt")
+    mp.spawn(
+        _resume_worker,
+        args=(2, _free_port(), config.model_dump_json(), str(run_dir)),
+        nprocs=2,
+        join=True,
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["resumed_from_step"] == 2
+    # rank 0 moved the file aside once; rank 1 resumed from the same previous checkpoint
+    assert summary["discarded_checkpoints"] == [str(run_dir / "checkpoint.pt.bad-1")]
+    assert sorted(p.name for p in run_dir.glob("checkpoint*")) == [
+        "checkpoint.pt",
+        "checkpoint.pt.bad-1",
+    ]
+    expected, got = (
+        load_verified(reference / "checkpoint.pt"),
+        load_verified(run_dir / "checkpoint.pt"),
+    )
+    for name, value in expected["model"].items():
+        torch.testing.assert_close(got["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)
