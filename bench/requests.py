@@ -10,7 +10,7 @@ once and passed down:
   sets (the row sets the model, device, threads and seed);
 - ``FlopsRequest`` (``diffbench flops``);
 - ``RunSpec``: a grid's ``run:`` block (``probe``: a ``FinetuneConfig``; ``time``: a
-  ``TimeSpec``).
+  ``TimeSpec``; ``project_time``: a ``ProjectTimeSpec``).
 
 Nothing here imports torch.
 """
@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from diffmavil.config import (
     DEFAULT_MASK_RATIO,
+    PRESETS,
     Frozen,
     ModelConfig,
     deep_merge,
@@ -317,6 +318,28 @@ class FlopsRequest(Frozen):
 
 
 # ------------------------------------------------------------------------------- grids
+class ProjectTimeSpec(Frozen):
+    """``run.project_time`` of an ablation grid: project every row's whole run, at
+    ``preset`` (default: the row's) over ``samples`` (default: the base budget; a row with
+    its own budget keeps its ratio to the base budget, so compute-matched rows stay
+    matched). Savings are against the grid's baseline row."""
+
+    preset: str | None = None
+    samples: float | None = Field(None, gt=0)
+    repeats: int = Field(5, ge=2)
+    warmup: int = Field(1, ge=0)
+    anchors: int = Field(3, ge=2)
+    memory: bool = False
+    threads: int | None = Field(None, gt=0)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; allowed: {', '.join(PRESETS)}")
+        return value
+
+
 class RunSpec(Frozen):
     """A grid's ``run:`` block: what every run of the grid does."""
 
@@ -329,6 +352,9 @@ class RunSpec(Frozen):
     )
     flops_only: bool = Field(False, description="no training: planned FLOPs of the whole run")
     time: TimeSpec | None = Field(None, description="time each row's model (a TimeSpec)")
+    project_time: ProjectTimeSpec | None = Field(
+        None, description="project every row's whole-run wall-clock (bench.timing.whole_run)"
+    )
 
     @field_validator("probe", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bench import time_whole_run as wr
 from bench.errors import BadInput
 from bench.options import (
     DEFAULT_MASK_RATIO,
@@ -17,6 +18,7 @@ from bench.options import (
     INPUT_PANEL,
     MEASURE_PANEL,
     OUTPUT_PANEL,
+    BatchRule,
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
@@ -286,6 +288,16 @@ def time_command(
     decoder_audio: DecoderAudioOption = None,
     decoder_video: DecoderVideoOption = None,
     diffusion: DiffusionOption = None,
+    masking: wr.MaskingOption = None,
+    batch: wr.BatchScheduleOption = None,
+    samples: wr.SamplesOption = "2e6",
+    batch_rule: wr.BatchRuleOption = BatchRule.tokens,
+    curriculum_end: wr.CurriculumEndOption = "0.9,0.95",
+    data: wr.DataOption = "synthetic",
+    anchors: wr.AnchorsOption = 4,
+    checkpoint_every: wr.CheckpointEveryOption = 25,
+    log_every: wr.LogEveryOption = 1,
+    memory: wr.MemoryOption = True,
     seed: SeedOption = TIME.seed,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
@@ -296,11 +308,53 @@ def time_command(
 
     Repeat --variant to measure variants side by side: savings are reported against the
     first one, per component, as time saving / FLOP saving.
+
+    With --masking or --batch: the projected wall-clock of the whole pre-training run
+    (--samples) of each variant's recipe and of MAViL's recipe, measured in one interleaved
+    run (docs/timing.md, "Whole-run projection").
     """
     from bench.timing.benchmark import run_time_benchmark
 
     validate_device(device)
     variants = tuple(dict.fromkeys(str(v) for v in variant or TIME.variants))
+    if masking is not None or batch is not None:
+        from bench.requests import FlopsRequest
+        from bench.time_whole_run import WholeRunOptions, run_whole_run
+
+        schedules = FlopsRequest(
+            preset=str(preset),
+            variants=variants,
+            mask_ratio=mask_ratio,
+            batch_size=batch_size,
+            masking=masking,
+            batch=batch,
+            samples=samples,
+            batch_rule=batch_rule,
+            curriculum_end=curriculum_end,
+        )
+        options = WholeRunOptions(
+            preset=str(preset),
+            variants=variants,
+            overrides=model_overrides(decoder_audio, decoder_video, diffusion),
+            masking=schedules.masking_schedule(),
+            batch=schedules.batch_schedule(),
+            samples=schedules.samples,
+            data=data,
+            device=device,
+            dtype=str(dtype),
+            threads=threads,
+            compile=compile,
+            repeats=repeats,
+            warmup=warmup,
+            max_anchors=anchors,
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            memory=memory,
+            matmul_repeats=matmul_repeats,
+            seed=seed,
+        )
+        run_whole_run(options, fmt, out, _progress_bar)
+        return
     request = TimeRequest(
         preset=str(preset),
         variants=variants,

@@ -66,6 +66,19 @@ def test_run_directory_holds_every_artefact(finished_run):
     assert on_disk["environment"]["torch_threads"] == 2
 
 
+def test_summary_times_add_up_to_the_wall_clock(finished_run):
+    """wall-clock = data + compute + overhead (logged rows and checkpoint writes), the
+    quantities ``diffbench time --masking/--batch`` projects; the step rows sum to the
+    compute and data totals."""
+    _, run_dir, summary = finished_run
+    parts = ("data_seconds", "compute_seconds", "overhead_seconds")
+    assert all(summary[key] > 0 for key in parts)
+    assert summary["wall_clock_seconds"] == pytest.approx(sum(summary[key] for key in parts))
+    rows = read_metrics(run_dir)
+    for key in ("compute_seconds", "data_seconds"):
+        assert summary[key] == pytest.approx(sum(row[key] for row in rows))
+
+
 def test_every_step_logs_what_it_used(finished_run):
     config, run_dir, summary = finished_run
     rows = read_metrics(run_dir)

@@ -216,6 +216,10 @@ def run_grid(
         if record is not None and on_record is not None:
             on_record(task, _relabel(record, task), True)
     complete = rebuild()
+    if complete and grid.run.project_time is not None:
+        from bench.ablate.project_time import project_grid
+
+        project_grid(grid, out)
     return {
         "records": ordered(),
         "paths": result_paths(out),

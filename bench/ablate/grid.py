@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bench.errors import BadInput
-from bench.requests import RunSpec, TimeSpec
+from bench.requests import ProjectTimeSpec, RunSpec, TimeSpec
 from diffmavil.config import (
     COMPONENTS,
     PRESETS,
@@ -371,7 +371,11 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     )
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {"probe": FinetuneConfig, "time": TimeSpec}
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "probe": FinetuneConfig,
+    "time": TimeSpec,
+    "project_time": ProjectTimeSpec,
+}
 
 
 def _run_spec(payload: dict[str, Any], path: Path) -> RunSpec:

@@ -9,7 +9,9 @@ A report input is one of:
 - a ``diffbench flops --format json`` file: a per-component breakdown (``{"rows": [...]}``
   with ``forward_flops``), a whole-run table (a list with ``run_flops``) or a sensitivity
   sweep (a list with ``assumption``);
-- a ``diffbench time --format json`` file (``{"environment", "configs", "rows"}``);
+- a ``diffbench time --format json`` file (``{"environment", "configs", "rows"}``), or a
+  whole-run projection (rows of kind ``whole_run``; an ablation directory's
+  ``whole-run.json`` is loaded with it);
 - a directory holding any of these (files and run directories one level down).
 
 Anything else, an empty directory, a corrupt file or a results file of another schema
@@ -25,6 +27,8 @@ from typing import Any
 
 from bench.ablate.results import SCHEMA_VERSION as RESULTS_SCHEMA_VERSION
 from bench.errors import BadInput
+from bench.report.whole_run import PROJECTION_FILE, ProjectionResult
+from bench.report.whole_run import classify as classify_projection
 
 SUMMARY_SCHEMA_VERSION = 1  # diffmavil.training.pretrain.SUMMARY_SCHEMA_VERSION (no torch here)
 
@@ -88,10 +92,11 @@ class Inputs:
     runs: list[PretrainRun] = field(default_factory=list)
     flops: list[FlopsResult] = field(default_factory=list)
     times: list[TimeResult] = field(default_factory=list)
+    projections: list[ProjectionResult] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.ablations or self.runs or self.flops or self.times)
+        return not (self.ablations or self.runs or self.flops or self.times or self.projections)
 
     @property
     def name(self) -> str:
@@ -178,9 +183,14 @@ def load_run(directory: Path) -> PretrainRun:
     return PretrainRun(directory, summary, read_metrics(directory / "metrics.jsonl"))
 
 
-def classify_json(path: Path, payload: Any) -> FlopsResult | TimeResult | str | None:
-    """What a JSON file is: a FlopsResult, a TimeResult, "ablation" / "summary" (their
-    directories are loaded instead), or None (not a diffbench output)."""
+def classify_json(
+    path: Path, payload: Any
+) -> FlopsResult | TimeResult | ProjectionResult | str | None:
+    """What a JSON file is: a FlopsResult, a TimeResult, a ProjectionResult, "ablation" /
+    "summary" (their directories are loaded instead), or None (not a diffbench output)."""
+    projection = classify_projection(path, payload)
+    if projection is not None:
+        return projection
     if isinstance(payload, dict):
         if "records" in payload or payload.get("kind") in ("ablation", "ablation-aggregate"):
             return "ablation"
@@ -219,6 +229,8 @@ def _load_file(path: Path, inputs: Inputs, strict: bool) -> None:
         inputs.flops.append(kind)
     elif isinstance(kind, TimeResult):
         inputs.times.append(kind)
+    elif isinstance(kind, ProjectionResult):
+        inputs.projections.append(kind)
     elif kind == "ablation":
         if path.name == "results.json":
             inputs.ablations.append(load_ablation(path.parent))
@@ -237,6 +249,8 @@ def _load_dir(directory: Path, inputs: Inputs) -> bool:
     """Load ``directory`` if it is itself a results or run directory; True if it was."""
     if (directory / "results.json").is_file():
         inputs.ablations.append(load_ablation(directory))
+        if (directory / PROJECTION_FILE).is_file():
+            _load_file(directory / PROJECTION_FILE, inputs, strict=False)
         return True
     if (directory / "summary.json").is_file():
         inputs.runs.append(load_run(directory))

@@ -176,13 +176,15 @@ def build_sections(inputs: Inputs, own_environment: dict[str, Any]) -> list[Sect
         runs_section,
         time_section,
     )
+    from bench.report.whole_run import projection_section
 
-    sections: list[Section] = [paper_section(inputs.flops)]
+    sections: list[Section] = [paper_section(inputs.flops, inputs.projections)]
     sections += [ablation_section(a) for a in inputs.ablations]
     if inputs.runs:
         sections.append(runs_section(inputs.runs))
     sections += [flops_section(f, i) for i, f in enumerate(inputs.flops)]
     sections += [time_section(t, i) for i, t in enumerate(inputs.times)]
+    sections += [projection_section(p, i) for i, p in enumerate(inputs.projections)]
     sections.append(environment_section(inputs, own_environment))
     return sections
 

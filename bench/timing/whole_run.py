@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from bench.requests import ProjectTimeSpec
 from bench.timing.projection import (
     PlanPoint,
     Selection,
@@ -36,17 +37,14 @@ from bench.timing.projection import (
     select_points,
     step_coefficients,
 )
+from diffmavil.config import Frozen
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
 from diffmavil.training.config import PretrainConfig
 
 BASELINE = "mavil"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ProjectionRequest(_Frozen):
+class ProjectionRequest(Frozen):
     """Recipes projected side by side in one interleaved run; ``baseline`` names the one
     savings are taken against. Every recipe runs at its own config's preset, budget,
     device, dtype, threads, data, checkpoint and log cadence."""
@@ -177,7 +175,7 @@ class Measurements:
     environment: dict[str, Any]
 
 
-class WholeRunRow(_Frozen):
+class WholeRunRow(Frozen):
     """One recipe's projected whole run. Seconds are means-based totals; the interval is
     the 95% percentile bootstrap; savings are fractions against the baseline recipe."""
 
@@ -219,7 +217,7 @@ class WholeRunRow(_Frozen):
     matmul_gflops_per_s: float
 
 
-class PointRow(_Frozen):
+class PointRow(Frozen):
     """One measured point of a recipe: its shape, steps and mean step seconds."""
 
     kind: Literal["whole_run_point"] = "whole_run_point"
@@ -236,7 +234,7 @@ class PointRow(_Frozen):
     repeats: int
 
 
-class WholeRunResult(_Frozen):
+class WholeRunResult(Frozen):
     rows: list[WholeRunRow]
     points: list[PointRow]
     environment: dict[str, Any]
@@ -369,3 +367,33 @@ def assemble(
                 )
             )
     return WholeRunResult(rows=rows, points=points, environment=environment)
+
+
+def grid_projection_request(
+    spec: ProjectTimeSpec,
+    rows: list[tuple[str, PretrainConfig]],
+    base_budget: int,
+    baseline: str,
+) -> ProjectionRequest:
+    """One request for every row (identical recipes once, under the first row's name)."""
+    recipes: dict[str, PretrainConfig] = {}
+    samples = spec.samples or base_budget
+    for name, config in rows:
+        update: dict[str, Any] = {
+            "budget_samples": max(1, round(samples * config.budget_samples / base_budget))
+        }
+        if spec.preset is not None:
+            update["preset"] = spec.preset
+        if spec.threads is not None:
+            update["threads"] = spec.threads
+        recipe = PretrainConfig.model_validate({**config.model_dump(), **update})
+        if recipe not in recipes.values() or name == baseline:
+            recipes[name] = recipe
+    return ProjectionRequest(
+        recipes=recipes,
+        baseline=baseline,
+        repeats=spec.repeats,
+        warmup=spec.warmup,
+        max_anchors=spec.anchors,
+        memory=spec.memory,
+    )

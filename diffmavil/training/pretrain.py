@@ -10,7 +10,10 @@ A run directory holds ``config.json``, ``metrics.jsonl`` (one row per logged ste
 TensorBoard event files under ``tb/``, ``checkpoint.pt`` (written atomically and verified
 every ``checkpoint_every`` steps, the previous one kept as ``checkpoint.prev.pt`` until the
 run completes; see ``diffmavil.training.checkpoint``) and ``summary.json`` (written
-atomically at the end, also when the run fails).
+atomically at the end, also when the run fails). Its times:
+``data_seconds`` (waiting for the loader, moving the batch to the device),
+``compute_seconds`` (the train step), ``overhead_seconds`` (logged rows and checkpoint
+writes), and ``wall_clock_seconds``, their sum.
 """
 
 from __future__ import annotations
@@ -105,6 +108,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def checkpoint_payload(
+    config: PretrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    next_step: int,
+    elapsed: dict[str, float],
+) -> dict[str, Any]:
+    """What ``checkpoint.pt`` holds: the run id, the next step, model and optimizer state,
+    and the seconds spent so far ({compute, data, overhead})."""
+    return {
+        "run_id": config.run_id(),
+        "next_step": next_step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "elapsed": elapsed,
+    }
+
+
 def build_model(config: PretrainConfig, device: torch.device) -> DiffMAViL:
     torch.manual_seed(config.seed)
     return DiffMAViL(config.model).to(device)
@@ -149,7 +170,7 @@ def pretrain(
 
     model = build_model(config, device)
     optimizer = make_optimizer(model, config.optimizer, peak_lr(config))
-    start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0}
+    start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0, "overhead": 0.0}
     checkpoint_path = run_dir / CHECKPOINT_NAME
     state, discarded = resume_checkpoint(checkpoint_path, device, group) if resume else (None, [])
     if state is not None:
@@ -160,7 +181,7 @@ def pretrain(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_step = state["next_step"]
-        elapsed_before = state["elapsed"]
+        elapsed_before = {"overhead": 0.0, **state["elapsed"]}  # older checkpoints: none
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", config.model_dump(mode="json"))
@@ -193,6 +214,7 @@ def pretrain(
     log = MetricsLog(run_dir, start_step, enabled=group.is_main)
     totals = _Totals.restore(plan[:start_step], model_config)
     compute_time, data_time = elapsed_before["compute"], elapsed_before["data"]
+    overhead_time = elapsed_before["overhead"]
     status, failure = "completed", None
     bar = _progress(progress and group.is_main, len(plan), start_step)
     base_lr = peak_lr(config)
@@ -241,6 +263,7 @@ def pretrain(
             compute_time += compute_seconds
             data_time += data_seconds
             totals.add(step, model_config)
+            overhead_start = time.perf_counter()
             if logged:
                 if not distributed.all_ranks_agree(not bool(non_finite.item())):
                     status = "failed"
@@ -251,16 +274,12 @@ def pretrain(
                 if on_step is not None:
                     on_step(row)
             if group.is_main and (last or (step.step + 1) % config.checkpoint_every == 0):
+                elapsed = {"compute": compute_time, "data": data_time, "overhead": overhead_time}
                 save_checkpoint(
                     checkpoint_path,
-                    {
-                        "run_id": config.run_id(),
-                        "next_step": step.step + 1,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "elapsed": {"compute": compute_time, "data": data_time},
-                    },
+                    checkpoint_payload(config, model, optimizer, step.step + 1, elapsed),
                 )
+            overhead_time += time.perf_counter() - overhead_start
             bar.advance()
             tick = time.perf_counter()
     finally:
@@ -280,9 +299,10 @@ def pretrain(
         "budget_samples": config.budget_samples,
         "total_flops": totals.flops,
         "flops_by_component": totals.by_component,
-        "wall_clock_seconds": compute_time + data_time,
+        "wall_clock_seconds": compute_time + data_time + overhead_time,
         "compute_seconds": compute_time,
         "data_seconds": data_time,
+        "overhead_seconds": overhead_time,
         "samples_per_second": totals.samples / max(compute_time + data_time, 1e-9),
         "achieved_flops_per_second": totals.flops / max(compute_time, 1e-9),
         "resumed_from_step": start_step if start_step else None,

@@ -1,0 +1,41 @@
+"""``run.project_time``: after a grid's runs, the projected whole-run wall-clock of every
+row (``bench.timing.whole_run``), written to ``whole-run.json`` next to results.json, which
+``diffbench report`` shows beside the runs' measured wall-clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.ablate.grid import Grid
+from bench.report.whole_run import PROJECTION_FILE
+
+
+def projection_request(grid: Grid):
+    from bench.timing.whole_run import grid_projection_request
+
+    spec = grid.run.project_time
+    assert spec is not None
+    rows = [(row.name, row.config) for row in grid.rows]
+    return grid_projection_request(spec, rows, grid.base.budget_samples, grid.baseline.name)
+
+
+def project_grid(grid: Grid, out: Path) -> Path:
+    """Run the projection unless ``whole-run.json`` already holds this very request."""
+    from bench.timing.whole_run_measure import project_whole_run
+    from diffmavil.atomic import atomic_write_json
+    from diffmavil.training.config import config_hash
+
+    request = projection_request(grid)
+    key = config_hash(request.model_dump(mode="json"))
+    path = out / PROJECTION_FILE
+    if path.exists():
+        try:
+            if json.loads(path.read_text()).get("request_hash") == key:
+                return path
+        except (json.JSONDecodeError, OSError):
+            pass
+    result = project_whole_run(request)
+    rows = [row.model_dump() for row in result.rows] + [p.model_dump() for p in result.points]
+    atomic_write_json(path, {"request_hash": key, "environment": result.environment, "rows": rows})
+    return path

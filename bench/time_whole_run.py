@@ -1,0 +1,282 @@
+"""``diffbench time`` with whole-run options: the projected wall-clock of pre-training runs
+(the recipe(s) and MAViL's recipe, measured in one interleaved run), as a table, JSON or
+CSV. Called from ``bench/time_cli.py``; the work is in ``bench.timing.whole_run*``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.errors import BadInput
+from bench.options import BatchKind, BatchRule, MaskingKind, OutputFormat
+
+WHOLE_RUN_PANEL = "Whole run (--masking / --batch): projected pre-training wall-clock"
+MaskingOption = Annotated[
+    MaskingKind | None,
+    typer.Option(
+        "--masking",
+        help="Whole run: masking schedule.",
+        case_sensitive=False,
+        show_default=False,
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+BatchScheduleOption = Annotated[
+    BatchKind | None,
+    typer.Option(
+        "--batch",
+        help="Whole run: batch schedule (--batch-size is the base batch).",
+        case_sensitive=False,
+        show_default=False,
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+SamplesOption = Annotated[
+    str,
+    typer.Option(
+        "--samples",
+        help="Whole run: budget in samples seen (e.g. 2e6).",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+BatchRuleOption = Annotated[
+    BatchRule,
+    typer.Option(
+        "--batch-rule",
+        help="Whole run, adaptive batch: what stays constant per step.",
+        case_sensitive=False,
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+CurriculumEndOption = Annotated[
+    str,
+    typer.Option(
+        "--curriculum-end",
+        help="Whole run: curriculum end ratios 'AUDIO,VIDEO'.",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        help="Whole run: the run's data spec (its loading is timed).",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+AnchorsOption = Annotated[
+    int,
+    typer.Option(
+        "--anchors",
+        help="Whole run: measured points per batch size at most (plus a check between "
+        "each pair); the others are interpolated in FLOPs.",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+CheckpointEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--checkpoint-every",
+        help="Whole run: steps between checkpoints.",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+LogEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--log-every",
+        help="Whole run: steps between logged rows.",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+MemoryOption = Annotated[
+    bool,
+    typer.Option(
+        "--memory/--no-memory",
+        help="Whole run: peak memory per recipe, each in a process of its own.",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class WholeRunOptions:
+    """The CLI's whole-run settings (validated by ``build_request``)."""
+
+    preset: str
+    variants: tuple[str, ...]
+    overrides: dict[str, Any]
+    masking: Any  # MaskingSchedule
+    batch: Any  # BatchSchedule
+    samples: int
+    data: str
+    device: str
+    dtype: str
+    threads: int | None
+    compile: bool
+    repeats: int
+    warmup: int
+    max_anchors: int
+    checkpoint_every: int
+    log_every: int
+    memory: bool
+    matmul_repeats: int
+    seed: int
+
+
+def recipe_name(config) -> str:
+    """'cross-attn+curriculum+adaptive/tokens'; MAViL's recipe is 'mavil'."""
+    parts = [config.variant]
+    if config.masking.kind == "curriculum":
+        parts.append("curriculum")
+    if config.batch.kind == "adaptive":
+        parts.append(f"adaptive/{config.batch.rule}")
+    return "+".join(parts)
+
+
+def build_request(options: WholeRunOptions):
+    """PretrainConfig per recipe (validated as ``pretrain`` validates it) plus MAViL's."""
+    from bench.timing.whole_run import BASELINE, ProjectionRequest, mavil_recipe
+    from diffmavil.config import ConfigError
+    from diffmavil.training.config import load_pretrain_config
+
+    if options.device not in ("cpu", "cuda"):
+        raise BadInput(f"--device {options.device!r}: a whole-run projection runs on cpu or cuda")
+    if options.repeats < 2:
+        raise BadInput(f"--repeats {options.repeats}: a whole-run interval needs at least 2")
+    if options.max_anchors < 2:
+        raise BadInput(f"--anchors {options.max_anchors}: at least 2 (both ends of the ramp)")
+    cadence = {"checkpoint-every": options.checkpoint_every, "log-every": options.log_every}
+    for name, value in cadence.items():
+        if value < 1:
+            raise BadInput(f"--{name} {value}: must be at least 1")
+    from diffmavil.data import parse_data_spec
+
+    parse_data_spec(options.data)  # DataError (exit 2) before anything runs
+    recipes = {}
+    for variant in options.variants:
+        try:
+            config = load_pretrain_config(
+                {
+                    "preset": options.preset,
+                    "variant": variant,
+                    "model_overrides": dict(options.overrides),
+                    "data": options.data,
+                    "masking": options.masking.model_dump(),
+                    "batch": options.batch.model_dump(),
+                    "budget_samples": options.samples,
+                    "seed": options.seed,
+                    "device": options.device,
+                    "dtype": options.dtype,
+                    "threads": options.threads,
+                    "log_every": options.log_every,
+                    "checkpoint_every": options.checkpoint_every,
+                }
+            )
+        except ConfigError as error:
+            raise BadInput(str(error)) from None
+        recipes.setdefault(BASELINE, mavil_recipe(config))
+        name = recipe_name(config)
+        if config != recipes[BASELINE]:
+            recipes[name] = config
+    return ProjectionRequest(
+        recipes=recipes,
+        compile=options.compile,
+        repeats=options.repeats,
+        warmup=options.warmup,
+        max_anchors=options.max_anchors,
+        memory=options.memory,
+        matmul_repeats=options.matmul_repeats,
+        seed=options.seed,
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:+.1f}%"
+
+
+def render_table(result) -> Any:
+    from rich.table import Table
+
+    rows = result.rows
+    env = result.environment
+    first = rows[0]
+    title = (
+        f"Projected whole-run wall-clock @ {first.preset}, {first.samples:,} samples, "
+        f"{first.dtype}, compile {'on' if first.compile else 'off'}, on {env['device_name']} "
+        f"({first.device}, {first.threads} threads, torch {env['torch_version']}); matmul "
+        f"{first.matmul_gflops_per_s:.1f} GFLOP/s; load {env['load_average_1m']} -> "
+        f"{env.get('load_average_1m_end')}; {first.repeats} interleaved rounds; savings vs "
+        "MAViL's recipe (fixed masking, fixed batch)"
+    )
+    table = Table(title=title, header_style="bold")
+    headers = (
+        "recipe", "steps", "projected s", "95% CI", "compute s", "data s", "overhead s",
+        "FLOPs", "FLOP saving", "time saving [95% CI]", "time/FLOP", "interp. err",
+        "peak MB",
+    )  # fmt: skip
+    for header in headers:
+        table.add_column(header, justify="left" if header == "recipe" else "right")
+    from bench.output import human_count
+
+    for row in rows:
+        saving = ""
+        if row.time_saving is not None:
+            saving = (
+                f"{_pct(row.time_saving)} [{_pct(row.time_saving_ci_low)}, "
+                f"{_pct(row.time_saving_ci_high)}]"
+            )
+        data = f"{row.data_seconds:,.1f}" + (" (bound)" if row.loading_bound else "")
+        table.add_row(
+            row.recipe,
+            f"{row.steps:,}",
+            f"{row.projected_seconds:,.1f}",
+            f"[{row.ci_low:,.1f}, {row.ci_high:,.1f}]",
+            f"{row.compute_seconds:,.1f}",
+            data,
+            f"{row.overhead_seconds:,.1f}",
+            human_count(row.flops),
+            _pct(row.flop_saving),
+            saving,
+            "" if row.time_per_flop_saving is None else f"{row.time_per_flop_saving:.2f}",
+            f"{100 * row.interpolation_error:.1f}% of {100 * row.interpolated_share:.0f}%",
+            "" if row.peak_memory_mb is None else f"{row.peak_memory_mb:,.0f}",
+        )
+    return table
+
+
+def emit_result(result, fmt: OutputFormat, out: Path | None) -> None:
+    """Rows of kind whole_run (then whole_run_point) in ``fmt``; meta: the environment."""
+    from bench.output import emit
+
+    rows = [row.model_dump() for row in result.rows]
+    if fmt == OutputFormat.json:
+        rows += [point.model_dump() for point in result.points]
+    table = render_table(result) if fmt == OutputFormat.table else None
+    emit(rows, fmt, table=table, meta={"environment": result.environment}, out=out)
+
+
+def run_whole_run(options: WholeRunOptions, fmt: OutputFormat, out: Path | None, progress) -> None:
+    from bench.timing.whole_run_measure import project_whole_run
+
+    request = build_request(options)
+    bar, advance = progress(_task_count(request))
+    if bar is not None:
+        with bar:
+            result = project_whole_run(request, progress=advance)
+    else:
+        result = project_whole_run(request)
+    emit_result(result, fmt, out)
+
+
+def _task_count(request) -> int:
+    from bench.timing.whole_run import plan_recipe
+
+    tasks = 1 + sum(
+        len(plan_recipe(n, c, request.max_anchors).selection.measured)
+        for n, c in request.recipes.items()
+    )
+    return tasks * (max(request.warmup, 1) + request.repeats)

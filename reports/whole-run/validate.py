@@ -1,0 +1,216 @@
+"""Validate ``diffbench time``'s whole-run projection against real ``pretrain`` runs.
+
+Order: matmul rate, projection 1, pretrain A (MAViL's recipe), B (the full recipe), B, A,
+projection 2, matmul rate. Each run's ``wall_clock_seconds`` is compared with the mean of
+the two projections (target: within +-10%), and the projected time saving with the
+measured one (target: inside the measured interval and within 5 points).
+
+Measured saving interval: the plan of each recipe is cut into ``BLOCKS`` blocks of
+consecutive steps; a bootstrap draw takes each block from either of the recipe's two runs
+(at random) and sums; saving = 1 - sum(B) / sum(A), 95% percentile interval over 2000
+draws (overheads added per run as recorded).
+
+Usage (from the repository root, PYTHONPATH pointing at it)::
+
+    python reports/whole-run/validate.py --preset tiny --batch-size 8 --samples 8000 \
+        --threads 1 --out reports/whole-run/tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BLOCKS = 20
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def matmul() -> float:
+    import torch
+
+    from bench.timing.environment import matmul_rate
+
+    return matmul_rate(torch.device("cpu"), "fp32", repeats=5) / 1e9
+
+
+def recipes(args) -> dict:
+    from bench.timing.whole_run import mavil_recipe
+    from diffmavil.training.config import PretrainConfig
+
+    full = PretrainConfig(
+        preset=args.preset,
+        variant="cross-attn",
+        masking={"kind": "curriculum"},
+        batch={"kind": "adaptive", "batch_size": args.batch_size},
+        budget_samples=args.samples,
+        threads=args.threads,
+        checkpoint_every=args.checkpoint_every,
+    )
+    return {"mavil": mavil_recipe(full), "full": full}
+
+
+def project(args, configs) -> dict:
+    from bench.timing.whole_run import ProjectionRequest
+    from bench.timing.whole_run_measure import project_whole_run
+
+    request = ProjectionRequest(
+        recipes=configs,
+        repeats=args.repeats,
+        warmup=1,
+        max_anchors=args.anchors,
+        memory=True,
+    )
+    started = time.perf_counter()
+    result = project_whole_run(request)
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": [r.model_dump() for r in result.rows],
+        "points": [p.model_dump() for p in result.points],
+        "environment": result.environment,
+    }
+
+
+def pretrain_run(config, folder: Path, name: str) -> dict:
+    from diffmavil.training.pretrain import pretrain
+
+    run_dir = folder / name
+    started = time.perf_counter()
+    summary = pretrain(config, run_dir)
+    elapsed = time.perf_counter() - started
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "name": name,
+        "recipe": name.rstrip("12"),
+        "elapsed_seconds": elapsed,
+        "wall_clock_seconds": summary["wall_clock_seconds"],
+        "compute_seconds": summary["compute_seconds"],
+        "data_seconds": summary["data_seconds"],
+        "overhead_seconds": summary["overhead_seconds"],
+        "steps": summary["steps"],
+        "step_seconds": [r["compute_seconds"] + r["data_seconds"] for r in rows],
+        "load": os.getloadavg()[0],
+    }
+
+
+def measured_saving(runs: list[dict], seed: int = 0) -> dict:
+    """Saving of 'full' vs 'mavil' from both runs of each, with the block-choice bootstrap."""
+    by = {
+        "mavil": [r for r in runs if r["recipe"] == "mavil"],
+        "full": [r for r in runs if r["recipe"] == "full"],
+    }
+
+    def blocks(run: dict) -> np.ndarray:
+        return np.array([b.sum() for b in np.array_split(np.array(run["step_seconds"]), BLOCKS)])
+
+    generator = np.random.default_rng(seed)
+    sums = {}
+    for recipe, pair in by.items():
+        stacked = np.stack([blocks(r) for r in pair])  # [2, BLOCKS]
+        overhead = np.mean([r["overhead_seconds"] for r in pair])
+        picks = generator.integers(0, 2, size=(2000, BLOCKS))
+        sums[recipe] = stacked[picks, np.arange(BLOCKS)].sum(axis=1) + overhead
+    saving = 1.0 - sums["full"] / sums["mavil"]
+    mean = {k: np.mean([r["wall_clock_seconds"] for r in v]) for k, v in by.items()}
+    low, high = np.quantile(saving, [0.025, 0.975])
+    return {
+        "saving": 1.0 - mean["full"] / mean["mavil"],
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "mean_wall": {k: float(v) for k, v in mean.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=8000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint-every", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--anchors", type=int, default=4)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    configs = recipes(args)
+    record: dict = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    record["uptime_before"] = uptime()
+    record["matmul_gflops_before"] = matmul()
+    projections = [project(args, configs)]
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="whole-run-validate-") as folder:
+        for name in ("mavil1", "full1", "full2", "mavil2"):
+            recipe = name.rstrip("12")
+            runs.append(pretrain_run(configs[recipe], Path(folder), name))
+            print(name, runs[-1]["wall_clock_seconds"], uptime(), flush=True)
+    projections.append(project(args, configs))
+    record["matmul_gflops_after"] = matmul()
+    record["uptime_after"] = uptime()
+    record["projections"] = projections
+    record["runs"] = [{k: v for k, v in r.items() if k != "step_seconds"} for r in runs]
+    projected = {}
+    for recipe, label in (("mavil", "mavil"), ("full", "cross-attn+curriculum+adaptive/tokens")):
+        rows = [
+            next(
+                r for r in p["rows"] if (r["baseline"] if recipe == "mavil" else not r["baseline"])
+            )
+            for p in projections
+        ]
+        projected[recipe] = {
+            "label": label,
+            "projected_seconds": [r["projected_seconds"] for r in rows],
+            "ci": [[r["ci_low"], r["ci_high"]] for r in rows],
+            "mean": float(np.mean([r["projected_seconds"] for r in rows])),
+            "time_saving": [r["time_saving"] for r in rows],
+        }
+    record["projected"] = projected
+    measured = measured_saving(runs)
+    record["measured_saving"] = measured
+    checks = []
+    for run in runs:
+        target = projected[run["recipe"]]["mean"]
+        checks.append(
+            {
+                "run": run["name"],
+                "measured": run["wall_clock_seconds"],
+                "projected": target,
+                "error": target / run["wall_clock_seconds"] - 1.0,
+            }
+        )
+    record["checks"] = checks
+    savings = list(projected["full"]["time_saving"])
+    projected_saving = 1.0 - projected["full"]["mean"] / projected["mavil"]["mean"]
+    record["projected_saving"] = {"each": savings, "of_means": projected_saving}
+    record["verdict"] = {
+        "every_run_within_10pct": all(abs(c["error"]) <= 0.10 for c in checks),
+        "saving_inside_interval": measured["ci_low"] <= projected_saving <= measured["ci_high"],
+        "saving_within_5_points": abs(projected_saving - measured["saving"]) <= 0.05,
+    }
+    (args.out / "validation.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(
+        json.dumps(
+            {k: record[k] for k in ("checks", "measured_saving", "projected_saving", "verdict")},
+            indent=2,
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
