@@ -51,7 +51,7 @@ def recipes(args) -> dict:
         preset=args.preset,
         variant="cross-attn",
         masking={"kind": "curriculum"},
-        batch={"kind": "adaptive", "batch_size": args.batch_size},
+        batch={"kind": "adaptive", "batch_size": args.batch_size, "multiple": args.multiple},
         budget_samples=args.samples,
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,
@@ -68,7 +68,7 @@ def project(args, configs) -> dict:
         repeats=args.repeats,
         warmup=1,
         max_anchors=args.anchors,
-        memory=True,
+        memory=args.memory,
     )
     started = time.perf_counter()
     result = project_whole_run(request)
@@ -139,6 +139,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--anchors", type=int, default=4)
+    parser.add_argument("--multiple", type=int, default=8, help="adaptive batch multiple")
+    parser.add_argument("--projections", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--memory", action="store_true", help="peak memory per recipe too")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     import torch
@@ -153,13 +156,20 @@ def main() -> None:
     record["uptime_before"] = uptime()
     record["matmul_gflops_before"] = matmul()
     projections = [project(args, configs)]
+    partial = args.out / "partial.json"
+    partial.write_text(json.dumps({**record, "projections": projections}, default=str))
+    print("projection", [r["projected_seconds"] for r in projections[0]["rows"]], flush=True)
     runs = []
     with tempfile.TemporaryDirectory(prefix="whole-run-validate-") as folder:
         for name in ("mavil1", "full1", "full2", "mavil2"):
             recipe = name.rstrip("12")
             runs.append(pretrain_run(configs[recipe], Path(folder), name))
             print(name, runs[-1]["wall_clock_seconds"], uptime(), flush=True)
-    projections.append(project(args, configs))
+            partial.write_text(
+                json.dumps({**record, "projections": projections, "runs": runs}, default=str)
+            )
+    if args.projections == 2:
+        projections.append(project(args, configs))
     record["matmul_gflops_after"] = matmul()
     record["uptime_after"] = uptime()
     record["projections"] = projections
