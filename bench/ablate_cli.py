@@ -319,7 +319,7 @@ def _print_dry_run(grid, fmt: OutputFormat) -> None:
     run = grid.run
     what = "FLOPs only (no training)" if run.flops_only else "pre-train"
     if grid.probe is not None:
-        what += f" + probe on {grid.probe.data} ({grid.probe.epochs} epochs)"
+        what += f" + probe on {grid.probe.data} ({grid.probe.probe_epochs} epochs)"
     if run.controls:
         what += f" + controls {', '.join(run.controls)} (once per variant and seed)"
     table = Table(

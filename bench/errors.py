@@ -102,13 +102,21 @@ def handle_error(error: BaseException) -> int:
             traceback.print_exception(type(error), error, error.__traceback__)
         click.echo(f"error: {first_line(_describe_validation(error))}", err=True)
         return BAD_INPUT_EXIT
+    what = f"unexpected {type(error).__name__}"
+    if _is_compile_error(error):  # never a silent fallback to eager: say what failed
+        what = f"torch.compile failed ({type(error).__name__}; run without --compile)"
     if verbose:
         traceback.print_exception(type(error), error, error.__traceback__)
-        click.echo(f"error: unexpected {type(error).__name__}: {first_line(error)}", err=True)
+        click.echo(f"error: {what}: {first_line(error)}", err=True)
         return UNEXPECTED_EXIT
     try:
         where = f"full traceback: {write_traceback(error)}"
     except OSError as write_error:
         where = f"traceback not written: {write_error}; set {TRACEBACK_ENV}=1 to print it"
-    click.echo(f"error: unexpected {type(error).__name__}: {first_line(error)} ({where})", err=True)
+    click.echo(f"error: {what}: {first_line(error)} ({where})", err=True)
     return UNEXPECTED_EXIT
+
+
+def _is_compile_error(error: BaseException) -> bool:
+    """A torch.compile (dynamo or inductor) failure."""
+    return (type(error).__module__ or "").startswith(("torch._dynamo", "torch._inductor"))

@@ -214,3 +214,14 @@ def model_overrides(
         overrides["audio_decoder.diffusion"] = diffusion
         overrides["video_decoder.diffusion"] = diffusion
     return overrides
+
+
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the transformer blocks (masking and randomness stay eager); "
+        "graphs, recompiles and compile seconds are reported.",
+        rich_help_panel=EXECUTION_PANEL,
+    ),
+]

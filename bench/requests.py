@@ -67,6 +67,7 @@ _FLAG_FIELDS = {
     "dtype": "dtype",
     "threads": "threads",
     "workers": "num_workers",
+    "compile": "compile",
 }
 
 
@@ -95,6 +96,7 @@ class PretrainFlags(Frozen):
     dtype: str | None = None
     threads: int | None = None
     workers: int | None = None
+    compile: bool | None = None
 
     _ratio_pairs = field_validator("mask_ratio", "mask_end", mode="before")(
         lambda value: _ratios(value)
@@ -196,6 +198,9 @@ class TimeSpec(Frozen):
 
     dtype: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    compile_vs_eager: bool = Field(
+        False, description="also time a compiled copy and a default-AdamW copy, interleaved"
+    )
     batch_size: int = Field(8, gt=0)
     mask_ratio: Ratios | None = None
     repeats: int = Field(10, gt=0)
@@ -208,6 +213,13 @@ class TimeSpec(Frozen):
 
     @model_validator(mode="after")
     def _peer_repeats(self) -> TimeSpec:
+        if self.compile and self.compile_vs_eager:
+            raise ValueError("compile_vs_eager times eager and compiled side by side: drop compile")
+        if self.compile_vs_eager and self.repeats < MIN_PEER_REPEATS:
+            raise ValueError(
+                f"repeats={self.repeats}: the eager vs compiled comparison needs at least "
+                f"{MIN_PEER_REPEATS} interleaved repeats for its bootstrap interval"
+            )
         if self.peer and self.repeats < MIN_PEER_REPEATS:
             raise ValueError(
                 f"repeats={self.repeats}: the peer comparison needs at least "
@@ -354,6 +366,9 @@ class RunSpec(Frozen):
     time: TimeSpec | None = Field(None, description="time each row's model (a TimeSpec)")
     project_time: ProjectTimeSpec | None = Field(
         None, description="project every row's whole-run wall-clock (bench.timing.whole_run)"
+    )
+    compile: bool = Field(
+        False, description="torch.compile every pre-training and probe/fine-tune of the grid"
     )
 
     @field_validator("probe", mode="before")

@@ -19,6 +19,7 @@ from bench.options import (
     MEASURE_PANEL,
     OUTPUT_PANEL,
     BatchRule,
+    CompileOption,
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
@@ -43,14 +44,6 @@ DeviceOption = Annotated[
     typer.Option(
         "--device",
         help="Where to run: cpu or cuda (cuda:N for another GPU).",
-        rich_help_panel=EXECUTION_PANEL,
-    ),
-]
-CompileOption = Annotated[
-    bool,
-    typer.Option(
-        "--compile/--no-compile",
-        help="torch.compile the model with dynamic shapes (a curriculum changes token counts).",
         rich_help_panel=EXECUTION_PANEL,
     ),
 ]
@@ -134,6 +127,13 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+RATIO_TITLES = {
+    "peer_ratio": "speed vs the torch.nn peer: median(peer) / median(ours)",
+    "compile_ratio": "compiled vs eager: median(eager) / median(compiled)",
+    "fused_ratio": "fused vs default AdamW (eager): median(default) / median(fused)",
+}
+
+
 def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> list:
     from rich.table import Table
 
@@ -188,9 +188,11 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
             )
         tables.append(table)
 
-    ratios = [r for r in rows if r["kind"] == "peer_ratio"]
-    if ratios:
-        table = Table(title="speed vs the torch.nn peer: median(peer) / median(ours)")
+    for kind, title in RATIO_TITLES.items():
+        ratios = [r for r in rows if r["kind"] == kind]
+        if not ratios:
+            continue
+        table = Table(title=title)
         for header in ("variant", "phase", "speed ratio", "95% CI", "repeats"):
             table.add_column(header, justify="right")
         for r in ratios:
@@ -259,6 +261,15 @@ def time_command(
     repeats: RepeatsOption = TIME.repeats,
     warmup: WarmupOption = TIME.warmup,
     threads: ThreadsOption = None,
+    compile_vs_eager: Annotated[
+        bool,
+        typer.Option(
+            "--compile-vs-eager",
+            help="Also time a compiled copy and a default-AdamW copy of each variant, "
+            "interleaved; report eager/compiled and default/fused speed ratios (95% CI).",
+            rich_help_panel=MEASURE_PANEL,
+        ),
+    ] = TIME.compile_vs_eager,
     peer: Annotated[
         bool,
         typer.Option(
@@ -362,6 +373,7 @@ def time_command(
         device=device,
         dtype=dtype,
         compile=compile,
+        compile_vs_eager=compile_vs_eager,
         batch_size=batch_size,
         mask_ratio=mask_ratio,
         repeats=repeats,
@@ -372,7 +384,7 @@ def time_command(
         matmul_repeats=matmul_repeats,
         seed=seed,
     )
-    tasks_per_round = len(variants) * (1 + peer + 5 * components) + 1
+    tasks_per_round = len(variants) * (1 + peer + 2 * compile_vs_eager + 5 * components) + 1
     progress, advance = _progress_bar(tasks_per_round * (warmup + repeats))
     if progress is not None:
         with progress:
@@ -381,6 +393,13 @@ def time_command(
         result = run_time_benchmark(request)
     meta = {"environment": result.environment, "configs": result.configs}
     _emit_tables(_render_tables(result.rows, result.environment), fmt, result.rows, meta, out)
+    for row in result.rows:
+        if row["kind"] == "compile":
+            typer.echo(
+                f"torch.compile ({row['variant']}): {row['graphs']} graphs "
+                f"({row['recompiles']} recompiles), {row['compile_seconds']:.1f} s compiling",
+                err=True,
+            )
 
 
 def profile_command(
@@ -451,7 +470,11 @@ def profile_command(
         warmup=warmup, active=steps, top=top,
     )  # fmt: skip
     rows = [{"variant": names[0], "preset": preset, **row} for row in result.top_ops]
-    meta = {"trace_dir": str(result.trace_dir), "trace_files": [str(p) for p in result.trace_files]}
+    meta = {
+        "trace_dir": str(result.trace_dir),
+        "trace_files": [str(p) for p in result.trace_files],
+        "time_split": result.time_split,
+    }
     table = rich_table(
         rows,
         ["component", "pass", "rank", "op", "self_ms", "calls", "share"],
@@ -459,5 +482,11 @@ def profile_command(
         formatters={"share": lambda v: f"{100 * v:.0f}%", "self_ms": lambda v: f"{v:.2f}"},
     )
     emit(rows, fmt, table=table, meta=meta, out=out)
+    split = result.time_split
+    typer.echo(
+        f"per step: {split['step_ms']:.1f} ms, matmuls {split['matmul_ms']:.1f} ms "
+        f"({100 * split['matmul_share']:.0f}%), the rest {split['other_ms']:.1f} ms",
+        err=True,
+    )
     if fmt == OutputFormat.table:
         typer.echo(f"trace: {', '.join(meta['trace_files'])}", err=True)

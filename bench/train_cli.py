@@ -19,6 +19,7 @@ from bench.options import (
     OUTPUT_PANEL,
     BatchKind,
     BatchRule,
+    CompileOption,
     CurriculumShape,
     DecoderAudioOption,
     DecoderVideoOption,
@@ -36,6 +37,7 @@ from bench.options import (
     Variant,
     VariantOption,
 )
+from bench.progress import epoch_reporter
 from bench.requests import FinetuneRequest
 from diffmavil.training.config import FinetuneConfig
 
@@ -208,6 +210,15 @@ def pretrain_command(
     progress: Annotated[
         bool, typer.Option(help="Show a progress bar.", rich_help_panel=OUTPUT_PANEL)
     ] = True,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the transformer blocks (config key compile) [default: off].",
+            rich_help_panel=EXECUTION_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Pre-train on a budget of samples with fixed/curriculum masking and fixed/adaptive batch.
@@ -238,6 +249,7 @@ def pretrain_command(
         dtype=dtype,
         threads=threads,
         workers=workers,
+        compile=compile,
     )
     config = pretrain_config(flags, _read_config_file(config_file), _parse_sets(set_values))
     request = PretrainRequest(
@@ -277,6 +289,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) ->
         "wall_clock_s": round(summary["wall_clock_seconds"], 2),
         "compute_s": round(summary["compute_seconds"], 2),
         "data_s": round(summary["data_seconds"], 2),
+        "data_to_compute": round(summary["data_to_compute_ratio"], 3),
         "samples_per_s": round(summary["samples_per_second"], 2),
         "achieved_flops_per_s": summary["achieved_flops_per_second"],
         "final_loss": round(summary["final_losses"].get("loss", float("nan")), 4),
@@ -289,6 +302,20 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) ->
         formatters={"value": _format_value},
     )
     emit([row], fmt, table=table)
+    if summary["data_bound"]:
+        typer.echo(
+            f"note: the data pipeline bounds this run: data {summary['data_seconds']:.1f} s vs "
+            f"compute {summary['compute_seconds']:.1f} s ({summary['data_to_compute_ratio']:.2f}x"
+            "); try --workers N or a feature cache",
+            err=True,
+        )
+    if summary.get("compile"):
+        compiled = summary["compile"]
+        typer.echo(
+            f"torch.compile: {compiled['graphs']} graphs ({compiled['recompiles']} recompiles), "
+            f"{compiled['compile_seconds']:.1f} s compiling",
+            err=True,
+        )
 
 
 def _format_value(value: Any) -> str:
@@ -367,8 +394,21 @@ def finetune_command(
         int | None, typer.Option(help="ESC-50 evaluation fold.", rich_help_panel=INPUT_PANEL)
     ] = PROBE.fold,
     epochs: Annotated[
-        int, typer.Option(help="Training epochs.", rich_help_panel=PROBE_PANEL)
+        int | None,
+        typer.Option(
+            help="Training epochs (finetune: at most) [default: probe 100; finetune chosen "
+            "for the data size].",
+            rich_help_panel=PROBE_PANEL,
+            show_default=False,
+        ),
     ] = PROBE.epochs,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            help="Finetune: stop after this many epochs without a better validation loss.",
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = PROBE.patience,
     lr: Annotated[
         float, typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL)
     ] = PROBE.lr,
@@ -389,10 +429,15 @@ def finetune_command(
         TrainDevice,
         typer.Option(help="Device.", case_sensitive=False, rich_help_panel=EXECUTION_PANEL),
     ] = TrainDevice[FINETUNE.device],
+    compile: CompileOption = PROBE.compile,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
-    """Linear probe or fine-tune a checkpoint (or a random-init / raw-fbank control)."""
+    """Linear probe or fine-tune a checkpoint (or a random-init / raw-fbank control).
+
+    A fine-tune holds out 10% of the training items, runs at most --epochs (default: chosen
+    for the data size) and stops early on the validation loss; progress shows on a
+    terminal, one line per epoch otherwise (stderr)."""
     from bench.output import emit, rich_table
     from diffmavil.training.finetune import evaluate
 
@@ -415,10 +460,16 @@ def finetune_command(
             specaugment_time=specaugment_time,
             mixup=mixup,
             seed=seed,
+            patience=patience,
+            compile=compile,
         ),
     )
     model_config = request.resolve_model()
-    result = evaluate(request.probe, request.init, model_config, request.checkpoint, request.device)
+    with epoch_reporter() as on_epoch:
+        result = evaluate(
+            request.probe, request.init, model_config, request.checkpoint, request.device,
+            on_epoch=on_epoch,
+        )  # fmt: skip
     table = rich_table(
         [{"name": k, "value": v} for k, v in result.items()], ["name", "value"], title="finetune"
     )

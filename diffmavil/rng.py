@@ -13,6 +13,14 @@ intermediate fits in int64 without overflow (``_fmix32``), or taken modulo 2**64
 ``normal`` is Box-Muller with both outputs of each pair used, laid out in fixed blocks
 (see ``_NORMAL_BLOCK``), so a value depends on its position alone: not on the batch, the
 CPU chunking or the total count.
+
+Always eager, also inside ``torch.compile``: the public draws are ``torch.compiler.disable``d
+(dynamo runs them as they are, between graphs). Their speed tricks (``out=`` into views of
+one shared buffer, in-place ops on overlapping views, a dtype-reinterpreting view, wrapping
+int64/int32 multiplies, seed and stream as Python ints that ``dynamic=True`` makes
+symbolic) are what dynamo, AOTAutograd and inductor mishandled when the whole model was
+compiled (crashes; and inductor's own vectorised log/cos could change the bits), and the
+draws must stay bit-identical with and without compilation.
 """
 
 from __future__ import annotations
@@ -92,6 +100,10 @@ def _key(seed: int, sample_ids: torch.Tensor, stream: int) -> torch.Tensor:
     return _fmix32(key ^ ((ids >> 32) & _MASK32) ^ 0x5BD1E995)
 
 
+_eager = torch.compiler.disable
+
+
+@_eager
 def random_bits(seed: int, sample_ids: torch.Tensor, stream: int, count: int) -> torch.Tensor:
     """[B, count] int64 hashes, uniform in [0, 2**32), one row per sample id."""
     key = _key(seed, sample_ids, stream)
@@ -104,6 +116,7 @@ def random_bits(seed: int, sample_ids: torch.Tensor, stream: int, count: int) ->
     return out
 
 
+@_eager
 def uniform(
     seed: int, sample_ids: torch.Tensor, stream: int, count: int, dtype=torch.float32
 ) -> torch.Tensor:
@@ -219,6 +232,7 @@ def _normal_blocks(
 _CPU_NORMAL_CHUNK = 1 << 18
 
 
+@_eager
 def normal(
     seed: int, sample_ids: torch.Tensor, stream: int, shape: tuple[int, ...], dtype=torch.float32
 ) -> torch.Tensor:
@@ -248,6 +262,7 @@ def normal(
     return out.reshape(sample_ids.shape[0], *shape).to(dtype)
 
 
+@_eager
 def integers(seed: int, sample_ids: torch.Tensor, stream: int, low: int, high: int) -> torch.Tensor:
     """[B] integers uniform in [low, high] (inclusive), one per sample id."""
     bits = random_bits(seed, sample_ids, stream, 1)[:, 0]

@@ -366,6 +366,11 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     for row in rows:
         row.differences = _differences(base, row.config)
     _solve_matches(rows, path)
+    if run.compile:  # every pre-training and probe of the grid runs compiled
+        base = base.model_copy(update={"compile": True})
+        for row in rows:
+            row.config = row.config.model_copy(update={"compile": True})
+        probe = probe.model_copy(update={"compile": True}) if probe is not None else None
     return Grid(
         path, name, str(document.get("description") or ""), base, rows, list(seeds), run, probe
     )

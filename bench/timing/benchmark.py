@@ -16,6 +16,12 @@ from typing import Any
 import torch
 
 from bench.requests import TimeRequest
+from bench.timing.compile_compare import (
+    COMPARED_IMPLEMENTATIONS,
+    comparison_rows,
+    comparison_tasks,
+    compile_row,
+)
 from bench.timing.environment import (
     PeakMemory,
     capture_environment,
@@ -33,6 +39,7 @@ from bench.timing.step import (
 from diffmavil.config import ModelConfig, make_config
 from diffmavil.flops import FlopBreakdown, model_flops
 from diffmavil.model import DiffMAViL
+from diffmavil.training.compile import CompileStats
 from diffmavil.training.step import autocast_context
 
 MATMUL_SIZE = 2048
@@ -94,13 +101,22 @@ def run_time_benchmark(
     )
 
     tasks: dict[str, Callable] = {}
+    compile_stats: dict[str, CompileStats] = {}
     for variant, config in configs.items():
         torch.manual_seed(request.seed)
         with torch.device(device):
             ours = DiffMAViL(config)
+        if request.compile_vs_eager:
+            extra, compile_stats[variant] = comparison_tasks(
+                variant, ours, audio, video, request.mask_ratio, request.dtype
+            )
+            tasks.update(extra)
+        if request.compile:
+            compile_stats[variant] = CompileStats()
         tasks[f"{variant}/ours/train_step"] = TimedTrainStep(
-            ours, audio, video, request.mask_ratio, dtype=request.dtype, compile=request.compile
-        )
+            ours, audio, video, request.mask_ratio, dtype=request.dtype, compile=request.compile,
+            compile_stats=compile_stats.get(variant),
+        )  # fmt: skip
         if request.peer:
             from bench.timing.peer import peer_from
 
@@ -182,7 +198,10 @@ def run_time_benchmark(
             "optimizer": None,
             "step": fb.total,
         }
-        for implementation in ("ours", "peer") if request.peer else ("ours",):
+        implementations = ["ours", *(["peer"] if request.peer else [])]
+        if request.compile_vs_eager:
+            implementations += COMPARED_IMPLEMENTATIONS
+        for implementation in implementations:
             step = samples[f"{variant}/{implementation}/train_step"]
             for phase in ("forward", "backward", "optimizer", "step"):
                 extra = {}
@@ -265,6 +284,14 @@ def run_time_benchmark(
                     confidence=interval.confidence,
                     repeats=request.repeats,
                 )
+
+        if request.compile:
+            rows.append({**compile_row(variant, compile_stats[variant]), **common})
+        if request.compile_vs_eager:
+            for row in comparison_rows(
+                variant, samples, compile_stats[variant], request.seed, request.repeats
+            ):
+                rows.append({**row, **common})
 
     variants = list(configs)
     if len(variants) > 1:

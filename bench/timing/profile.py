@@ -27,11 +27,46 @@ from bench.timing.step import TIMED_COMPONENTS, TimedTrainStep
 BACKWARD_NODE = "autograd::engine::evaluate_function: "
 
 
+# Operators that run matrix-multiply kernels (the same kernels compiled or not); the rest
+# (elementwise, norms, softmax outside fused attention, copies, gathers, the optimizer) is
+# what compilation can fuse.
+MATMUL_OPS = frozenset(
+    {
+        "aten::mm",
+        "aten::addmm",
+        "aten::bmm",
+        "aten::baddbmm",
+        "aten::_scaled_dot_product_flash_attention_for_cpu",
+        "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+        "aten::_scaled_dot_product_efficient_attention",
+        "aten::_scaled_dot_product_efficient_attention_backward",
+        "aten::_scaled_dot_product_flash_attention",
+        "aten::_scaled_dot_product_flash_attention_backward",
+    }
+)
+
+
 @dataclass
 class ProfileResult:
     trace_dir: Path
     trace_files: list[Path]
     top_ops: list[dict[str, Any]]
+    time_split: dict[str, float] | None = None
+
+
+def matmul_split(events: list[Any], steps: int) -> dict[str, float]:
+    """Per profiled step: the phases' wall time (train_step/forward, backward, optimizer,
+    in ms), the self time of matmul operators within it and the rest; matmul_share."""
+    phases = {"train_step/forward", "train_step/backward", "train_step/optimizer"}
+    step_us = sum(e.cpu_time_total for e in events if e.name in phases)
+    matmul_us = sum(e.self_cpu_time_total for e in events if e.name in MATMUL_OPS)
+    steps = max(steps, 1)
+    return {
+        "step_ms": round(step_us / 1e3 / steps, 3),
+        "matmul_ms": round(matmul_us / 1e3 / steps, 3),
+        "other_ms": round((step_us - matmul_us) / 1e3 / steps, 3),
+        "matmul_share": round(matmul_us / step_us, 4) if step_us else 0.0,
+    }
 
 
 def label_components(model: nn.Module, names: tuple[str, ...] = TIMED_COMPONENTS) -> list:
@@ -167,4 +202,6 @@ def profile_train_step(
         for handle in handles:
             handle.remove()
     files = sorted(set(out_dir.glob("*.pt.trace.json")) - before)
-    return ProfileResult(out_dir, files, top_ops_per_component(events, top))
+    return ProfileResult(
+        out_dir, files, top_ops_per_component(events, top), matmul_split(events, active)
+    )

@@ -22,6 +22,13 @@ from torch import nn
 
 from bench.timing.harness import RegionTimer
 from diffmavil.config import ModelConfig
+from diffmavil.training.compile import (
+    COMPILED_COMPONENTS,
+    CompileStats,
+    compile_components,
+    compile_module,
+    is_compiled,
+)
 from diffmavil.training.config import OptimizerConfig
 from diffmavil.training.step import Region, TrainStep, autocast_context, make_optimizer
 
@@ -47,10 +54,15 @@ def make_batch(
     return audio.to(device), video.to(device)
 
 
-def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Any]:
-    """``torch.compile`` with dynamic shapes: a masking curriculum changes the token counts
-    from step to step, and a static compile would recompile for each new shape."""
-    return torch.compile(module, dynamic=True) if enabled else module
+def maybe_compile(module: nn.Module, enabled: bool, stats: CompileStats | None = None) -> nn.Module:
+    """Compile ``module`` in place through ``diffmavil.training.compile`` (a whole model:
+    its components; a component: itself), once: an already compiled module is left as is."""
+    if enabled and not is_compiled(module):
+        if all(isinstance(getattr(module, c, None), nn.Module) for c in COMPILED_COMPONENTS):
+            compile_components(module, stats=stats)
+        else:
+            compile_module(module, type(module).__name__, stats)
+    return module
 
 
 class TimedTrainStep:
@@ -72,6 +84,7 @@ class TimedTrainStep:
         dtype: str = "fp32",
         compile: bool = False,
         optimizer: OptimizerConfig | None = None,
+        compile_stats: CompileStats | None = None,
     ) -> None:
         optimizer = optimizer or OptimizerConfig()
         batch_size = audio.shape[0]
@@ -79,7 +92,7 @@ class TimedTrainStep:
             model,
             make_optimizer(model, optimizer, optimizer.base_lr * batch_size / 256),
             grad_clip=optimizer.grad_clip,
-            forward=maybe_compile(model, compile),
+            forward=maybe_compile(model, compile, compile_stats),
             autocast=autocast_context(audio.device, dtype),
         )
         self.audio, self.video = audio, video

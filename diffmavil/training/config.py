@@ -41,14 +41,15 @@ class OptimizerConfig(Frozen):
     )
 
 
-# Settings that change how a run executes, not what it computes (the fused AdamW kernel gives
-# the same update within float tolerance): left out of the run id.
+# Settings that change how a run executes, not what it computes (the fused AdamW kernel and
+# torch.compile give the same results within float tolerance): left out of the run id.
 EXECUTION_FIELDS: dict[str, Any] = {
     "threads": True,
     "num_workers": True,
     "data_cache": True,
     "log_every": True,
     "checkpoint_every": True,
+    "compile": True,
     "optimizer": {"fused"},
 }
 
@@ -76,6 +77,9 @@ class PretrainConfig(Frozen):
     device: Literal["cpu", "cuda"] = "cpu"
     dtype: Literal["fp32", "bf16"] = "fp32"
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: leave as is)")
+    compile: bool = Field(
+        False, description="torch.compile the transformer components (diffmavil.training.compile)"
+    )
     log_every: int = Field(1, gt=0, description="steps between logged rows (host syncs)")
     checkpoint_every: int = Field(25, gt=0, description="steps between checkpoints")
     inject_nan_at_step: int | None = Field(
@@ -106,12 +110,20 @@ def config_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+PROBE_EPOCHS = 100
+
+
 class FinetuneConfig(Frozen):
     """Downstream evaluation: a linear probe on frozen pooled features, or a full fine-tune.
 
     The probe standardises features with the training split's statistics and trains a
-    linear classifier with AdamW for ``epochs`` full-data epochs; the same probe is used for
-    every initialisation (pre-trained, random) and for raw fbank features.
+    linear classifier with AdamW for ``epochs`` full-data epochs (default 100); the same
+    probe is used for every initialisation (pre-trained, random) and for raw fbank features.
+
+    A full fine-tune (``mode="finetune"``) holds out ``validation_fraction`` of the training
+    items, trains for at most ``epochs`` epochs (default: chosen for the data size, see
+    ``diffmavil.training.finetune.finetune_epochs``), stops early once the validation loss
+    has not improved for ``patience`` epochs and keeps the weights of the best epoch.
     """
 
     data: str = "synthetic"
@@ -121,7 +133,21 @@ class FinetuneConfig(Frozen):
         "encoder", description="pool encoder outputs, or fusion-encoder outputs"
     )
     fold: int | None = Field(None, ge=1, description="ESC-50 evaluation fold")
-    epochs: int = Field(100, gt=0)
+    epochs: int | None = Field(
+        None,
+        gt=0,
+        description="epochs (at most, for finetune); None: 100 for a probe, "
+        "chosen for the data size for a finetune",
+    )
+    patience: int | None = Field(
+        3,
+        gt=0,
+        description="finetune: stop after this many epochs without a better "
+        "validation loss; None: no early stopping (and no validation split)",
+    )
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="finetune: training items held out for early stopping"
+    )
     batch_size: int = Field(64, gt=0)
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -132,6 +158,11 @@ class FinetuneConfig(Frozen):
     seed: int = Field(0, ge=0)
     max_train_items: int | None = Field(None, gt=0)
     max_eval_items: int | None = Field(None, gt=0)
+    compile: bool = Field(False, description="torch.compile the encoders (fusion included)")
+
+    @property
+    def probe_epochs(self) -> int:
+        return self.epochs if self.epochs is not None else PROBE_EPOCHS
 
 
 def load_pretrain_config(payload: dict[str, Any]) -> PretrainConfig:

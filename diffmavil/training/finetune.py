@@ -9,6 +9,9 @@ the features differ, so probe accuracies compare like for like.
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +27,7 @@ from diffmavil.training.config import FinetuneConfig, PretrainConfig
 
 Init = Literal["checkpoint", "random", "fbank"]
 DOWNSTREAM_TRAIN_SPLIT = {"synthetic": "val"}  # the synthetic pre-training split is "train"
+ENCODE_COMPONENTS = ("audio_encoder", "video_encoder", "fusion")  # what probes and fine-tunes run
 
 
 @dataclass
@@ -142,7 +146,7 @@ def linear_probe(
     torch.manual_seed(config.seed)
     head = nn.Linear(x_train.shape[1], train.num_classes)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    for _ in range(config.epochs):
+    for _ in range(config.probe_epochs):
         order = torch.randperm(len(x_train), generator=generator)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
@@ -199,10 +203,76 @@ class FineTuneClassifier(nn.Module):
         return self.head(self.norm(_select_features(encoded, self.config)))
 
 
+# A fine-tune trains for about this many optimizer steps at most (epochs = steps / batches
+# per epoch, within [FINETUNE_MIN_EPOCHS, FINETUNE_MAX_EPOCHS]); early stopping on the
+# validation split usually ends it sooner. **choice**: 200 steps cap the default fine-tune
+# of ~500 clips at tiny at 25 epochs, about 2 minutes on a 2-core CPU where 100 epochs took
+# 7.5 to 9; the accuracy comparison with 100 epochs is in reports/compile.md.
+FINETUNE_STEPS = 200
+FINETUNE_MIN_EPOCHS = 5
+FINETUNE_MAX_EPOCHS = 100
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+def finetune_epochs(train_items: int, batch_size: int) -> int:
+    """Epochs of a fine-tune on ``train_items`` when none are given: about
+    ``FINETUNE_STEPS`` optimizer steps, clamped to [FINETUNE_MIN_EPOCHS, FINETUNE_MAX_EPOCHS]."""
+    batches = max(1, math.ceil(train_items / batch_size))
+    return min(FINETUNE_MAX_EPOCHS, max(FINETUNE_MIN_EPOCHS, math.ceil(FINETUNE_STEPS / batches)))
+
+
+def validation_split(items: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training indices, validation indices) of ``items``: a seeded random ``fraction``
+    (at least one item, and at least one left to train on) is held out."""
+    held = min(items - 1, max(1, round(items * fraction)))
+    order = torch.randperm(items, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[held:]), sorted(order[:held])
+
+
+def _batches(model: nn.Module, dataset, config: FinetuneConfig, device: str, limit=None):
+    """(logits [N, C] on CPU, labels [N]) of ``dataset`` in eval mode, no grad."""
+    model.eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in _loader(dataset, config.batch_size, limit):
+            video = batch["video"].to(device) if config.modality == "audio-video" else None
+            logits.append(model(batch["audio"].to(device), video).float().cpu())
+            labels.append(batch["label"])
+    return torch.cat(logits), torch.cat(labels)
+
+
 def full_finetune(
-    backbone: DiffMAViL, train_set, eval_set, config: FinetuneConfig, device: str = "cpu"
+    backbone: DiffMAViL,
+    train_set,
+    eval_set,
+    config: FinetuneConfig,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
 ) -> dict[str, float]:
-    """Fine-tune encoders + head with AdamW; SpecAugment and mixup as configured."""
+    """Fine-tune (``train_classifier``), then score ``eval_set``: metrics, epochs_run,
+    best_epoch, validation_items."""
+    model, info = train_classifier(backbone, train_set, config, device, on_epoch)
+    logits, labels = _batches(model, eval_set, config, device, config.max_eval_items)
+    return {**classification_metrics(logits, labels, bool(train_set.multi_label)), **info}
+
+
+def train_classifier(
+    backbone: DiffMAViL,
+    train_set,
+    config: FinetuneConfig,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
+) -> tuple[FineTuneClassifier, dict[str, Any]]:
+    """Fine-tune encoders + head with AdamW; SpecAugment and mixup as configured.
+
+    With ``config.patience``, ``validation_fraction`` of the training items is held out
+    (``validation_split``), training stops once the validation loss has not improved for
+    ``patience`` epochs, and the model comes back with the best epoch's weights.
+    ``on_epoch`` gets one dict per epoch (epoch, epochs, train_loss, val_loss,
+    val_accuracy or val_mAP, seconds). Returns (model, {epochs_run, best_epoch,
+    validation_items}).
+    """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = FineTuneClassifier(backbone, config, train_set.num_classes).to(device)
@@ -215,14 +285,23 @@ def full_finetune(
         weight_decay=config.weight_decay,
     )
     multi_label = bool(train_set.multi_label)
-    train_data = train_set
-    if config.max_train_items is not None and config.max_train_items < len(train_set):
-        train_data = torch.utils.data.Subset(train_set, range(config.max_train_items))
+    items = min(len(train_set), config.max_train_items or len(train_set))
+    train_indices, val_indices = list(range(items)), []
+    if config.patience is not None and items >= 2:
+        train_indices, val_indices = validation_split(
+            items, config.validation_fraction, config.seed
+        )
+    train_data = torch.utils.data.Subset(train_set, train_indices)
+    val_data = torch.utils.data.Subset(train_set, val_indices)
+    epochs = config.epochs or finetune_epochs(len(train_indices), config.batch_size)
     loader = torch.utils.data.DataLoader(
         train_data, batch_size=config.batch_size, shuffle=True, generator=generator
     )
-    for _ in range(config.epochs):
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    for epoch in range(epochs):
+        start = time.perf_counter()
         model.train()
+        losses = []
         for batch in loader:
             audio = batch["audio"].to(device)
             video = batch["video"].to(device) if config.modality == "audio-video" else None
@@ -239,14 +318,33 @@ def full_finetune(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    model.eval()
-    logits, labels = [], []
-    with torch.no_grad():
-        for batch in _loader(eval_set, config.batch_size, config.max_eval_items):
-            video = batch["video"].to(device) if config.modality == "audio-video" else None
-            logits.append(model(batch["audio"].to(device), video).cpu())
-            labels.append(batch["label"])
-    return classification_metrics(torch.cat(logits), torch.cat(labels), multi_label)
+            losses.append(float(loss.detach()))
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "epochs": epochs,
+            "train_loss": sum(losses) / max(len(losses), 1),
+        }
+        if val_indices:
+            logits, labels = _batches(model, val_data, config, device)
+            val_loss = float(_loss(logits, labels, multi_label, 0.0))
+            row["val_loss"] = val_loss
+            for key, value in classification_metrics(logits, labels, multi_label).items():
+                row[f"val_{key}"] = value
+            if best is None or val_loss < best[0]:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best = (val_loss, epoch + 1, state)
+        row["seconds"] = time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(row)
+        if best is not None and epoch + 1 - best[1] >= config.patience:
+            break
+    if best is not None:
+        model.load_state_dict(best[2])
+    return model, {
+        "epochs_run": epoch + 1,
+        "best_epoch": best[1] if best is not None else epoch + 1,
+        "validation_items": len(val_indices),
+    }
 
 
 def _mixup(audio, video, targets, num_classes, multi_label, config, generator):
@@ -271,11 +369,13 @@ def evaluate(
     checkpoint: str | Path | None = None,
     device: str = "cpu",
     datasets: tuple[Any, Any] | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> dict[str, Any]:
     """Probe or fine-tune one initialisation on the downstream task; returns metrics.
 
     ``datasets``: prebuilt (train, evaluation) datasets to share between calls (e.g. the
     pre-trained probe and its controls); built from ``config.data`` otherwise.
+    ``on_epoch``: called after each fine-tuning epoch (see ``full_finetune``).
     """
     from diffmavil.data import build_dataset
 
@@ -301,13 +401,19 @@ def evaluate(
         model = None
         if config.mode == "finetune":
             raise ValueError("init=fbank has no encoder to fine-tune; use mode=probe")
+    if config.compile and model is not None:
+        from diffmavil.training.compile import compile_components
+
+        stats = compile_components(model, ENCODE_COMPONENTS)
     if config.mode == "probe":
         train = extract_features(model, train_set, config, device, config.max_train_items)
         evaluation = extract_features(model, eval_set, config, device, config.max_eval_items)
         metrics = linear_probe(train, evaluation, config)
     else:
         assert model is not None
-        metrics = full_finetune(model, train_set, eval_set, config, device)
+        metrics = full_finetune(model, train_set, eval_set, config, device, on_epoch)
+    if config.compile and model is not None:
+        metrics["compile"] = stats.summary()
     return {
         "init": init,
         "mode": config.mode,

@@ -36,6 +36,7 @@ from diffmavil.model import DiffMAViL
 from diffmavil.schedules import StepPlan, lr_at, plan_run
 from diffmavil.training import distributed
 from diffmavil.training.checkpoint import discard_previous, resume_checkpoint, save_checkpoint
+from diffmavil.training.compile import compile_components
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
 from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
@@ -169,6 +170,7 @@ def pretrain(
             )
 
     model = build_model(config, device)
+    compiled = compile_components(model) if config.compile else None
     optimizer = make_optimizer(model, config.optimizer, peak_lr(config))
     start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0, "overhead": 0.0}
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -304,6 +306,8 @@ def pretrain(
         "data_seconds": data_time,
         "overhead_seconds": overhead_time,
         "samples_per_second": totals.samples / max(compute_time + data_time, 1e-9),
+        **data_bound(data_time, compute_time),
+        "compile": compiled.summary() if compiled is not None else None,
         "achieved_flops_per_second": totals.flops / max(compute_time, 1e-9),
         "resumed_from_step": start_step if start_step else None,
         "discarded_checkpoints": [str(path) for path in discarded],
@@ -319,6 +323,19 @@ def pretrain(
     if status != "completed":
         raise TrainingFailed(f"{run_dir}: {failure}")
     return summary
+
+
+# The data pipeline bounds a run when its batches took at least as long as the compute
+# (waiting for them, with DataLoader workers; making them, with num_workers=0): then data,
+# not the model, is at least half the wall-clock.
+DATA_BOUND_RATIO = 1.0
+
+
+def data_bound(data_seconds: float, compute_seconds: float) -> dict[str, Any]:
+    """Summary fields: data_to_compute_ratio (data seconds / compute seconds) and
+    data_bound (whether that ratio is at least ``DATA_BOUND_RATIO``)."""
+    ratio = data_seconds / max(compute_seconds, 1e-9)
+    return {"data_to_compute_ratio": ratio, "data_bound": ratio >= DATA_BOUND_RATIO}
 
 
 class _Totals:

@@ -1,0 +1,90 @@
+"""Fine-tuning that fits its data: epochs chosen for the data size, a held-out validation
+split, early stopping that keeps the best epoch, and progress one line per epoch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bench.cli import app
+from diffmavil import make_config
+from diffmavil.data import build_dataset
+from diffmavil.model import DiffMAViL
+from diffmavil.training.config import FinetuneConfig
+from diffmavil.training.finetune import (
+    FINETUNE_MAX_EPOCHS,
+    FINETUNE_MIN_EPOCHS,
+    FINETUNE_STEPS,
+    _batches,
+    _loss,
+    finetune_epochs,
+    train_classifier,
+    validation_split,
+)
+
+DATA = "synthetic:classes=4,size=16,eval_size=16"  # downstream: train on val, score test
+
+
+def test_epochs_follow_the_data_size():
+    assert finetune_epochs(450, 64) == -(-FINETUNE_STEPS // 8)  # 8 batches per epoch
+    assert finetune_epochs(10, 64) == min(FINETUNE_MAX_EPOCHS, FINETUNE_STEPS)  # one batch
+    assert finetune_epochs(10**6, 64) == FINETUNE_MIN_EPOCHS
+    sizes = [finetune_epochs(n, 32) for n in (50, 200, 800, 3200)]
+    assert sizes == sorted(sizes, reverse=True)  # more data, fewer epochs
+
+
+def test_validation_split_is_seeded_disjoint_and_complete():
+    train, val = validation_split(50, 0.1, seed=3)
+    assert len(val) == 5 and sorted(train + val) == list(range(50))
+    assert validation_split(50, 0.1, seed=3) == (train, val)
+    assert validation_split(50, 0.1, seed=4)[1] != val
+    assert validation_split(2, 0.1, seed=0)[1] and validation_split(2, 0.4, seed=0)[0]
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    config = make_config("tiny", "cross-attn")
+    return config, (
+        build_dataset(DATA, config, "val", seed=0, cache="memory"),
+        build_dataset(DATA, config, "test", seed=0),
+    )
+
+
+def test_early_stopping_keeps_the_best_epoch(datasets):
+    """Validation loss is tracked every epoch; the run stops `patience` epochs after its
+    best one (or at the cap), and the model comes back with the best epoch's weights."""
+    model_config, (train_set, _) = datasets
+    config = FinetuneConfig(
+        data=DATA, mode="finetune", epochs=6, patience=2, batch_size=8, lr=3e-3,
+        validation_fraction=0.25,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    rows: list[dict] = []
+    model, info = train_classifier(DiffMAViL(model_config), train_set, config, on_epoch=rows.append)
+    losses = [row["val_loss"] for row in rows]
+    best = min(range(len(losses)), key=losses.__getitem__) + 1
+    held_out = round(0.25 * len(train_set))
+    assert info == {"epochs_run": len(rows), "best_epoch": best, "validation_items": held_out}
+    assert len(rows) == min(6, best + 2) and all(row["epochs"] == 6 for row in rows)
+    _, val = validation_split(len(train_set), 0.25, config.seed)
+    logits, labels = _batches(model, torch.utils.data.Subset(train_set, val), config, "cpu")
+    assert float(_loss(logits, labels, False, 0.0)) == pytest.approx(losses[best - 1], rel=1e-5)
+
+
+def test_finetune_cli_prints_one_line_per_epoch(datasets):
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "--init", "random", "--data", DATA, "--mode", "finetune",
+            "--epochs", "2", "--patience", "5", "--batch-size", "8", "--format", "json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    assert row["epochs_run"] == 2 and row["validation_items"] == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("finetune epoch")]
+    assert [line.split(":")[0] for line in lines] == ["finetune epoch 1/2", "finetune epoch 2/2"]
+    assert all("val loss" in line and "val accuracy" in line for line in lines)
