@@ -319,7 +319,13 @@ def _print_dry_run(grid, fmt: OutputFormat) -> None:
     run = grid.run
     what = "FLOPs only (no training)" if run.flops_only else "pre-train"
     if grid.probe is not None:
-        what += f" + probe on {grid.probe.data} ({grid.probe.probe_epochs} epochs)"
+        probe = grid.probe
+        epochs = (
+            f"{probe.probe_epochs} epochs"
+            if probe.mode == "probe" or probe.epochs is not None
+            else "epochs for the data size"
+        )
+        what += f" + {probe.mode} on {probe.data} ({epochs})"
     if run.controls:
         what += f" + controls {', '.join(run.controls)} (once per variant and seed)"
     table = Table(

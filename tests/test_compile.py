@@ -203,22 +203,18 @@ def test_profile_of_the_compiled_model_splits_matmuls_from_the_rest(runs, tmp_pa
     assert {row["component"] for row in result.top_ops} == set(COMPILED_COMPONENTS)
 
 
-def test_a_compile_failure_is_one_line_and_exit_code_1(capsys):
-    """fullgraph=True turns a graph break into an error; the CLI wrapper prints one line."""
-    import typer
-
-    from bench.errors import user_errors
+def test_a_compile_failure_is_one_line_and_says_so(capsys, tmp_path, monkeypatch):
+    """fullgraph=True turns a graph break into an error (never a silent eager run); the
+    CLI's handler prints one line naming torch.compile."""
+    from bench.errors import TRACEBACK_DIR_ENV, UNEXPECTED_EXIT, handle_error
 
     def breaks(x):
         torch._dynamo.graph_break()
         return x + 1
 
-    @user_errors
-    def command():
+    monkeypatch.setenv(TRACEBACK_DIR_ENV, str(tmp_path))
+    with pytest.raises(Exception) as raised:
         torch.compile(breaks, fullgraph=True, backend="eager")(torch.ones(2))
-
-    with pytest.raises(typer.Exit) as exit_info:
-        command()
-    assert exit_info.value.exit_code == 1
+    assert handle_error(raised.value) == UNEXPECTED_EXIT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: torch.compile failed (")
