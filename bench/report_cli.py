@@ -26,7 +26,7 @@ def report_command(
             "--format",
             "-f",
             help="Comma-separated output formats: md (GitHub markdown + PNGs beside it), "
-            "html (one self-contained file).",
+            "html (one self-contained file), latex (report.tex: booktabs tables and figures).",
         ),
     ] = "md,html",
     out: Annotated[

@@ -279,8 +279,11 @@ def test_paper_headline_is_beside_base_size_figures_only(report):
         if title != "The paper's headline vs our base-size figures":
             assert "−32%" not in body and "−18%" not in body, title
     assert "**choice: curriculum end points**" in paper and "**choice: batch rule**" in paper
+    assert "**Sensitivity" not in paper  # the compact headline; the sweep is further down
+    further_down = sections["Sensitivity of the base-size saving to our choices"]
     sensitivity = _md_table(
-        paper, paper.split("**Sensitivity", 1)[1].split("**", 1)[0].join(["Sensitivity", ""])
+        further_down,
+        further_down.split("**Sensitivity", 1)[1].split("**", 1)[0].join(["Sensitivity", ""]),
     )
     assumptions = {row[0] for row in sensitivity[1:]}
     assert {"decoder width", "curriculum end", "batch rule"} <= assumptions
@@ -531,7 +534,7 @@ def _bad(tmp_path: Path, name: str) -> Path:
         ("corrupt", "corrupt JSON"),
         ("no-records", "no records"),
         ("summary-version", "summary schema_version 7"),
-        ("bad-format", "--format 'pdf': allowed values are md, html"),
+        ("bad-format", "--format 'pdf': allowed values are md, html, latex"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, case, message):

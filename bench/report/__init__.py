@@ -1,12 +1,15 @@
-"""``diffbench report``: markdown and self-contained HTML reports of ablation grids,
+"""``diffbench report``: markdown, self-contained HTML and LaTeX reports of ablation grids,
 pre-training runs and ``diffbench flops/time --format json`` outputs.
 
 - ``load``: recognising and reading the input (schema_version checked);
-- ``sections`` / ``paper``: the tables (paper's style, deltas vs the baseline row, mean ± std
-  and 95% CI over seeds), the paper's headline beside our base-size figures, our choices and
-  the saving's sensitivity to them;
+- ``tables``: the one table model and its renderings (terminal, markdown, HTML, LaTeX);
+  ``document``: sections, figures; ``stats``: mean ± std and 95% CI over seeds;
+- one module per subject, each building its sections: ``ablation`` (with ``groups`` and
+  ``ablation_plots``), ``runs``, ``flops``, ``timing``, ``paper`` (the paper's headline and
+  the sensitivity of our figure to our choices), ``environment``;
 - ``plots``: matplotlib figures, each with the table behind it as CSV;
-- ``render``: the jinja2 templates in ``templates/`` (autoescaped HTML), atomic writes.
+- ``render``: the reading order of the sections, the jinja2 templates in ``templates/``
+  (autoescaped HTML), ``latex``, atomic writes.
 
 ``render_report(results_dir, formats=("md", "html"), out=None)`` is the entry point the
 ablation runner calls at the end of a grid.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-DASH = "—"
+from bench.report.tables import DASH, md_cell
 
 
 def missing(value: Any) -> bool:
@@ -69,10 +69,16 @@ def seconds(value: Any) -> str:
     return f"{1e3 * value:.0f} ms"
 
 
-def md_cell(value: Any) -> str:
-    """A markdown table cell: pipes escaped, line breaks flattened."""
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+def delta_pct(value: float | None, reference: float | None) -> float | None:
+    """100 (value - reference) / reference; None when either is missing or reference is 0."""
+    if value is None or reference in (None, 0):
+        return None
+    return 100.0 * (value - reference) / reference
+
+
+def points(value: float) -> str:
+    """Accuracy points with one decimal."""
+    return f"{value:.1f}"
 
 
 FILTERS = {

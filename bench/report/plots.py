@@ -5,11 +5,11 @@ is absent, a string: the reason it was skipped (shown in the report)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.report.model import Plot
+from bench.report.document import Plot
 
 COMPONENT_COLOURS = {
     "audio_encoder": "#1f77b4",
@@ -115,94 +115,77 @@ def _x(rows: list[dict[str, Any]]) -> list[float]:
     return [r.get("samples_seen", r.get("step", i)) for i, r in enumerate(rows)]
 
 
-def schedules(key: str, series: Sequence[Series]) -> Plot | str:
-    """Mask ratio (audio, video) and batch size over samples seen, per run."""
-    fields = ("audio_mask_ratio", "video_mask_ratio", "batch_size")
+def _line(ax, x: list[float], values: list[Any], colour: str, style: str, label: str) -> None:
+    """One curve with a dot per logged step."""
+    ax.plot(x, values, color=colour, linestyle=style, marker=".", label=label)
+
+
+def _side_by_side(
+    key: str,
+    title: str,
+    series: Sequence[Series],
+    fields: Sequence[str],
+    draw: Callable[[Any, Any, Series, str, list[float]], None],
+    label_axes: Callable[[Any, Any], None],
+) -> Plot | None:
+    """Two panels side by side, ``draw`` called once per series that logged ``fields``
+    (with its colour and x values); None when no series did."""
     series = _curves(series, fields)
     if not series:
-        return "no per-step logs: metrics.jsonl absent"
+        return None
     figure, axes = _figure(10.0, 4.0, 1, 2)
-    ratio_ax, batch_ax = axes[0]
+    left, right = axes[0]
     for colour, s in zip(_colours(len(series)), series, strict=True):
-        x = _x(s.rows)
-        ratio_ax.plot(
-            x,
-            [r.get("audio_mask_ratio") for r in s.rows],
-            color=colour,
-            linestyle="-",
-            marker=".",
-            label=f"{s.label} (audio)",
-        )
-        ratio_ax.plot(
-            x,
-            [r.get("video_mask_ratio") for r in s.rows],
-            color=colour,
-            linestyle=":",
-            marker=".",
-            label=f"{s.label} (video)",
-        )
-        batch_ax.step(
-            x,
-            [r.get("batch_size") for r in s.rows],
-            where="post",
-            color=colour,
-            linestyle=BATCH_STYLE.get(s.batch, "-"),
-            label=s.label,
-        )
-    ratio_ax.set(xlabel="samples seen", ylabel="mask ratio", title="mask ratio (— audio, ⋯ video)")
-    batch_ax.set(xlabel="samples seen", ylabel="batch size", title="batch size per step")
-    batch_ax.legend(fontsize=7, loc="best")
-    return Plot(
-        key,
-        "Masking and batch schedules over the run",
-        "",
-        _png(figure),
-        _series_rows(series, fields),
-    )
+        draw(left, right, s, colour, _x(s.rows))
+    label_axes(left, right)
+    right.legend(fontsize=7, loc="best")
+    return Plot(key, title, "", _png(figure), _series_rows(series, fields))
+
+
+def schedules(key: str, series: Sequence[Series]) -> Plot | str:
+    """Mask ratio (audio, video) and batch size over samples seen, per run."""
+
+    def draw(ratio_ax, batch_ax, s: Series, colour: str, x: list[float]) -> None:
+        for modality, style in (("audio", "-"), ("video", ":")):
+            ratios = [r.get(f"{modality}_mask_ratio") for r in s.rows]
+            _line(ratio_ax, x, ratios, colour, style, f"{s.label} ({modality})")
+        batch = [r.get("batch_size") for r in s.rows]
+        style = BATCH_STYLE.get(s.batch, "-")
+        batch_ax.step(x, batch, where="post", color=colour, linestyle=style, label=s.label)
+
+    def label_axes(ratio_ax, batch_ax) -> None:
+        title = "mask ratio (— audio, ⋯ video)"
+        ratio_ax.set(xlabel="samples seen", ylabel="mask ratio", title=title)
+        batch_ax.set(xlabel="samples seen", ylabel="batch size", title="batch size per step")
+
+    fields = ("audio_mask_ratio", "video_mask_ratio", "batch_size")
+    title = "Masking and batch schedules over the run"
+    plot = _side_by_side(key, title, series, fields, draw, label_axes)
+    return plot or "no per-step logs: metrics.jsonl absent"
 
 
 def throughput(key: str, series: Sequence[Series]) -> Plot | str:
     """Samples/s and achieved FLOP/s per logged step; fixed (solid) vs adaptive (dashed)."""
-    fields = ("samples_per_second", "achieved_flops_per_second")
-    series = _curves(series, fields)
-    if not series:
-        return "no per-step throughput logs: metrics.jsonl absent"
-    figure, axes = _figure(10.0, 4.0, 1, 2)
-    rate_ax, flops_ax = axes[0]
-    for colour, s in zip(_colours(len(series)), series, strict=True):
-        x = _x(s.rows)
+
+    def draw(rate_ax, flops_ax, s: Series, colour: str, x: list[float]) -> None:
         style = BATCH_STYLE.get(s.batch, "-")
         label = f"{s.label} ({s.batch} batch)" if s.batch else s.label
-        rate_ax.plot(
-            x,
-            [r.get("samples_per_second") for r in s.rows],
-            color=colour,
-            linestyle=style,
-            marker=".",
-            label=label,
+        _line(rate_ax, x, [r.get("samples_per_second") for r in s.rows], colour, style, label)
+        gflops = [(r.get("achieved_flops_per_second") or 0) / 1e9 for r in s.rows]
+        _line(flops_ax, x, gflops, colour, style, label)
+
+    def label_axes(rate_ax, flops_ax) -> None:
+        rate_ax.set(xlabel="samples seen", ylabel="samples / s", title="throughput")
+        flops_ax.set(
+            xlabel="samples seen",
+            ylabel="GFLOP/s (model FLOPs / compute time)",
+            title="achieved FLOP/s",
         )
-        flops_ax.plot(
-            x,
-            [(r.get("achieved_flops_per_second") or 0) / 1e9 for r in s.rows],
-            color=colour,
-            linestyle=style,
-            marker=".",
-            label=label,
-        )
-    rate_ax.set(xlabel="samples seen", ylabel="samples / s", title="throughput")
-    flops_ax.set(
-        xlabel="samples seen",
-        ylabel="GFLOP/s (model FLOPs / compute time)",
-        title="achieved FLOP/s",
-    )
-    flops_ax.legend(fontsize=7, loc="best")
-    return Plot(
-        key,
-        "Throughput over the run: fixed (solid) vs adaptive (dashed) batch",
-        "",
-        _png(figure),
-        _series_rows(series, fields),
-    )
+
+    fields = ("samples_per_second", "achieved_flops_per_second")
+    title = "Throughput over the run: fixed (solid) vs adaptive (dashed) batch"
+    plot = _side_by_side(key, title, series, fields, draw, label_axes)
+    return plot or "no per-step throughput logs: metrics.jsonl absent"
 
 
 def loss_curves(key: str, series: Sequence[Series]) -> Plot | str:

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
-import re
 import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from bench.errors import BadInput
-from bench.report.format import DASH, FILTERS
+from bench.report.document import Section
+from bench.report.format import FILTERS
 from bench.report.load import Inputs, load_inputs
-from bench.report.model import Column, Row, Section, Table
+from bench.report.tables import inline_html, to_html, to_markdown
 from diffmavil.atomic import atomic_write, atomic_write_text
 
-FORMATS = ("md", "html")
+FORMATS = ("md", "html", "latex")
+DEFAULT_FORMATS = ("md", "html")
 REPORT_NAME = "report"
 
 
@@ -40,24 +42,17 @@ def _environment():
     )
     env.filters.update(FILTERS)
     env.filters["inline_md"] = inline_md
+    env.filters["md_table"] = to_markdown
+    env.filters["html_table"] = lambda table, anchor: Markup(to_html(table, anchor))
     env.filters["data_uri"] = lambda png: (
         "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     )
     return env
 
 
-_CODE = re.compile(r"`([^`]+)`")
-_BOLD = re.compile(r"\*\*([^*]+)\*\*")
-
-
-def inline_md(text: Any):
+def inline_md(text: Any) -> Markup:
     """The inline markdown the report's prose uses (`code`, **bold**) as safe HTML."""
-    from markupsafe import Markup
-
-    escaped = html.escape("" if text is None else str(text), quote=True)
-    escaped = _CODE.sub(r"<code>\1</code>", escaped)
-    escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
-    return Markup(escaped)
+    return Markup(inline_html(text))
 
 
 def parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -73,120 +68,44 @@ def parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     return tuple(dict.fromkeys(items))
 
 
-# ---------------------------------------------------------------------------- environment
-_ENV_FIELDS = (
-    ("date", ("date", "timestamp")),
-    ("hardware", ("device_name", "cpu_model", "gpu_name")),
-    ("device", ("device",)),
-    ("CPU cores", ("cpu_count",)),
-    ("torch threads", ("torch_threads", "threads")),
-    ("torch", ("torch_version",)),
-    ("python", ("python", "python_version")),
-    ("platform", ("platform",)),
-    ("git commit", ("git_commit",)),
-    ("command", ("command",)),
-)
-
-
-def _env_value(env: dict[str, Any], keys: tuple[str, ...], label: str) -> str:
-    if label == "torch":
-        packages = env.get("packages") or {}
-        value = packages.get("torch") or env.get("torch_version")
-        return str(value) if value else DASH
-    for key in keys:
-        if env.get(key) not in (None, ""):
-            return str(env[key])
-    return DASH
-
-
-def _packages(env: dict[str, Any]) -> str:
-    packages = env.get("packages") or {}
-    return ", ".join(f"{k} {v}" for k, v in packages.items() if k != "torch") or DASH
-
-
-def environment_section(inputs: Inputs, own: dict[str, Any]) -> Section:
-    sources: list[tuple[str, dict[str, Any]]] = []
-    for ablation in inputs.ablations:
-        sources.append(
-            (f"results `{ablation.name}`", dict(ablation.payload.get("environment") or {}))
-        )
-        threads = sorted(
-            {
-                str((r.get("environment") or {}).get("torch_threads"))
-                for r in ablation.records
-                if r.get("environment")
-            }
-        )
-        if threads and threads != [str(sources[-1][1].get("torch_threads"))]:
-            sources[-1][1].setdefault("run_threads", ", ".join(threads))
-    seen: set[str] = set()
-    for run in inputs.runs:
-        env = run.summary.get("environment") or {}
-        signature = repr(
-            sorted((k, str(v)) for k, v in env.items() if k not in ("date", "command"))
-        )
-        if signature not in seen:
-            seen.add(signature)
-            sources.append((f"run `{run.name}`", env))
-    for result in inputs.times:
-        sources.append((f"`{result.path.name}`", result.environment))
-    for result in inputs.flops:
-        sources.append(
-            (
-                f"`{result.path.name}`",
-                {"command": "not recorded (flops JSON carries no environment)"},
-            )
-        )
-    sources.append(("this report", own))
-    sources = sources[:6] if len(sources) <= 6 else [*sources[:5], sources[-1]]
-    columns = [Column("", "left"), *(Column(name, "left") for name, _ in sources)]
-    table = Table(
-        "environment",
-        "Where the results and this report were produced",
-        columns,
-        [],
-        css="environment",
-    )
-    for label, keys in _ENV_FIELDS:
-        table.rows.append(Row([label, *(_env_value(env, keys, label) for _, env in sources)]))
-    table.rows.append(Row(["packages", *(_packages(env) for _, env in sources)]))
-    if any(env.get("run_threads") for _, env in sources):
-        table.rows.append(
-            Row(["threads per run", *(str(env.get("run_threads", DASH)) for _, env in sources)])
-        )
-    table.data = [
-        {
-            "source": name,
-            **{k: v for k, v in env.items() if not isinstance(v, dict)},
-            **{f"packages.{k}": v for k, v in (env.get("packages") or {}).items()},
-        }
-        for name, env in sources
-    ]
-    section = Section("environment", "Environment")
-    section.tables.append(table)
-    return section
-
-
 # ------------------------------------------------------------------------------ assembling
 def build_sections(inputs: Inputs, own_environment: dict[str, Any]) -> list[Section]:
-    from bench.report.paper import paper_section
-    from bench.report.sections import (
-        ablation_section,
-        flops_section,
-        runs_section,
-        time_section,
-    )
+    """The sections in reading order: first what the input is about (ablation grids,
+    pre-training runs, FLOPs, timings, whole-run projections); then, for grids that compare
+    recipes and for projections, the paper's headline beside our base-size figure and the
+    sensitivity of that figure to our choices; the environment last."""
+    from bench.report.ablation import ablation_section
+    from bench.report.environment import environment_section
+    from bench.report.flops import flops_section
+    from bench.report.paper import paper_section, sensitivity_section
+    from bench.report.runs import runs_section
+    from bench.report.timing import time_section
     from bench.report.whole_run import projection_section
 
-    sections: list[Section] = [paper_section(inputs.flops, inputs.projections)]
-    sections += [ablation_section(a) for a in inputs.ablations]
+    sections: list[Section] = [ablation_section(a) for a in inputs.ablations]
+    # a whole-run projection compares the full recipe with MAViL's, as such a grid does
+    compares = bool(inputs.projections) or any(
+        compares_recipes(a.records) for a in inputs.ablations
+    )
     if inputs.runs:
         sections.append(runs_section(inputs.runs))
     sections += [flops_section(f, i) for i, f in enumerate(inputs.flops)]
     sections += [time_section(t, i) for i, t in enumerate(inputs.times)]
     sections += [projection_section(p, i) for i, p in enumerate(inputs.projections)]
+    if compares:
+        sections += [paper_section(inputs.flops, inputs.projections), sensitivity_section()]
     sections.append(environment_section(inputs, own_environment))
     return sections
+
+
+def compares_recipes(records: list[dict[str, Any]]) -> bool:
+    """Whether a grid's rows (controls aside) differ in variant, masking or batch."""
+    recipes = {
+        (r.get("variant"), r.get("masking"), r.get("batch"))
+        for r in records
+        if r.get("kind", "row") != "control"
+    }
+    return len(recipes) > 1
 
 
 def _own_environment(command: str | None) -> dict[str, Any]:
@@ -208,7 +127,7 @@ def default_out(inputs: Inputs) -> Path:
 
 def render_report(
     results_dir: str | Path,
-    formats: tuple[str, ...] | list[str] | str = FORMATS,
+    formats: tuple[str, ...] | list[str] | str = DEFAULT_FORMATS,
     out: str | Path | None = None,
     *,
     command: str | None = None,
@@ -245,6 +164,10 @@ def render_report(
     if "html" in formats:
         text = env.get_template("report.html.j2").render(**context)
         written["html"] = atomic_write_text(out_dir / f"{REPORT_NAME}.html", text)
+    if "latex" in formats:
+        from bench.report.latex import render_latex
+
+        written["latex"] = atomic_write_text(out_dir / f"{REPORT_NAME}.tex", render_latex(context))
     return written
 
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.report.document import Section
 from bench.report.format import pct
-from bench.report.model import Column, Row, Section, Table
+from bench.report.tables import Column, Table, TableRow
 
 PROJECTION_FILE = "whole-run.json"  # written next to results.json by run.project_time
 
@@ -90,7 +91,7 @@ def projection_section(result: ProjectionResult, index: int) -> Section:
             )
         ratio = row.get("time_per_flop_saving")
         table.rows.append(
-            Row(
+            TableRow(
                 [
                     row["recipe"] + (" (baseline)" if row.get("baseline") else ""),
                     f"{row['steps']:,}",

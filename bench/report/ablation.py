@@ -1,0 +1,262 @@
+"""The report section of an ablation grid, in the paper's style: one row per grid row
+(mean ± std and 95% interval over seeds, deltas against the baseline row), FLOPs per
+component, the downstream table with its controls, and the figures
+(``bench.report.ablation_plots``)."""
+
+from __future__ import annotations
+
+import re
+
+from bench.report.ablation_plots import ablation_plots
+from bench.report.document import Section
+from bench.report.format import DASH, delta_pct, num, pct, points, seconds, si, signed
+from bench.report.groups import RUN_KINDS, RowGroup, group_rows
+from bench.report.load import Ablation
+from bench.report.stats import ci_text, mean_std
+from bench.report.tables import Column, Table, TableRow
+from diffmavil.config import COMPONENTS
+
+
+def _metric_name(groups: list[RowGroup]) -> str | None:
+    for metric in ("accuracy", "mAP"):
+        if any(g.mean(f"probe.{metric}") is not None for g in groups):
+            return metric
+    return None
+
+
+def ablation_section(ablation: Ablation) -> Section:
+    payload = ablation.payload
+    groups = group_rows(ablation.records)
+    rows = [g for g in groups if g.kind in RUN_KINDS]
+    controls = [g for g in groups if g.kind not in RUN_KINDS]
+    base = next((g for g in rows if g.baseline), None)
+    presets = sorted({str(g.first.get("preset")) for g in rows if g.first.get("preset")})
+    flops_only = bool(payload.get("flops_only")) or all(g.kind == "flops" for g in rows)
+    section = Section(
+        key="ablation-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", ablation.name).strip("-."),
+        title=f"Ablation grid `{ablation.name}`",
+    )
+    seeds = payload.get("seeds")
+    description = str(payload.get("description") or "").rstrip(". ")
+    section.intro.append(
+        f"{description + '. ' if description else ''}Results: `{ablation.path}` "
+        f"(schema_version {payload.get('schema_version')}"
+        f"{'' if payload.get('complete', True) else ', **incomplete**: the grid is still running'}"
+        f"); seeds {seeds}; executor {payload.get('executor', 'local')}; baseline row "
+        f"`{base.name if base else 'none'}`.".strip()
+    )
+    if "base" not in presets:
+        section.intro.append(
+            f"Preset {', '.join(presets) or '?'}: these are small-scale measurements. Their "
+            "FLOP and wall-clock deltas are **not** comparable with the paper's headline "
+            "figures (see the base-size section for that comparison)."
+        )
+    metric = _metric_name(groups)
+    section.tables.append(_runs_table(rows, base, metric, flops_only))
+    section.tables.append(_component_table(rows, base))
+    section.intro.append(
+        "Time per component: not measured by this grid (pre-training wall-clock is per run); "
+        "`diffbench time --variant ... --format json` measures it, and `diffbench report` "
+        "renders that file."
+    )
+    if metric is not None:
+        section.tables.append(_downstream_table(rows + controls, base, metric))
+    ablation_plots(section, ablation, rows, controls, base, metric)
+    return section
+
+
+def _runs_table(
+    rows: list[RowGroup], base: RowGroup | None, metric: str | None, flops_only: bool
+) -> Table:
+    columns = [
+        Column("row", "left"),
+        Column("change", "left"),
+        Column("n", "left"),
+        Column("pre-train FLOPs"),
+        Column("Δ FLOPs"),
+        Column("wall-clock"),
+        Column("Δ wall-clock"),
+        Column("samples/s"),
+    ]
+    if metric:
+        columns += [
+            Column(f"{metric} % (mean ± std)"),
+            Column("95% CI"),
+            Column(f"Δ {metric} (points)"),
+        ]
+    columns += [Column("status", "left")]
+    table = Table(
+        "runs", "Pre-training cost and downstream result per row", columns, [], css="runs"
+    )
+    ref = {
+        m: base.mean(m) if base else None
+        for m in ("total_flops", "wall_clock_seconds", "samples_per_second", f"probe.{metric}")
+    }
+    daggers = False
+    for g in rows:
+        flops = g.mean("total_flops")
+        wall = g.mean("wall_clock_seconds")
+        rate = g.mean("samples_per_second")
+        name = g.name + (" (baseline)" if g.baseline else "")
+        if g.matched:
+            name += f" (compute-matched to {g.matched})"
+        n = len(g.done)
+        if n == 1:
+            seeds = f"1 (seed {g.seeds})" if flops_only else f"1 (seed {g.seeds}, single seed)"
+        else:
+            seeds = f"{n} (seeds {g.seeds})"
+        wall_text = seconds(wall)
+        if wall is not None and not g.comparable:
+            wall_text += " †"
+            daggers = True
+        cells = [
+            name,
+            str(g.first.get("differences") or ""),
+            seeds,
+            si(flops),
+            signed(delta_pct(flops, ref["total_flops"])),
+            wall_text,
+            signed(delta_pct(wall, ref["wall_clock_seconds"])),
+            num(rate),
+        ]
+        data = {
+            "row": g.name,
+            "baseline": g.baseline,
+            "match_flops_of": g.matched,
+            "seeds": g.seeds,
+            "n": n,
+            "total_flops": flops,
+            "delta_flops_pct": delta_pct(flops, ref["total_flops"]),
+            "wall_clock_seconds": wall,
+            "delta_wall_clock_pct": delta_pct(wall, ref["wall_clock_seconds"]),
+            "wall_clock_comparable": g.comparable,
+            "samples_per_second": rate,
+            "status": g.status,
+        }
+        if metric:
+            stats = g.stats(f"probe.{metric}")
+            delta = (
+                None
+                if stats.mean is None or ref[f"probe.{metric}"] is None
+                else 100.0 * (stats.mean - ref[f"probe.{metric}"])
+            )
+            cells += [
+                mean_std(stats, points, 100),
+                ci_text(stats, points, 100),
+                signed(delta, 1, ""),
+            ]
+            data.update(
+                {
+                    f"{metric}_mean": stats.mean,
+                    f"{metric}_std": stats.std,
+                    f"{metric}_ci_low": stats.ci_low,
+                    f"{metric}_ci_high": stats.ci_high,
+                    f"delta_{metric}points": delta,
+                }
+            )
+        cells.append(g.status)
+        table.rows.append(TableRow(cells, g.css))
+        table.data.append(data)
+    table.notes.append(
+        "FLOPs: model FLOPs (forward + backward, 2 per multiply-add) of the steps actually "
+        "taken, from the closed-form FLOP model; deltas in % of the baseline row's mean; "
+        f"{metric or 'downstream'} deltas in percentage points. Mean ± sample std over seeds; "
+        "95% CI from Student's t; single-seed rows have no spread and are flagged."
+    )
+    if daggers:
+        table.notes.append(
+            "† wall-clock not comparable: measured with parallel workers sharing the CPU."
+        )
+    if flops_only:
+        table.notes.append("FLOPs-only grid: planned FLOPs of the whole run, nothing trained.")
+    return table.drop_empty_columns(keep=3)
+
+
+def _component_table(rows: list[RowGroup], base: RowGroup | None) -> Table:
+    columns = [
+        Column("row", "left"),
+        *(Column(c) for c in COMPONENTS),
+        Column("total"),
+        Column("Δ total"),
+    ]
+    table = Table(
+        "flops_by_component", "Pre-training FLOPs per component (share of the run)", columns, []
+    )
+    ref = base.mean("total_flops") if base else None
+    for g in rows:
+        parts = {c: g.mean(f"flops.{c}") for c in COMPONENTS}
+        total = sum(v for v in parts.values() if v is not None) or g.mean("total_flops")
+        cells = [g.name]
+        for c in COMPONENTS:
+            value = parts[c]
+            cells.append(
+                DASH
+                if value is None
+                else f"{si(value)} ({pct(value / total)})"
+                if total
+                else si(value)
+            )
+        cells += [si(total), signed(delta_pct(total, ref))]
+        table.rows.append(TableRow(cells, g.css))
+        table.data.append(
+            {"row": g.name, **{f"flops.{c}": parts[c] for c in COMPONENTS}, "total_flops": total}
+        )
+    table.notes.append("Components as in `diffbench info`; they sum to the total.")
+    return table
+
+
+def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str) -> Table:
+    columns = [
+        Column("row", "left"),
+        Column("init", "left"),
+        Column("n"),
+        Column(f"{metric} % (mean ± std)"),
+        Column("95% CI"),
+        Column("train acc. %"),
+        Column("Δ vs baseline (points)"),
+        Column("status", "left"),
+    ]
+    table = Table("downstream", f"Downstream {metric} (probe) per row, with controls", columns, [])
+    ref = base.mean(f"probe.{metric}") if base else None
+    for g in groups:
+        stats = g.stats(f"probe.{metric}")
+        train = g.stats("probe.train_accuracy")
+        probe = next((r.get("probe") for r in g.done if r.get("probe")), None) or {}
+        delta = None if stats.mean is None or ref is None else 100 * (stats.mean - ref)
+        n = f"{stats.n}" + (" (single seed)" if stats.n == 1 else "")
+        table.rows.append(
+            TableRow(
+                [
+                    g.name,
+                    str(probe.get("init", DASH)),
+                    n,
+                    mean_std(stats, points, 100),
+                    ci_text(stats, points, 100),
+                    mean_std(train, points, 100),
+                    signed(delta, 1, ""),
+                    g.status,
+                ],
+                g.css,
+            )
+        )
+        table.data.append(
+            {
+                "row": g.name,
+                "kind": g.kind,
+                "init": probe.get("init"),
+                "n": stats.n,
+                "mean": stats.mean,
+                "std": stats.std,
+                "ci_low": stats.ci_low,
+                "ci_high": stats.ci_high,
+                "delta_points": delta,
+            }
+        )
+    probe = next((r.get("probe") for g in groups for r in g.done if r.get("probe")), None) or {}
+    table.notes.append(
+        f"Probe: {probe.get('mode', '?')} on {probe.get('modality', '?')} features, data "
+        f"`{probe.get('data', '?')}`. Controls: the same probe on a randomly initialised model "
+        "(`random-init`) and on raw fbank features (`fbank`): a pre-trained row must beat them "
+        "for its accuracy to mean anything."
+    )
+    return table

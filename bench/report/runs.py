@@ -1,0 +1,112 @@
+"""The report section of pre-training run directories: one row per run, FLOPs per
+component and the runs' curves."""
+
+from __future__ import annotations
+
+from bench.report import plots
+from bench.report.document import Section, add_plot
+from bench.report.format import DASH, num, pct, seconds, si
+from bench.report.load import PretrainRun
+from bench.report.tables import Column, Table, TableRow
+from diffmavil.config import COMPONENTS
+
+
+def runs_section(runs: list[PretrainRun]) -> Section:
+    section = Section(key="pretrain", title="Pre-training runs")
+    columns = [
+        Column("run", "left"),
+        Column("preset", "left"),
+        Column("variant", "left"),
+        Column("masking", "left"),
+        Column("batch", "left"),
+        Column("steps"),
+        Column("samples"),
+        Column("pre-train FLOPs"),
+        Column("wall-clock"),
+        Column("samples/s"),
+        Column("achieved FLOP/s"),
+        Column("final loss"),
+        Column("status", "left"),
+    ]
+    table = Table("runs", "One row per pre-training run", columns, [], css="runs")
+    parts = Table(
+        "flops_by_component",
+        "Pre-training FLOPs per component",
+        [Column("run", "left"), *(Column(c) for c in COMPONENTS), Column("total")],
+        [],
+    )
+    bars = []
+    series = []
+    for run in runs:
+        s = run.summary
+        config = s.get("config") or {}
+        masking = (config.get("masking") or {}).get("kind", DASH)
+        batch = (config.get("batch") or {}).get("kind", "")
+        status = s.get("status", "?")
+        if status != "completed":
+            status = f"{status}: {s.get('failure') or 'no reason recorded'}"
+        table.rows.append(
+            TableRow(
+                [
+                    run.name,
+                    str(config.get("preset", DASH)),
+                    str(config.get("variant", DASH)),
+                    masking,
+                    batch or DASH,
+                    num(s.get("steps")),
+                    num(s.get("samples")),
+                    si(s.get("total_flops")),
+                    seconds(s.get("wall_clock_seconds")),
+                    num(s.get("samples_per_second")),
+                    si(s.get("achieved_flops_per_second"), "FLOP/s"),
+                    num((s.get("final_losses") or {}).get("loss"), 4),
+                    status,
+                ],
+                "failed" if s.get("status") == "failed" else "",
+            )
+        )
+        table.data.append(
+            {"run": run.name, **{k: v for k, v in s.items() if not isinstance(v, (dict, list))}}
+        )
+        by = s.get("flops_by_component") or {}
+        total = sum(by.values()) or s.get("total_flops")
+        parts.rows.append(
+            TableRow(
+                [
+                    run.name,
+                    *(
+                        f"{si(by.get(c))} ({pct(by[c] / total)})"
+                        if by.get(c) is not None and total
+                        else DASH
+                        for c in COMPONENTS
+                    ),
+                    si(total),
+                ]
+            )
+        )
+        parts.data.append({"run": run.name, **{f"flops.{c}": by.get(c) for c in COMPONENTS}})
+        bars.append((run.name, {c: by.get(c) or 0 for c in COMPONENTS}))
+        series.append(plots.Series(run.name, batch, run.metrics))
+    section.tables += [table.drop_empty_columns(keep=1), parts]
+    presets = {str((r.summary.get("config") or {}).get("preset")) for r in runs}
+    if "base" not in presets:
+        section.intro.append(
+            f"Preset {', '.join(sorted(presets))}: small-scale runs, not "
+            "comparable with the paper's figures."
+        )
+    add_plot(
+        section,
+        "FLOPs per component",
+        plots.flops_stacked(
+            "pretrain-flops-by-component", "Pre-training FLOPs per component", bars
+        ),
+    )
+    add_plot(section, "Schedules", plots.schedules("pretrain-schedules", series))
+    add_plot(
+        section,
+        "Throughput",
+        plots.throughput("pretrain-throughput", series),
+        "Adaptive batch changes utilisation (wall-clock), not total FLOPs.",
+    )
+    add_plot(section, "Loss curves", plots.loss_curves("pretrain-loss", series))
+    return section
