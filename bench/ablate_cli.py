@@ -263,15 +263,11 @@ AGGREGATE_COLUMNS = (
 def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from bench.output import emit, human_count
+    from bench.output import emit
+    from bench.report.format import si
+    from bench.report.tables import Table
 
     rows = json.loads((out / "aggregate.json").read_text())["rows"]
-    if fmt != OutputFormat.table:
-        emit(rows, fmt)
-        return
     columns = [(k, t) for k, t in AGGREGATE_COLUMNS if any(r.get(k) is not None for r in rows)]
 
     def cell(key: str, value: Any) -> str:
@@ -280,17 +276,12 @@ def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
         if key.startswith("delta_"):
             return f"{value:+.1f}" + ("%" if key.endswith("_pct") else "")
         if key == "total_flops_mean":
-            return human_count(value, "FLOP")
+            return si(value, "FLOP")
         if isinstance(value, float):
             return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
         return str(value)
 
-    table = Table(
-        title=f"ablation {grid.name}: mean over seeds, deltas vs the baseline row",
-        header_style="bold",
-    )
-    for key, title in columns:
-        table.add_column(title, justify="left" if key == "row" else "right", no_wrap=key != "row")
+    cells = []
     for row in rows:
         flags = []
         if row.get("baseline"):
@@ -299,23 +290,21 @@ def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
             flags.append("1 seed")
         if row.get("wall_clock_comparable") is False:
             flags.append("wall-clock not comparable")
-        cells = [cell(key, row.get(key)) for key, _ in columns]
-        cells[0] = row["row"] + (f" ({', '.join(flags)})" if flags else "")
-        table.add_row(*cells)
-    Console(width=None if Console().is_terminal else 180).print(table)
+        line = [cell(key, row.get(key)) for key, _ in columns]
+        line[0] = row["row"] + (f" ({', '.join(flags)})" if flags else "")
+        cells.append(line)
+    title = f"ablation {grid.name}: mean over seeds, deltas vs the baseline row"
+    labels = [f"<{t}" if k == "row" else t for k, t in columns]
+    emit(rows, fmt, table=Table.of("aggregate", title, labels, cells))
 
 
 def _print_dry_run(grid, fmt: OutputFormat) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     from bench.ablate.grid import dry_run_rows
-    from bench.output import emit, human_count
+    from bench.output import emit
+    from bench.report.format import si
+    from bench.report.tables import Table
 
     rows = dry_run_rows(grid)
-    if fmt != OutputFormat.table:
-        emit(rows, fmt)
-        return
     run = grid.run
     what = "FLOPs only (no training)" if run.flops_only else "pre-train"
     if grid.probe is not None:
@@ -328,26 +317,24 @@ def _print_dry_run(grid, fmt: OutputFormat) -> None:
         what += f" + {probe.mode} on {probe.data} ({epochs})"
     if run.controls:
         what += f" + controls {', '.join(run.controls)} (once per variant and seed)"
-    table = Table(
-        title=f"{grid.name}: {len(rows)} rows x seeds {','.join(map(str, grid.seeds))} "
-        "(dry run: nothing run, nothing written)",
-        caption=f"{grid.path}: base preset {grid.base.preset}; {what}",
-        header_style="bold",
-    )
-    table.add_column("row", no_wrap=True)
-    table.add_column("differences from the base", overflow="fold", ratio=1)
-    for name in ("budget", "steps", "planned FLOPs", "vs baseline", "run id (1st seed)"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(
+    cells = [
+        [
             row["row"] + (" (baseline)" if row["baseline"] else ""),
             row["differences"]
             + (f" [matched to {row['match_flops_of']}]" if row["match_flops_of"] else ""),
             f"{row['budget_samples']:,}",
             f"{row['planned_steps']:,}",
-            human_count(row["planned_flops"], "FLOP"),
+            si(row["planned_flops"], "FLOP"),
             f"{row['delta_flops_pct']:+.1f}%",
             row["run_ids"].split(",")[0],
-        )
-    console = Console(width=None if Console().is_terminal else 160)
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    columns = ["<row", "<differences from the base", "budget", "steps", "planned FLOPs"]
+    columns += ["vs baseline", "run id (1st seed)"]
+    title = (
+        f"{grid.name}: {len(rows)} rows x seeds {','.join(map(str, grid.seeds))} "
+        "(dry run: nothing run, nothing written)"
+    )
+    notes = [f"{grid.path}: base preset {grid.base.preset}; {what}"]
+    emit(rows, fmt, table=Table.of("dry-run", title, columns, cells, notes=notes))

@@ -213,7 +213,7 @@ def _breakdown(configs, ratios, batch_size, counter, backward, device, fmt, out)
     import time
 
     from bench.flops import count_flops
-    from bench.output import emit, human_count
+    from bench.output import emit
     from diffmavil.config import COMPONENTS
 
     started = time.perf_counter()
@@ -269,65 +269,62 @@ def _breakdown(configs, ratios, batch_size, counter, backward, device, fmt, out)
     }
     table = None
     if fmt == OutputFormat.table:
-        table = _breakdown_table(rows, reports, backward, batch_size, elapsed, human_count)
+        table = _breakdown_table(rows, reports, backward, batch_size, elapsed)
     emit(rows, fmt, table=table, meta=meta, out=out)
 
 
-def _breakdown_table(rows, reports, backward, batch_size, elapsed, human_count):
-    from rich.table import Table
+def _breakdown_table(rows, reports, backward, batch_size, elapsed):
+    from bench.report.format import si
+    from bench.report.tables import Table
 
     counters = reports[0].counter_label
     what = "forward+backward" if backward else "forward"
     first = reports[0].config
     title = (
         f"Model FLOPs per component @ {first.preset}, mask {reports[0].mask_ratio[0]}/"
-        f"{reports[0].mask_ratio[1]}, batch {batch_size}\n(2 per multiply-add; counters: "
+        f"{reports[0].mask_ratio[1]}, batch {batch_size} (2 per multiply-add; counters: "
         f"{counters}, exact agreement; {elapsed:.1f} s)"
     )
-    table = Table(title=title, header_style="bold")
     if len(reports) == 1:
         per_sample = batch_size > 1
-        columns = ["component", "params", "params %", "forward", "backward", what, "% FLOPs"]
+        columns = ["<component", "params", "params %", "forward", "backward", what, "% FLOPs"]
         columns += ["per sample"] if per_sample else []
         columns += ["hw extra"]
-        for name in columns:
-            table.add_column(name, justify="left" if name == "component" else "right")
+        cells = []
         for row in rows:
-            cells = [
+            line = [
                 row["component"],
-                human_count(row["params"]),
+                si(row["params"]),
                 f"{row['params_percent']:.1f}%",
-                human_count(row["forward_flops"]),
-                human_count(row["backward_flops"]) if backward else "-",
-                human_count(row["total_flops"]),
+                si(row["forward_flops"]),
+                si(row["backward_flops"]) if backward else "-",
+                si(row["total_flops"]),
                 f"{row['flops_percent']:.1f}%",
             ]
-            cells += [human_count(row["total_flops_per_sample"])] if per_sample else []
-            cells += [human_count(row["hardware_extra_flops"]) if backward else "-"]
-            table.add_row(*cells)
-        return table
-    table.add_column("component")
+            line += [si(row["total_flops_per_sample"])] if per_sample else []
+            line += [si(row["hardware_extra_flops"]) if backward else "-"]
+            cells.append(line)
+        return Table.of("breakdown", title, columns, cells)
     variants = [r.config.variant for r in reports]
+    columns = ["<component"]
     for index, name in enumerate(variants):
-        table.add_column(name, justify="right")
-        if index:
-            table.add_column(f"Δ% vs {variants[0]}", justify="right")
-    components = [r["component"] for r in rows if r["variant"] == variants[0]]
-    for component in components:
-        cells = [component]
+        columns += [name] + ([f"Δ% vs {variants[0]}"] if index else [])
+    cells = []
+    for component in [r["component"] for r in rows if r["variant"] == variants[0]]:
+        line = [component]
         for index, name in enumerate(variants):
             row = next(r for r in rows if r["variant"] == name and r["component"] == component)
-            cells.append(human_count(row["total_flops"]))
+            line.append(si(row["total_flops"]))
             if index:
-                cells.append(f"{row['delta_percent']:+.1f}%")
-        table.add_row(*cells)
-    return table
+                line.append(f"{row['delta_percent']:+.1f}%")
+        cells.append(line)
+    return Table.of("breakdown", title, columns, cells)
 
 
 # ----------------------------------------------------------------------------- whole run
 def _whole_run(configs, masking, batch, budget, fmt, out) -> None:
     from bench.flops import run_saving
-    from bench.output import emit, human_count
+    from bench.output import emit
     from diffmavil.config import COMPONENTS
 
     rows: list[dict[str, Any]] = []
@@ -364,7 +361,8 @@ def _whole_run(configs, masking, batch, budget, fmt, out) -> None:
             )
     table = None
     if fmt == OutputFormat.table:
-        from rich.table import Table
+        from bench.report.format import si
+        from bench.report.tables import Table
 
         first = rows[0]
         title = (
@@ -373,24 +371,25 @@ def _whole_run(configs, masking, batch, budget, fmt, out) -> None:
             f"{'/' + batch.rule if batch.kind == 'adaptive' else ''} vs MAViL "
             "(fixed masking, fixed batch); counter: analytic"
         )
-        table = Table(title=title, header_style="bold")
-        for name in ("variant", "component", "steps", "run", "MAViL recipe", "saving"):
-            table.add_column(name, justify="left" if name in ("variant", "component") else "right")
-        for row in rows:
-            table.add_row(
+        columns = ["<variant", "<component", "steps", "run", "MAViL recipe", "saving"]
+        cells = [
+            [
                 row["variant"],
                 row["component"],
                 f"{row['steps']:,} (MAViL {row['baseline_steps']:,})",
-                human_count(row["run_flops"]),
-                human_count(row["baseline_flops"]),
+                si(row["run_flops"]),
+                si(row["baseline_flops"]),
                 f"{row['saving_percent']:+.1f}%",
-            )
+            ]
+            for row in rows
+        ]
+        table = Table.of("whole-run", title, columns, cells)
     emit(rows, fmt, table=table, out=out)
 
 
 def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
     from bench.flops import PAPER_SAVING, sensitivity
-    from bench.output import emit, human_count
+    from bench.output import emit
 
     rows = [
         {
@@ -405,23 +404,11 @@ def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
     ]
     table = None
     if fmt == OutputFormat.table:
-        from rich.table import Table
+        from bench.report.flops import sensitivity_table
 
-        table = Table(
-            title=f"Whole-run saving vs MAViL @ {config.preset}, {budget:,} samples: one "
-            f"assumption changed per row (paper: {100 * PAPER_SAVING:.0f}%; counter: analytic)",
-            header_style="bold",
+        table = sensitivity_table(rows)
+        table.title = (
+            f"Whole-run saving vs MAViL @ {config.preset}, {budget:,} samples: one "
+            f"assumption changed per row (paper: {100 * PAPER_SAVING:.0f}%; counter: analytic)"
         )
-        for name in ("assumption", "setting", "steps", "run", "MAViL recipe", "saving", "≥ 32%"):
-            table.add_column(name, justify="left" if name in ("assumption", "setting") else "right")
-        for row in rows:
-            table.add_row(
-                row["assumption"],
-                row["setting"],
-                f"{row['steps']:,}",
-                human_count(row["run_flops"]),
-                human_count(row["baseline_flops"]),
-                f"{row['saving_percent']:.1f}%",
-                "yes" if row["reaches_paper"] else "no",
-            )
     emit(rows, fmt, table=table, out=out)

@@ -41,7 +41,7 @@ def info_command(
     """Print a model's components, token grid and parameter counts (built on `meta`)."""
     import torch
 
-    from bench.output import emit, rich_table
+    from bench.output import emit, rows_table
     from diffmavil import DiffMAViL, count_parameters_by_component, make_config
 
     config = make_config(preset, variant, model_overrides(decoder_audio, decoder_video, diffusion))
@@ -88,7 +88,7 @@ def info_command(
             "structure": "",
         }
     )
-    table = rich_table(
+    table = rows_table(
         rows,
         ["component", "params", "percent", "structure"],
         title=f"DiffMAViL {variant} @ {preset}",

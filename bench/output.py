@@ -1,4 +1,5 @@
-"""Render result rows as a rich table, JSON or CSV, to the terminal and optionally a file."""
+"""Print result rows as tables (``bench.report.tables``: fitted to the terminal), JSON or CSV,
+and optionally write the same text to a file."""
 
 from __future__ import annotations
 
@@ -10,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from bench.options import OutputFormat
+from bench.report.tables import Table, print_tables
 from diffmavil.atomic import atomic_write_text
 
-
-def human_count(value: float, unit: str = "") -> str:
-    """1.23e12 -> '1.23 T' (SI prefixes)."""
-    for threshold, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.2f} {prefix}{unit}"
-    return f"{value:.0f} {unit}".rstrip()
+FILE_WIDTH = 120  # table text written with --out
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -39,36 +34,38 @@ def rows_to_json(rows: Sequence[dict[str, Any]], meta: dict[str, Any] | None = N
     return json.dumps(payload, indent=2, default=str) + "\n"
 
 
-def rich_table(
+def rows_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
-    title: str | None = None,
+    title: str = "",
     formatters: dict[str, Any] | None = None,
 ) -> Table:
-    table = Table(title=title, header_style="bold")
+    """A table of ``rows`` with one column per key in ``columns`` (``component`` and
+    ``name`` left-aligned); ``formatters`` map a column to a function of its value."""
     formatters = formatters or {}
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("component", "name") else "right")
+    cells = []
     for row in rows:
-        cells = []
+        line = []
         for column in columns:
             value = row.get(column, "")
             render = formatters.get(column)
-            cells.append(render(value) if render and value != "" else str(value))
-        table.add_row(*cells)
-    return table
+            line.append(render(value) if render and value != "" else str(value))
+        cells.append(line)
+    labels = [f"<{c}" if c in ("component", "name") else c for c in columns]
+    return Table.of("rows", title, labels, cells)
 
 
 def emit(
     rows: Sequence[dict[str, Any]],
     fmt: OutputFormat,
     *,
-    table: Table | None = None,
+    table: Table | Sequence[Table] | None = None,
     meta: dict[str, Any] | None = None,
     out: Path | None = None,
     console: Console | None = None,
 ) -> str:
-    """Print rows in ``fmt`` (table uses ``table``); write JSON/CSV/text to ``out`` atomically."""
+    """Print rows in ``fmt`` (``table`` format: the given table(s), fitted to the terminal);
+    write the same JSON/CSV/text to ``out`` atomically (tables at 120 columns)."""
     console = console or Console()
     if fmt == OutputFormat.json:
         text = rows_to_json(rows, meta)
@@ -78,9 +75,10 @@ def emit(
         print(text, end="")
     else:
         assert table is not None
-        console.print(table)
-        recorder = Console(record=True, width=160, file=io.StringIO())
-        recorder.print(table)
+        tables = [table] if isinstance(table, Table) else list(table)
+        print_tables(tables, console)
+        recorder = Console(record=True, width=FILE_WIDTH, file=io.StringIO())
+        print_tables(tables, recorder)
         text = recorder.export_text()
     if out is not None:
         atomic_write_text(out, text)

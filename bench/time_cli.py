@@ -134,10 +134,76 @@ RATIO_TITLES = {
 }
 
 
-def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> list:
-    from rich.table import Table
+RATIO_COLUMNS = ["<variant", "<phase", "speed ratio", "95% CI", "repeats"]
 
-    tables = []
+
+def _ratio_cells(r: dict[str, Any]) -> list[str]:
+    return [
+        r["variant"],
+        r["phase"],
+        f"{r['speed_ratio']:.3f}",
+        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+        str(r["repeats"]),
+    ]
+
+
+_OPTIONAL_TABLES = (
+    (
+        "components_sum",
+        "components",
+        "components timed alone vs the whole step (fwd+bwd)",
+        ["<variant", "sum of components ms", "step fwd+bwd ms", "share"],
+        lambda r: [
+            r["variant"],
+            _fmt(r["components_ms"]),
+            _fmt(r["step_fwd_bwd_ms"]),
+            f"{100 * r['components_share']:.0f}%",
+        ],
+    ),
+    *(
+        (
+            kind,
+            kind,
+            title,
+            ["<variant", "<phase", "speed ratio", "95% CI", "repeats"],
+            _ratio_cells,
+        )
+        for kind, title in RATIO_TITLES.items()
+    ),
+    (
+        "saving",
+        "savings",
+        "savings vs the first variant (fwd+bwd): time saving / FLOP saving",
+        [
+            "<variant",
+            "<vs",
+            "<component",
+            "base ms",
+            "variant ms",
+            "FLOP saving",
+            "time saving",
+            "time/FLOP",
+        ],
+        lambda r: [
+            r["variant"],
+            r["baseline"],
+            r["component"],
+            _fmt(r["baseline_ms"]),
+            _fmt(r["variant_ms"]),
+            f"{100 * r['flop_saving']:.1f}%",
+            f"{100 * r['time_saving']:.1f}%",
+            _fmt(r["time_per_flop_saving"], 2),
+        ],
+    ),
+)
+"""The tables printed when their rows were measured: (row kind, key, title, columns, cells)."""
+
+
+def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> list:
+    """The step and component timings, and when measured: components vs the step, speed
+    ratios (against the torch.nn peer, compiled, fused AdamW), time saving vs FLOP saving."""
+    from bench.report.tables import Table
+
     timed = [r for r in rows if r["kind"] in ("step", "component")]
     title = (
         f"{rows[0]['preset']} batch {rows[0]['batch_size']} mask {rows[0]['mask_ratio']} "
@@ -145,12 +211,11 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
         f"{environment['threads']} threads, torch {environment['torch_version']}); "
         f"matmul {rows[0]['matmul_gflops_per_s']:.1f} GFLOP/s"
     )
-    table = Table(title=title, header_style="bold")
     columns = [
-        ("variant", "variant"),
-        ("impl", "implementation"),
-        ("component", "component"),
-        ("phase", "phase"),
+        ("<variant", "variant"),
+        ("<impl", "implementation"),
+        ("<component", "component"),
+        ("<phase", "phase"),
         ("median ms", "median_ms"),
         ("IQR ms", "iqr_ms"),
         ("GFLOP/s", "achieved_gflops_per_s"),
@@ -159,95 +224,28 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
     ]
     if any(r.get("mfu") is not None for r in timed):
         columns.append(("MFU", "mfu"))
-    for header, _ in columns:
-        table.add_column(header, justify="left" if header in ("variant", "impl") else "right")
+    cells = []
     for row in timed:
-        cells = []
+        line = []
         for _, key in columns:
             value = row.get(key)
-            if key == "flops" and value:
-                cells.append(f"{value / 1e9:.2f}")
-            elif key in ("utilisation", "mfu") and value is not None:
-                cells.append(f"{100 * value:.0f}%")
+            if key in ("utilisation", "mfu") and value is not None:
+                line.append(f"{100 * value:.0f}%")
             else:
-                cells.append(_fmt(value, 1 if key != "samples_per_s" else 2))
-        table.add_row(*cells)
-    tables.append(table)
-
-    sums = [r for r in rows if r["kind"] == "components_sum"]
-    if sums:
-        table = Table(title="components timed alone vs the whole step (fwd+bwd)")
-        for header in ("variant", "sum of components ms", "step fwd+bwd ms", "share"):
-            table.add_column(header, justify="right")
-        for r in sums:
-            table.add_row(
-                r["variant"],
-                _fmt(r["components_ms"]),
-                _fmt(r["step_fwd_bwd_ms"]),
-                f"{100 * r['components_share']:.0f}%",
-            )
-        tables.append(table)
-
-    for kind, title in RATIO_TITLES.items():
-        ratios = [r for r in rows if r["kind"] == kind]
-        if not ratios:
-            continue
-        table = Table(title=title)
-        for header in ("variant", "phase", "speed ratio", "95% CI", "repeats"):
-            table.add_column(header, justify="right")
-        for r in ratios:
-            table.add_row(
-                r["variant"],
-                r["phase"],
-                f"{r['speed_ratio']:.3f}",
-                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-                str(r["repeats"]),
-            )
-        tables.append(table)
-
-    savings = [r for r in rows if r["kind"] == "saving"]
-    if savings:
-        table = Table(title="savings vs the first variant (fwd+bwd): time saving / FLOP saving")
-        for header in (
-            "variant", "vs", "component", "base ms", "variant ms",
-            "FLOP saving", "time saving", "time/FLOP",
-        ):  # fmt: skip
-            table.add_column(header, justify="right")
-        for r in savings:
-            table.add_row(
-                r["variant"],
-                r["baseline"],
-                r["component"],
-                _fmt(r["baseline_ms"]),
-                _fmt(r["variant_ms"]),
-                f"{100 * r['flop_saving']:.1f}%",
-                f"{100 * r['time_saving']:.1f}%",
-                _fmt(r["time_per_flop_saving"], 2),
-            )
-        tables.append(table)
+                line.append(_fmt(value, 1 if key != "samples_per_s" else 2))
+        cells.append(line)
+    tables = [Table.of("timings", title, [header for header, _ in columns], cells)]
+    for kind, key, title, columns, cells_of in _OPTIONAL_TABLES:
+        selected = [r for r in rows if r["kind"] == kind]
+        if selected:
+            tables.append(Table.of(key, title, columns, [cells_of(r) for r in selected]))
     return tables
 
 
 def _emit_tables(tables: list, fmt: OutputFormat, rows: list, meta: dict, out: Path | None):
-    import io
-
-    from rich.console import Console
-
     from bench.output import emit
 
-    if fmt != OutputFormat.table:
-        emit(rows, fmt, meta=meta, out=out)
-        return
-    console = Console()
-    for table in tables:
-        console.print(table)
-    if out is not None:
-        from diffmavil.atomic import atomic_write_text
-
-        recorder = Console(record=True, width=200, file=io.StringIO())
-        for table in tables:
-            recorder.print(table)
-        atomic_write_text(out, recorder.export_text())
+    emit(rows, fmt, table=tables, meta=meta, out=out)
 
 
 def time_command(
@@ -447,7 +445,7 @@ def profile_command(
     operators per component, forward and backward (self time)."""
     import torch
 
-    from bench.output import emit, rich_table
+    from bench.output import emit, rows_table
     from bench.timing.profile import profile_train_step
     from bench.timing.step import make_batch
     from diffmavil import DiffMAViL
@@ -475,7 +473,7 @@ def profile_command(
         "trace_files": [str(p) for p in result.trace_files],
         "time_split": result.time_split,
     }
-    table = rich_table(
+    table = rows_table(
         rows,
         ["component", "pass", "rank", "op", "self_ms", "calls", "share"],
         title=f"top operators per component: {names[0]} @ {preset}, batch {batch_size}",

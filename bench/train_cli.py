@@ -278,7 +278,7 @@ def run_pretrain(request, fmt: OutputFormat) -> None:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) -> None:
-    from bench.output import emit, rich_table
+    from bench.output import emit, rows_table
 
     row = {
         "run_dir": str(run_dir),
@@ -295,7 +295,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) ->
         "final_loss": round(summary["final_losses"].get("loss", float("nan")), 4),
         "skipped_files": summary["skipped_files"],
     }
-    table = rich_table(
+    table = rows_table(
         [{"name": k, "value": v} for k, v in row.items()],
         ["name", "value"],
         title=f"pretrain {summary['run_id']}",
@@ -319,10 +319,10 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) ->
 
 
 def _format_value(value: Any) -> str:
-    from bench.output import human_count
+    from bench.report.format import si
 
     if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 10**6:
-        return human_count(value)
+        return si(value)
     return str(value)
 
 
@@ -438,7 +438,7 @@ def finetune_command(
     A fine-tune holds out 10% of the training items, runs at most --epochs (default: chosen
     for the data size) and stops early on the validation loss; progress shows on a
     terminal, one line per epoch otherwise (stderr)."""
-    from bench.output import emit, rich_table
+    from bench.output import emit, rows_table
     from diffmavil.training.finetune import evaluate
 
     request = FinetuneRequest(
@@ -470,7 +470,7 @@ def finetune_command(
             request.probe, request.init, model_config, request.checkpoint, request.device,
             on_epoch=on_epoch,
         )  # fmt: skip
-    table = rich_table(
+    table = rows_table(
         [{"name": k, "value": v} for k, v in result.items()], ["name", "value"], title="finetune"
     )
     emit([result], fmt, table=table, out=out)

@@ -15,15 +15,27 @@ pre-training runs and ``diffbench flops/time --format json`` outputs.
 ablation runner calls at the end of a grid.
 """
 
-from bench.report.load import Inputs, ReportError, load_inputs
-from bench.report.render import FORMATS, default_out, parse_formats, render_report
+from __future__ import annotations
 
-__all__ = [
-    "FORMATS",
-    "Inputs",
-    "ReportError",
-    "default_out",
-    "load_inputs",
-    "parse_formats",
-    "render_report",
-]
+import importlib
+from typing import Any
+
+# Imported lazily: the table model (``bench.report.tables``) is used by every command's
+# output and must not pull in the report renderer with it.
+_EXPORTS = {
+    "FORMATS": "bench.report.render",
+    "Inputs": "bench.report.load",
+    "ReportError": "bench.report.load",
+    "default_out": "bench.report.render",
+    "load_inputs": "bench.report.load",
+    "parse_formats": "bench.report.render",
+    "render_report": "bench.report.render",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bench.report' has no attribute {name!r}")
