@@ -88,7 +88,7 @@ def ablate_command(
     submitit_cluster: Annotated[
         Cluster | None,
         typer.Option(
-            help="submitit cluster [default: slurm if available, else local].",
+            help="submitit cluster (default: slurm if available, else local).",
             rich_help_panel=SUBMITIT_PANEL,
         ),
     ] = None,

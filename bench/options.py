@@ -85,7 +85,7 @@ OptionalPresetOption = Annotated[
     typer.Option(
         "--preset",
         "-p",
-        help="Model size preset [default: tiny, or the --config file's].",
+        help="Model size preset (default: tiny, or the --config file's).",
         case_sensitive=False,
         show_default=False,
         rich_help_panel=MODEL_PANEL,
@@ -106,7 +106,7 @@ OptionalVariantOption = Annotated[
     typer.Option(
         "--variant",
         "-v",
-        help="Model variant [default: cross-attn, or the --config file's].",
+        help="Model variant (default: cross-attn, or the --config file's).",
         case_sensitive=False,
         show_default=False,
         rich_help_panel=MODEL_PANEL,
@@ -117,7 +117,7 @@ VariantsOption = Annotated[
     typer.Option(
         "--variant",
         "-v",
-        help="Model variant, repeatable for side-by-side columns [default: cross-attn].",
+        help="Model variant, repeatable for side-by-side columns (default: cross-attn).",
         case_sensitive=False,
         show_default=False,
         rich_help_panel=MODEL_PANEL,

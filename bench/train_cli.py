@@ -81,14 +81,14 @@ def pretrain_command(
     data: Annotated[
         str | None,
         typer.Option(
-            help="Data spec: synthetic, esc50:DIR, spc:DIR, manifest:FILE [default: synthetic].",
+            help="Data spec: synthetic, esc50:DIR, spc:DIR, manifest:FILE (default: synthetic).",
             rich_help_panel=INPUT_PANEL,
         ),
     ] = None,
     masking: Annotated[
         MaskingKind | None,
         typer.Option(
-            help="Masking schedule [default: fixed].",
+            help="Masking schedule (default: fixed).",
             case_sensitive=False,
             show_default=False,
             rich_help_panel=SCHEDULE_PANEL,
@@ -107,7 +107,7 @@ def pretrain_command(
     curriculum_shape: Annotated[
         CurriculumShape | None,
         typer.Option(
-            help="Curriculum shape [default: linear].",
+            help="Curriculum shape (default: linear).",
             case_sensitive=False,
             show_default=False,
             rich_help_panel=SCHEDULE_PANEL,
@@ -116,7 +116,7 @@ def pretrain_command(
     batch: Annotated[
         BatchKind | None,
         typer.Option(
-            help="Batch schedule [default: fixed].",
+            help="Batch schedule (default: fixed).",
             case_sensitive=False,
             show_default=False,
             rich_help_panel=SCHEDULE_PANEL,
@@ -131,7 +131,7 @@ def pretrain_command(
     batch_rule: Annotated[
         BatchRule | None,
         typer.Option(
-            help="Adaptive rule: what stays constant per step [default: tokens].",
+            help="Adaptive rule: what stays constant per step (default: tokens).",
             case_sensitive=False,
             show_default=False,
             rich_help_panel=SCHEDULE_PANEL,
@@ -157,7 +157,7 @@ def pretrain_command(
     device: Annotated[
         TrainDevice | None,
         typer.Option(
-            help="Device [default: cpu].",
+            help="Device (default: cpu).",
             case_sensitive=False,
             show_default=False,
             rich_help_panel=EXECUTION_PANEL,
@@ -166,7 +166,7 @@ def pretrain_command(
     dtype: Annotated[
         Dtype | None,
         typer.Option(
-            help="Precision (bf16: CUDA autocast) [default: fp32].",
+            help="Precision (bf16: CUDA autocast) (default: fp32).",
             case_sensitive=False,
             show_default=False,
             rich_help_panel=EXECUTION_PANEL,

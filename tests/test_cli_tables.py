@@ -69,3 +69,25 @@ def test_time_tables_fit_80_columns(one_thread):
     headers += ["util", "samples/s", "sum of components ms", "step fwd+bwd ms", "share"]
     headers += ["vs", "base ms", "variant ms", "FLOP saving", "time saving", "time/FLOP"]
     _assert_fits_with_whole_headers(output, headers)
+
+
+def _command_paths(command, prefix=()):
+    if hasattr(command, "list_commands"):  # a group (typer may vendor its own click)
+        context = command.context_class(command)
+        for name in command.list_commands(context):
+            yield from _command_paths(command.get_command(context, name), (*prefix, name))
+    else:
+        yield prefix
+
+
+def test_help_text_has_no_stray_punctuation():
+    """Help strings whose markup rich swallowed ("[default: x]") left "preset ." behind."""
+    import typer
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert len(paths) >= 9
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        stray = re.findall(r"\S+ [.,;:](?=\s|$)", result.output)
+        assert not stray, f"{' '.join(path)} --help: {stray}"
