@@ -224,10 +224,10 @@ def _parse_seeds(text: str | None) -> list[int] | None:
 
 
 def _render_report(out: Path, console) -> bool:
-    """Call bench.report.render_report when it exists (False when it does not). A report
+    """Call bench.report.render.render_report when it exists (False when it does not). A report
     that fails to render is a warning: the results are already written."""
     try:
-        from bench.report import render_report  # type: ignore[import-not-found]
+        from bench.report.render import render_report
     except ImportError:
         return False
     try:

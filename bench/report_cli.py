@@ -46,7 +46,7 @@ def report_command(
     downstream metrics with mean ± std and 95% CI over seeds, the paper's headline beside our
     base-size figures, and an environment block.
     """
-    from bench.report import parse_formats, render_report
+    from bench.report.render import parse_formats, render_report
 
     formats = parse_formats(fmt)
     command = f"diffbench report {runs_dir} --format {','.join(formats)}"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bench.ablate.results import write_results
 from bench.cli import app
-from bench.report import render_report
+from bench.report.render import render_report
 from diffmavil.environment import environment
 
 COMPONENTS = ("audio_encoder", "video_encoder", "fusion", "audio_decoder", "video_decoder", "other")

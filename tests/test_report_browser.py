@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import render_report
+from bench.report.render import render_report
 from tests.test_report import build_results
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bench.ablate.results import write_results
 from bench.cli import app
-from bench.report import render_report
+from bench.report.render import render_report
 from diffmavil.environment import environment
 from tests.test_report import _md_table, _record, _time_payload, build_results
 

@@ -11,31 +11,7 @@ pre-training runs and ``diffbench flops/time --format json`` outputs.
 - ``render``: the reading order of the sections, the jinja2 templates in ``templates/``
   (autoescaped HTML), ``latex``, atomic writes.
 
-``render_report(results_dir, formats=("md", "html"), out=None)`` is the entry point the
-ablation runner calls at the end of a grid.
+``bench.report.render.render_report(results_dir, formats=("md", "html"), out=None)`` is
+the entry point the ablation runner calls at the end of a grid. Nothing is imported here:
+the table model is used by every command's output and must not pull in the renderer.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-# Imported lazily: the table model (``bench.report.tables``) is used by every command's
-# output and must not pull in the report renderer with it.
-_EXPORTS = {
-    "FORMATS": "bench.report.render",
-    "Inputs": "bench.report.load",
-    "ReportError": "bench.report.load",
-    "default_out": "bench.report.render",
-    "load_inputs": "bench.report.load",
-    "parse_formats": "bench.report.render",
-    "render_report": "bench.report.render",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bench.report' has no attribute {name!r}")
