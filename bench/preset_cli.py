@@ -26,19 +26,18 @@ def _percent(value: Any) -> str:
 
 
 def proportions_table(rows: list[dict[str, Any]], title: str):
-    """Rich table of ``preset_search.comparison_rows``."""
-    from bench.output import rich_table
+    """Table of ``preset_search.comparison_rows``."""
+    from bench.output import rows_table
 
-    columns = ["row", "preset", "gflop_per_sample", "saving", *COMPONENT_HEADERS]
+    keys = ["row", "preset", "gflop_per_sample", "saving", *COMPONENT_HEADERS]
     formatters = {"gflop_per_sample": lambda v: f"{v:.3f}", "saving": _percent}
     formatters.update(dict.fromkeys(COMPONENT_HEADERS, _percent))
-    table = rich_table(rows, columns, title=title, formatters=formatters)
-    for column, header in zip(
-        table.columns[:4], ["row", "preset", "GFLOP/sample", "saving"], strict=True
-    ):
-        column.header = header
-    for column, header in zip(table.columns[4:], COMPONENT_HEADERS.values(), strict=True):
-        column.header = f"{header} share"
+    table = rows_table(rows, keys, title=title, formatters=formatters)
+    labels = ["row", "preset", "GFLOP/sample", "saving"]
+    labels += [f"{header} share" for header in COMPONENT_HEADERS.values()]
+    for index, (column, label) in enumerate(zip(table.columns, labels, strict=True)):
+        column.label = label
+        column.align = "left" if index < 2 else "right"
     return table
 
 
@@ -87,7 +86,7 @@ def preset_search_command(
 ) -> None:
     """List the cheapest presets whose Table-2 rows keep base's FLOP savings and component
     shares within --tolerance points (whole runs over the curriculum, closed-form FLOPs)."""
-    from bench.output import emit, rich_table
+    from bench.output import emit, rows_table
     from bench.preset_search import describe, search
 
     if not 0.0 < tolerance < 100.0:
@@ -111,7 +110,7 @@ def preset_search_command(
         }
         for rank, candidate in enumerate(found, start=1)
     ]
-    table = rich_table(
+    table = rows_table(
         rows,
         ["rank", "gflop_per_sample", "max_difference_points", "structure"],
         title=f"Cheapest of {chosen.size():,} candidates within {tolerance:g} points of base",

@@ -199,7 +199,8 @@ def _pct(value: float | None) -> str:
 
 
 def render_table(result) -> Any:
-    from rich.table import Table
+    from bench.report.format import si
+    from bench.report.tables import Table
 
     rows = result.rows
     env = result.environment
@@ -212,16 +213,12 @@ def render_table(result) -> Any:
         f"{env.get('load_average_1m_end')}; {first.repeats} interleaved rounds; savings vs "
         "MAViL's recipe (fixed masking, fixed batch)"
     )
-    table = Table(title=title, header_style="bold")
     headers = (
-        "recipe", "steps", "projected s", "95% CI", "compute s", "data s", "overhead s",
+        "<recipe", "steps", "projected s", "95% CI", "compute s", "data s", "overhead s",
         "FLOPs", "FLOP saving", "time saving [95% CI]", "time/FLOP", "interp. err",
         "peak MB",
     )  # fmt: skip
-    for header in headers:
-        table.add_column(header, justify="left" if header == "recipe" else "right")
-    from bench.output import human_count
-
+    cells = []
     for row in rows:
         saving = ""
         if row.time_saving is not None:
@@ -230,22 +227,24 @@ def render_table(result) -> Any:
                 f"{_pct(row.time_saving_ci_high)}]"
             )
         data = f"{row.data_seconds:,.1f}" + (" (bound)" if row.loading_bound else "")
-        table.add_row(
-            row.recipe,
-            f"{row.steps:,}",
-            f"{row.projected_seconds:,.1f}",
-            f"[{row.ci_low:,.1f}, {row.ci_high:,.1f}]",
-            f"{row.compute_seconds:,.1f}",
-            data,
-            f"{row.overhead_seconds:,.1f}",
-            human_count(row.flops),
-            _pct(row.flop_saving),
-            saving,
-            "" if row.time_per_flop_saving is None else f"{row.time_per_flop_saving:.2f}",
-            f"{100 * row.interpolation_error:.1f}% of {100 * row.interpolated_share:.0f}%",
-            "" if row.peak_memory_mb is None else f"{row.peak_memory_mb:,.0f}",
+        cells.append(
+            [
+                row.recipe,
+                f"{row.steps:,}",
+                f"{row.projected_seconds:,.1f}",
+                f"[{row.ci_low:,.1f}, {row.ci_high:,.1f}]",
+                f"{row.compute_seconds:,.1f}",
+                data,
+                f"{row.overhead_seconds:,.1f}",
+                si(row.flops),
+                _pct(row.flop_saving),
+                saving,
+                "" if row.time_per_flop_saving is None else f"{row.time_per_flop_saving:.2f}",
+                f"{100 * row.interpolation_error:.1f}% of {100 * row.interpolated_share:.0f}%",
+                "" if row.peak_memory_mb is None else f"{row.peak_memory_mb:,.0f}",
+            ]
         )
-    return table
+    return Table.of("whole-run", title, headers, cells)
 
 
 def emit_result(result, fmt: OutputFormat, out: Path | None) -> None:

@@ -253,14 +253,16 @@ def to_latex(table: Table, label: str = "") -> str:
 
 # ---------------------------------------------------------------------------- terminal
 _MAX_PACKED_WIDTH = 24  # a wider cell wraps at its spaces rather than widening its column
+_MAX_HEADER_WIDTH = 14  # a longer header wraps between its words
 
 
 def _column_width(table: Table, index: int) -> int:
-    """The width a column asks for: its widest cell (long text capped, it wraps), and never
-    less than the longest word of its header, so that headers wrap between words."""
-    label_word = max((len(w) for w in table.columns[index].label.split()), default=1)
+    """The width a column asks for: its widest cell and its header on one line (long ones
+    capped: they wrap at spaces), never less than the longest word of its header."""
+    label = table.columns[index].label
+    label_word = max((len(w) for w in label.split()), default=1)
     cell = max((len(plain(r.cells[index])) for r in table.rows), default=0)
-    return max(label_word, min(cell, _MAX_PACKED_WIDTH), 1)
+    return max(label_word, min(len(label), _MAX_HEADER_WIDTH), min(cell, _MAX_PACKED_WIDTH), 1)
 
 
 def column_groups(table: Table, width: int) -> list[list[int]]:
