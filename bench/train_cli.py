@@ -214,7 +214,7 @@ def pretrain_command(
         bool | None,
         typer.Option(
             "--compile/--no-compile",
-            help="torch.compile the transformer blocks (config key compile) [default: off].",
+            help="torch.compile the transformer blocks (config key compile; default: off).",
             rich_help_panel=EXECUTION_PANEL,
             show_default=False,
         ),
@@ -396,8 +396,8 @@ def finetune_command(
     epochs: Annotated[
         int | None,
         typer.Option(
-            help="Training epochs (finetune: at most) [default: probe 100; finetune chosen "
-            "for the data size].",
+            help="Training epochs (finetune: at most; default: probe 100, finetune chosen "
+            "for the data size).",
             rich_help_panel=PROBE_PANEL,
             show_default=False,
         ),

@@ -47,7 +47,6 @@ def test_readme_is_a_front_door():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_link_resolves_inside_the_repository(page):
-    assert _links(page), f"{page} links nowhere"
     for link in _links(page):
         if link.startswith(("http://", "https://")):
             continue
