@@ -74,7 +74,7 @@ def preset_search_command(
     ] = None,
     tolerance: Annotated[
         float,
-        typer.Option(help="Largest allowed |difference| from base, in points (saving, shares)."),
+        typer.Option(help="Largest absolute difference from base allowed, in points."),
     ] = 2.0,
     max_gflop: Annotated[
         float | None,
