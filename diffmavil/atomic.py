@@ -66,9 +66,3 @@ def atomic_write_json(path: str | Path, payload: Any) -> Path:
     return atomic_write_text(
         path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
     )
-
-
-def atomic_torch_save(path: str | Path, payload: Any) -> Path:
-    import torch
-
-    return atomic_write(path, lambda handle: torch.save(payload, handle))
