@@ -156,9 +156,23 @@ class FinetuneConfig(Frozen):
     mixup: float = Field(0.0, ge=0, description="mixup alpha (finetune), 0 = off")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     seed: int = Field(0, ge=0)
+    probe_seeds: int = Field(
+        1,
+        ge=1,
+        description="probe: train the linear head this many times (seeds seed, seed+1, ...) "
+        "on the same frozen features and report the mean; cuts the probe's own noise",
+    )
     max_train_items: int | None = Field(None, gt=0)
     max_eval_items: int | None = Field(None, gt=0)
     compile: bool = Field(False, description="torch.compile the encoders (fusion included)")
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the evaluation's result, for run ids. ``probe_seeds`` enters only
+        when it is not 1, so the run ids of grids written before it existed stay the same."""
+        payload = self.model_dump(mode="json")
+        if self.probe_seeds == 1:
+            del payload["probe_seeds"]
+        return payload
 
     @property
     def probe_epochs(self) -> int:

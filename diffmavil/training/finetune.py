@@ -163,6 +163,22 @@ def linear_probe(
     }
 
 
+def repeated_linear_probe(
+    train: FeatureSet, evaluation: FeatureSet, config: FinetuneConfig
+) -> dict[str, Any]:
+    """``config.probe_seeds`` linear probes (seeds ``seed``, ``seed + 1``, ...) on the same
+    features: every metric is their mean; ``per_probe_seed`` keeps each probe's metrics.
+    One probe (the default) returns exactly :func:`linear_probe`'s metrics."""
+    if config.probe_seeds == 1:
+        return linear_probe(train, evaluation, config)
+    runs = [
+        linear_probe(train, evaluation, config.model_copy(update={"seed": config.seed + k}))
+        for k in range(config.probe_seeds)
+    ]
+    mean = {key: sum(run[key] for run in runs) / len(runs) for key in runs[0]}
+    return {**mean, "per_probe_seed": runs}
+
+
 def spec_augment(
     audio: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator
 ) -> torch.Tensor:
@@ -408,7 +424,7 @@ def evaluate(
     if config.mode == "probe":
         train = extract_features(model, train_set, config, device, config.max_train_items)
         evaluation = extract_features(model, eval_set, config, device, config.max_eval_items)
-        metrics = linear_probe(train, evaluation, config)
+        metrics = repeated_linear_probe(train, evaluation, config)
     else:
         assert model is not None
         metrics = full_finetune(model, train_set, eval_set, config, device, on_epoch)
