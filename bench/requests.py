@@ -390,3 +390,42 @@ class RunSpec(Frozen):
         if self.controls and self.probe is None:
             raise ValueError("controls: control probes need run.probe")
         return self
+
+
+class ComparisonSpec(Frozen):
+    """A confirmatory comparison: is ``candidate``'s probe accuracy no worse than
+    ``reference``'s by more than the margin? One-sided, paired by seed."""
+
+    candidate: str = Field(description="row name")
+    reference: str = Field(description="row name")
+
+
+class StatisticsSpec(Frozen):
+    """A grid's ``statistics:`` block: the confirmatory comparisons and how they are judged.
+
+    Verdicts (``bench.ablate.verdicts``): "no loss within the margin" when the one-sided
+    lower bound of the paired mean difference (candidate - reference, probe accuracy in
+    points) lies above ``-margin_points``, "loss" when the upper bound lies below it, else
+    "undecided". Every pre-trained row is also checked against its random-init control.
+    """
+
+    comparisons: list[ComparisonSpec] = Field(
+        default_factory=list, description="confirmatory comparisons (candidate vs reference)"
+    )
+    margin_points: float = Field(
+        2.0, ge=0, description="the loss in probe accuracy points that still counts as no loss"
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="one-sided confidence")
+    power: float = Field(
+        0.8, gt=0.5, lt=1.0, description="for the smallest difference the grid can detect"
+    )
+    control_gain_points: float = Field(
+        10.0,
+        ge=0,
+        description="a pre-trained row must beat its random-init control by this many points",
+    )
+    row_order: Literal["shuffled", "listed"] = Field(
+        "shuffled",
+        description="shuffled: each seed runs its rows in its own order (machine drift does "
+        "not land on the same rows); listed: the file's order",
+    )

@@ -32,6 +32,7 @@ from bench.ablate.results import (
     write_results,
 )
 from bench.ablate.runner import CLAIMED, Task, execute_task, is_done, read_record
+from diffmavil.training.config import PretrainConfig
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,9 +48,28 @@ __all__ = [
 ]
 
 
+RANDOM_CONTROL_VARIANT = "mavil"
+
+
+def control_config(init: str, config: PretrainConfig) -> PretrainConfig:
+    """The pre-training config a control probe is built from. Every variant has the same
+    encoders (they differ in their decoders), so the random-init control draws the encoders
+    as ``mavil`` does at that seed: one random-init control per (preset, overrides, seed)
+    serves every variant's rows."""
+    if init == "random":
+        return config.model_copy(update={"variant": RANDOM_CONTROL_VARIANT})
+    return config
+
+
+def control_label(init: str, config: PretrainConfig, base_preset: str) -> str:
+    """The control's row name, e.g. ``control: random-init`` or ``control: fbank (tiny)``."""
+    name = "fbank" if init == "fbank" else "random-init"
+    return f"control: {name}" + (f" ({config.preset})" if config.preset != base_preset else "")
+
+
 def build_tasks(grid: Grid, out: Path) -> list[Task]:
-    """Every run of the grid: rows x seeds, then control probes once per (preset, variant,
-    model overrides) and seed."""
+    """Every run of the grid: rows x their seeds, then control probes once per (preset,
+    model overrides) and seed, in the grid's order (see ``execution_order``)."""
     tasks: list[Task] = []
     runs = out / "runs"
     kind = "flops" if grid.run.flops_only else "row"
@@ -57,6 +77,8 @@ def build_tasks(grid: Grid, out: Path) -> list[Task]:
     for seed in grid.seeds:
         probe = grid.probe_at_seed(seed)
         for row in grid.rows:
+            if seed not in grid.seeds_of(row):
+                continue
             config = row.at_seed(seed)
             run_id = row_run_id(config, probe, grid.run.flops_only)
             plan = plan_config(config)
@@ -83,18 +105,15 @@ def build_tasks(grid: Grid, out: Path) -> list[Task]:
         seen: set[str] = set()
         for init in grid.run.controls:
             for row in grid.rows:
-                config = row.at_seed(seed)
+                config = control_config(init, row.at_seed(seed))
                 run_id = control_run_id(init, config, probe)
                 if run_id in seen:
                     continue
                 seen.add(run_id)
-                label = "fbank" if init == "fbank" else f"random-init ({config.variant})"
-                if init == "fbank" and config.preset != grid.base.preset:
-                    label = f"fbank ({config.preset})"
                 tasks.append(
                     Task(
                         kind="control",
-                        row=f"control: {label}",
+                        row=control_label(init, config, grid.base.preset),
                         seed=seed,
                         run_id=run_id,
                         run_dir=str(runs / run_id),
@@ -104,6 +123,24 @@ def build_tasks(grid: Grid, out: Path) -> list[Task]:
                     )
                 )
     return tasks
+
+
+def execution_order(tasks: list[Task], grid: Grid) -> list[Task]:
+    """The order to run ``tasks`` in: seed by seed; with ``statistics.row_order: shuffled``
+    each seed runs its rows in its own order (a permutation drawn from the seed), so that
+    machine drift over a long grid does not always land on the same rows. Controls follow
+    their seed's rows."""
+    if grid.statistics.row_order == "listed":
+        return list(tasks)
+    import numpy as np
+
+    ordered: list[Task] = []
+    for seed in dict.fromkeys(task.seed for task in tasks):
+        rows = [task for task in tasks if task.seed == seed and task.kind != "control"]
+        permutation = np.random.default_rng([seed, 0x0DE5]).permutation(len(rows))
+        ordered += [rows[i] for i in permutation]
+        ordered += [task for task in tasks if task.seed == seed and task.kind == "control"]
+    return ordered
 
 
 def run_grid(
@@ -146,6 +183,7 @@ def run_grid(
     if parallel and len(pending) > 1:
         for task in pending:
             task.wall_clock_comparable = False
+    pending = execution_order(pending, grid)
     for task in pending:
         task.progress = progress and executor == "local" and workers == 1
     meta = {
@@ -155,6 +193,7 @@ def run_grid(
         "seeds": grid.seeds,
         "baseline": grid.baseline.name,
         "flops_only": grid.run.flops_only,
+        "statistics": grid.statistics.model_dump(mode="json"),
         "executor": (
             f"submitit ({submitit_cluster})"
             if executor == "submitit"

@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bench.errors import BadInput
-from bench.requests import ProjectTimeSpec, RunSpec, TimeSpec
+from bench.requests import ProjectTimeSpec, RunSpec, StatisticsSpec, TimeSpec
 from diffmavil.config import (
     COMPONENTS,
     PRESETS,
@@ -45,8 +45,18 @@ from diffmavil.config import (
 )
 from diffmavil.training.config import FinetuneConfig, PretrainConfig, config_hash
 
-TOP_LEVEL_KEYS = ("name", "description", "base", "base_config", "rows", "grid", "seeds", "run")
-ROW_META_KEYS = ("baseline", "description", "budget.match_flops_of")
+TOP_LEVEL_KEYS = (
+    "name",
+    "description",
+    "base",
+    "base_config",
+    "rows",
+    "grid",
+    "seeds",
+    "run",
+    "statistics",
+)
+ROW_META_KEYS = ("baseline", "description", "budget.match_flops_of", "seeds")
 CONTROL_KINDS = ("random", "fbank")
 
 
@@ -139,6 +149,7 @@ class Row:
     description: str = ""
     match_flops_of: str | None = None
     differences: dict[str, Any] = field(default_factory=dict)  # resolved, vs the base
+    seed_count: int | None = None  # runs at the grid's first seed_count seeds (None: all)
 
     def at_seed(self, seed: int) -> PretrainConfig:
         return self.config.model_copy(update={"seed": seed})
@@ -154,10 +165,15 @@ class Grid:
     seeds: list[int]
     run: RunSpec
     probe: FinetuneConfig | None
+    statistics: StatisticsSpec = field(default_factory=StatisticsSpec)
 
     @property
     def baseline(self) -> Row:
         return next(row for row in self.rows if row.baseline)
+
+    def seeds_of(self, row: Row) -> list[int]:
+        """The seeds ``row`` runs at: the grid's first ``seeds`` (a row setting), or all."""
+        return self.seeds if row.seed_count is None else self.seeds[: row.seed_count]
 
     def probe_at_seed(self, seed: int) -> FinetuneConfig | None:
         return None if self.probe is None else self.probe.model_copy(update={"seed": seed})
@@ -366,14 +382,49 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     for row in rows:
         row.differences = _differences(base, row.config)
     _solve_matches(rows, path)
+    statistics = _statistics(document.get("statistics"), path, rows)
     if run.compile:  # every pre-training and probe of the grid runs compiled
         base = base.model_copy(update={"compile": True})
         for row in rows:
             row.config = row.config.model_copy(update={"compile": True})
         probe = probe.model_copy(update={"compile": True}) if probe is not None else None
     return Grid(
-        path, name, str(document.get("description") or ""), base, rows, list(seeds), run, probe
+        path,
+        name,
+        str(document.get("description") or ""),
+        base,
+        rows,
+        list(seeds),
+        run,
+        probe,
+        statistics,
     )
+
+
+def _statistics(payload: Any, path: Path, rows: list[Row]) -> StatisticsSpec:
+    """Validate ``statistics:``; its comparisons must name rows of the grid."""
+    try:
+        spec = StatisticsSpec.model_validate(payload or {})
+    except ValidationError as error:
+        key, message = _validation_key(error, "statistics")
+        raise GridError(f"{path}: statistics: key 'statistics.{key}': {message}") from None
+    names = [row.name for row in rows]
+    for index, comparison in enumerate(spec.comparisons):
+        for side in ("candidate", "reference"):
+            name = getattr(comparison, side)
+            if name not in names:
+                hint = difflib.get_close_matches(name, names, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise GridError(
+                    f"{path}: statistics: key 'statistics.comparisons.{index}.{side}': "
+                    f"unknown row {name!r}{suggestion}; rows: {', '.join(names)}"
+                )
+        if comparison.candidate == comparison.reference:
+            raise GridError(
+                f"{path}: statistics: key 'statistics.comparisons.{index}': a row cannot be "
+                "compared with itself"
+            )
+    return spec
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -452,6 +503,14 @@ def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> 
                 f"{where}: key 'budget_samples': conflicts with budget.match_flops_of "
                 "(the budget is solved)"
             )
+        seed_count = flat.get("seeds")
+        if seed_count is not None and (
+            not isinstance(seed_count, int) or isinstance(seed_count, bool) or seed_count < 1
+        ):
+            raise GridError(
+                f"{where}: key 'seeds': expected an integer >= 1, the number of the grid's "
+                f"seeds this row runs at (got {seed_count!r})"
+            )
         overrides = {k: v for k, v in flat.items() if k not in ROW_META_KEYS}
         for combo in combos:
             combo_overrides = dict(zip([k for k, _ in axes], combo, strict=True))
@@ -467,9 +526,10 @@ def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> 
             target = None
             if match is not None:
                 target = match if not label else f"{match}[{label}]"
-            rows.append(
-                Row(name, merged_flat, config, baseline, str(flat.get("description") or ""), target)
-            )
+            description = str(flat.get("description") or "")
+            row = Row(name, merged_flat, config, baseline, description, target)
+            row.seed_count = seed_count
+            rows.append(row)
     baselines = [row for row in rows if row.baseline]
     if len({row.name.split("[")[0] for row in baselines}) > 1:
         names = ", ".join(repr(row.name) for row in baselines)
@@ -553,6 +613,7 @@ def select_rows(grid: Grid, names: list[str]) -> Grid:
         grid.seeds,
         grid.run,
         grid.probe,
+        grid.statistics,
     )
 
 
@@ -593,7 +654,7 @@ def dry_run_rows(grid: Grid) -> list[dict[str, Any]]:
         plan = plan_config(row.config)
         ids = [
             row_run_id(row.at_seed(s), grid.probe_at_seed(s), grid.run.flops_only)
-            for s in grid.seeds
+            for s in grid.seeds_of(row)
         ]
         out.append(
             {
@@ -605,7 +666,7 @@ def dry_run_rows(grid: Grid) -> list[dict[str, Any]]:
                 "planned_flops": plan.total_flops,
                 "delta_flops_pct": 100.0 * (plan.total_flops - baseline_flops) / baseline_flops,
                 "match_flops_of": row.match_flops_of or "",
-                "seeds": ",".join(str(s) for s in grid.seeds),
+                "seeds": ",".join(str(s) for s in grid.seeds_of(row)),
                 "run_ids": ",".join(ids),
             }
         )

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.ablate.comparisons import comparisons, control_gains
+from bench.requests import StatisticsSpec
 from diffmavil.atomic import atomic_write_json, atomic_write_text
 from diffmavil.config import COMPONENTS
 
@@ -213,11 +215,17 @@ def write_results(
 ) -> dict[str, Path]:
     """Write results.json/csv and aggregate.json/csv atomically; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
+    statistics = StatisticsSpec.model_validate(meta.get("statistics") or {})
+    judged = {
+        "comparisons": _clean(comparisons(records, statistics)),
+        "control_gains": _clean(control_gains(records, statistics)),
+    }
     payload = {
         "schema_version": SCHEMA_VERSION,
         "kind": "ablation",
         "complete": complete,
         **meta,
+        **judged,
         "records": _clean(records),
     }
     paths = {
@@ -236,6 +244,8 @@ def write_results(
             "grid": meta.get("grid"),
             "complete": complete,
             "rows": rows,
+            "statistics": statistics.model_dump(mode="json"),
+            **judged,
         },
     )
     paths["aggregate_csv"] = atomic_write_text(

@@ -14,6 +14,7 @@ from bench.report.groups import RUN_KINDS, RowGroup, group_rows
 from bench.report.load import Ablation
 from bench.report.stats import ci_text, mean_std
 from bench.report.tables import Column, Table, TableRow
+from bench.report.verdicts import add_verdicts
 from diffmavil.config import COMPONENTS
 
 
@@ -61,6 +62,7 @@ def ablation_section(ablation: Ablation) -> Section:
     )
     if metric is not None:
         section.tables.append(_downstream_table(rows + controls, base, metric))
+    add_verdicts(section, payload)
     ablation_plots(section, ablation, rows, controls, base, metric)
     return section
 

@@ -1,0 +1,154 @@
+"""The verdicts of an ablation grid's ``statistics:`` (computed when its results were
+written, ``bench.ablate.comparisons``): the confirmatory comparisons' table, each
+pre-trained row's gain over its random-init control, and the plot of the paired differences
+with their intervals and the margin. Rendering only: nothing is computed here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report.document import Plot, Section, add_plot
+from bench.report.format import DASH, signed
+from bench.report.tables import Column, Table, TableRow
+
+
+def _points(value: Any, digits: int = 1) -> str:
+    return DASH if value is None else signed(float(value), digits, "")
+
+
+def comparisons_table(comparisons: list[dict[str, Any]]) -> Table:
+    columns = [
+        Column("comparison", "left"),
+        Column("n pairs"),
+        Column("mean Δ (points)"),
+        Column("sd of Δ"),
+        Column("one-sided bounds"),
+        Column("margin"),
+        Column("detectable loss"),
+        Column("verdict", "left"),
+    ]
+    table = Table(
+        "verdicts", "Confirmatory comparisons: probe accuracy, paired by seed", columns, []
+    )
+    for c in comparisons:
+        bounds = (
+            DASH
+            if c.get("lower_points") is None
+            else f"[{_points(c['lower_points'])}, {_points(c['upper_points'])}]"
+        )
+        table.rows.append(
+            TableRow(
+                [
+                    str(c["name"]),
+                    str(c["n"]),
+                    _points(c.get("mean_points")),
+                    DASH if c.get("sd_points") is None else f"{c['sd_points']:.1f}",
+                    bounds,
+                    f"−{c['margin_points']:g}",
+                    DASH
+                    if c.get("detectable_points") is None
+                    else f"−{c['detectable_points']:.1f}",
+                    str(c["verdict"]),
+                ]
+            )
+        )
+        table.data.append({k: v for k, v in c.items() if k != "differences_points"})
+    confidence = comparisons[0].get("confidence", 0.95) if comparisons else 0.95
+    method = next((c.get("method") for c in comparisons if c.get("method")), "student-t")
+    table.notes.append(
+        f"Δ = candidate − reference, probe accuracy in points, paired by seed. Bounds: "
+        f"one-sided {100 * confidence:g}% ({method}: Student's t below 10 pairs, a paired "
+        "bootstrap from 10). Verdict: *no loss within the margin* when the lower bound lies "
+        "above −margin, *loss* when the upper bound lies below it, else *undecided*. "
+        "Detectable loss: the true loss this many pairs of this spread would call a loss "
+        "4 times in 5."
+    )
+    return table
+
+
+def control_gains_table(gains: list[dict[str, Any]]) -> Table:
+    columns = [
+        Column("row", "left"),
+        Column("control", "left"),
+        Column("n pairs"),
+        Column("gain (points)"),
+        Column("interval"),
+        Column("required"),
+        Column("passes", "left"),
+    ]
+    table = Table("control-gains", "Pre-training's gain over random init, per row", columns, [])
+    for g in gains:
+        interval = (
+            DASH
+            if g.get("lower_points") is None
+            else f"[{_points(g['lower_points'])}, {_points(g['upper_points'])}]"
+        )
+        passes = {True: "yes", False: "**no**", None: DASH}[g.get("passes")]
+        table.rows.append(
+            TableRow(
+                [
+                    str(g["row"]),
+                    str(g["control"]),
+                    str(g["n"]),
+                    _points(g.get("gain_points")),
+                    interval,
+                    f"+{g['required_points']:g}",
+                    passes,
+                ]
+            )
+        )
+        table.data.append(dict(g))
+    confidence = gains[0].get("confidence", 0.95) if gains else 0.95
+    table.notes.append(
+        f"Gain = row − its random-init control (same encoders, untrained), paired by seed; "
+        f"two-sided {100 * confidence:g}% interval. A row passes when the interval lies above "
+        "zero and the mean gain reaches the required points: otherwise its accuracy measures "
+        "the probe, not the pre-training."
+    )
+    return table
+
+
+def differences_plot(key: str, comparisons: list[dict[str, Any]]) -> Plot | str:
+    """Each comparison's per-seed paired differences, their mean with the one-sided bounds,
+    and the margin line."""
+    judged = [c for c in comparisons if c.get("mean_points") is not None]
+    if not judged:
+        return "no comparison has two completed pairs yet"
+    from bench.report.plots import _figure, _png
+
+    figure, axes = _figure(7.5, 1.2 + 0.7 * len(judged))
+    ax = axes[0][0]
+    margin = float(judged[0]["margin_points"])
+    for y, c in enumerate(reversed(judged)):
+        diffs = c.get("differences_points") or []
+        ax.scatter(diffs, [y] * len(diffs), color="#9ecae1", s=18, zorder=2)
+        ax.plot([c["lower_points"], c["upper_points"]], [y, y], color="#08519c", linewidth=2.5)
+        ax.scatter([c["mean_points"]], [y], color="#08519c", s=45, zorder=3)
+    ax.axvline(0, color="#999999", linewidth=0.8)
+    ax.axvline(-margin, color="#d62728", linestyle="--", label=f"−margin ({margin:g} points)")
+    ax.set_yticks(range(len(judged)), [c["name"] for c in reversed(judged)], fontsize=8)
+    ax.set(xlabel="candidate − reference, probe accuracy (points)", ylim=(-0.7, len(judged) - 0.3))
+    ax.legend(fontsize=8, loc="lower right")
+    data = [
+        {"comparison": c["name"], "seed": seed, "difference_points": d}
+        for c in judged
+        for seed, d in zip(c["seeds"], c["differences_points"], strict=True)
+    ]
+    return Plot(key, "Paired differences and verdicts", "", _png(figure), data)
+
+
+def add_verdicts(section: Section, payload: dict[str, Any]) -> None:
+    """The verdict tables and plot, when the results hold any."""
+    comparisons = payload.get("comparisons") or []
+    gains = payload.get("control_gains") or []
+    if comparisons:
+        section.tables.append(comparisons_table(comparisons))
+        add_plot(
+            section,
+            "Paired differences",
+            differences_plot(f"{section.key}-verdicts", comparisons),
+            "Light dots: one seed's difference; dark: the mean with its one-sided bounds; "
+            "dashed: the margin a verdict of no loss must clear.",
+        )
+    if gains:
+        section.tables.append(control_gains_table(gains))
