@@ -316,7 +316,7 @@ def _print_dry_run(grid, fmt: OutputFormat) -> None:
         )
         what += f" + {probe.mode} on {probe.data} ({epochs})"
     if run.controls:
-        what += f" + controls {', '.join(run.controls)} (once per variant and seed)"
+        what += f" + controls {', '.join(run.controls)} (once per seed and preset)"
     cells = [
         [
             row["row"] + (" (baseline)" if row["baseline"] else ""),
