@@ -217,3 +217,51 @@ def test_report_renders_the_stored_verdicts_and_the_differences_plot(tmp_path: P
     plot_csv = next((tmp_path / "out").glob("*verdicts.csv")).read_text().splitlines()
     assert plot_csv[0] == "comparison,seed,difference_points" and len(plot_csv) == 4
     assert "stored-verdict" in written["latex"].read_text()
+
+
+def test_paired_deltas_pair_each_seed_with_the_baselines_run() -> None:
+    from bench.ablate.comparisons import paired_deltas
+
+    walls = {"mavil": [100.0, 200.0, 150.0], "diffmavil": [80.0, 170.0, 120.0]}
+    records = [
+        _record(row, s, acc, wall_clock_seconds=walls[row][s])
+        for row, accs in (("mavil", [0.60, 0.70, 0.65]), ("diffmavil", [0.61, 0.72, 0.68]))
+        for s, acc in enumerate(accs)
+    ]
+    records.append(_record("diffmavil", 3, 0.5, wall_clock_seconds=1.0))  # no baseline pair
+    (delta,) = paired_deltas(records)
+    ratios = [80 / 100 - 1, 170 / 200 - 1, 120 / 150 - 1]  # -0.20, -0.15, -0.20
+    mean = sum(ratios) / 3
+    sd = math.sqrt(sum((r - mean) ** 2 for r in ratios) / 2)
+    half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2)
+    assert delta["row"] == "diffmavil" and delta["wall_clock_pairs"] == 3
+    assert delta["wall_clock_delta_mean"] == pytest.approx(mean)
+    assert delta["wall_clock_delta_sd"] == pytest.approx(sd)
+    assert delta["wall_clock_delta_low"] == pytest.approx(mean - half, abs=1e-6)
+    assert delta["accuracy_delta_points_mean"] == pytest.approx(2.0)
+    # a run whose wall-clock is not comparable (parallel workers) is left out of the pairs
+    records[3]["wall_clock_comparable"] = False
+    assert paired_deltas(records)[0]["wall_clock_pairs"] == 2
+
+
+def test_summary_table_puts_cost_accuracy_and_verdict_on_one_line(tmp_path: Path) -> None:
+    from bench.report.render import render_report
+
+    walls = {"mavil": [100.0, 200.0, 150.0], "diffmavil": [80.0, 170.0, 120.0]}
+    records = [
+        _record(row, s, acc, wall_clock_seconds=walls[row][s], total_flops=flops)
+        for row, accs, flops in (
+            ("mavil", [0.60, 0.70, 0.65], 1000),
+            ("diffmavil", [0.61, 0.72, 0.68], 800),
+        )
+        for s, acc in enumerate(accs)
+    ] + [_record("control: random-init", s, 0.40, kind="control", init="random") for s in range(3)]
+    write_results(tmp_path / "g", records, {"grid": "s", "statistics": GRID["statistics"]}, True)
+    written = render_report(tmp_path / "g", ("md",), tmp_path / "out")
+    text = written["md"].read_text()
+    assert "**Cost and accuracy per row, with verdicts**" in text
+    line = next(x for x in text.splitlines() if x.startswith("| diffmavil | 3 |"))
+    assert "| −20.0% |" in line  # FLOPs
+    assert "−18.3% [" in line  # paired wall-clock delta: mean of -20, -15, -20 %
+    assert "| +27.0 |" in line and "vs mavil: no loss within the margin" in line
+    assert text.index("Cost and accuracy per row") < text.index("Pre-training cost and downstream")

@@ -1,19 +1,24 @@
 """The grid's statistics, computed when its results are written: the confirmatory
-comparisons of ``statistics:`` and every pre-trained row's gain over its random-init control.
+comparisons of ``statistics:``, every pre-trained row's gain over its random-init control,
+and every row's paired deltas against the baseline row (wall-clock, accuracy).
 
 Both are paired by seed on the probe's accuracy, in points (x100 of the fraction). A
 comparison asks "no loss?" (``bench.ablate.verdicts.compare_no_loss``) against the grid's
 margin; a control check asks whether the row beats its random-init control by at least
 ``control_gain_points`` with the paired interval above zero. Results are plain dicts, stored
-in ``aggregate.json`` (``comparisons``, ``control_gains``): the report only renders them.
+in ``results.json`` and ``aggregate.json`` (``comparisons``, ``control_gains``,
+``paired_deltas``): the report only renders them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.ablate.verdicts import compare_no_loss
+import numpy as np
+
+from bench.ablate.verdicts import compare_no_loss, t_quantile
 from bench.requests import StatisticsSpec
 
 POINTS = 100.0
@@ -146,6 +151,76 @@ def control_gains(records: list[dict[str, Any]], spec: StatisticsSpec) -> list[d
                 "confidence": spec.confidence,
                 "required_points": spec.control_gain_points,
                 "passes": passes,
+            }
+        )
+    return out
+
+
+def _by_seed(records: list[dict[str, Any]], row: str, value) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for record in records:
+        if record.get("row") == row and record.get("status") == "completed":
+            number = value(record)
+            if number is not None:
+                out[int(record["seed"])] = float(number)
+    return out
+
+
+def _interval(values: list[float], confidence: float) -> dict[str, float | None]:
+    """Mean, sample sd and the two-sided Student's t interval of the mean."""
+    if not values:
+        return {"mean": None, "sd": None, "low": None, "high": None}
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return {"mean": mean, "sd": None, "low": None, "high": None}
+    sd = float(np.std(values, ddof=1))
+    half = t_quantile((1 + confidence) / 2, len(values) - 1) * sd / math.sqrt(len(values))
+    return {"mean": mean, "sd": sd, "low": mean - half, "high": mean + half}
+
+
+def paired_deltas(
+    records: list[dict[str, Any]], spec: StatisticsSpec | None = None
+) -> list[dict[str, Any]]:
+    """Every row against the baseline row, paired by seed: the wall-clock delta (a
+    fraction of the baseline's, per seed: ``row / baseline - 1``; only runs whose
+    wall-clock is comparable) and the probe accuracy delta (points), each with its mean,
+    sd and two-sided interval. Pairing by seed takes the seed's data order and the
+    machine's drift between neighbouring runs out of the comparison."""
+    confidence = (spec or StatisticsSpec()).confidence
+    baseline = next(
+        (str(r["row"]) for r in records if r.get("baseline") and r.get("kind") == "row"), None
+    )
+    if baseline is None:
+        return []
+
+    def wall(record: dict[str, Any]) -> float | None:
+        comparable = record.get("wall_clock_comparable", True) is not False
+        return record.get("wall_clock_seconds") if comparable else None
+
+    base_wall = _by_seed(records, baseline, wall)
+    base_accuracy = accuracy_by_seed(records, baseline)
+    rows = dict.fromkeys(str(r["row"]) for r in records if r.get("kind") == "row")
+    out = []
+    for row in rows:
+        if row == baseline:
+            continue
+        walls = _by_seed(records, row, wall)
+        accuracy = accuracy_by_seed(records, row)
+        wall_seeds = sorted(set(walls) & set(base_wall))
+        accuracy_seeds = sorted(set(accuracy) & set(base_accuracy))
+        wall_stats = _interval([walls[s] / base_wall[s] - 1 for s in wall_seeds], confidence)
+        accuracy_stats = _interval(
+            [accuracy[s] - base_accuracy[s] for s in accuracy_seeds], confidence
+        )
+        out.append(
+            {
+                "row": row,
+                "baseline": baseline,
+                "confidence": confidence,
+                "wall_clock_pairs": len(wall_seeds),
+                **{f"wall_clock_delta_{k}": v for k, v in wall_stats.items()},
+                "accuracy_pairs": len(accuracy_seeds),
+                **{f"accuracy_delta_points_{k}": v for k, v in accuracy_stats.items()},
             }
         )
     return out

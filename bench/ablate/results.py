@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.ablate.comparisons import comparisons, control_gains
+from bench.ablate.comparisons import comparisons, control_gains, paired_deltas
 from bench.requests import StatisticsSpec
 from diffmavil.atomic import atomic_write_json, atomic_write_text
 from diffmavil.config import COMPONENTS
@@ -219,6 +219,7 @@ def write_results(
     judged = {
         "comparisons": _clean(comparisons(records, statistics)),
         "control_gains": _clean(control_gains(records, statistics)),
+        "paired_deltas": _clean(paired_deltas(records, statistics)),
     }
     payload = {
         "schema_version": SCHEMA_VERSION,

@@ -6,6 +6,7 @@ component, the downstream table with its controls, and the figures
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bench.report.ablation_plots import ablation_plots
 from bench.report.document import Section
@@ -14,7 +15,7 @@ from bench.report.groups import RUN_KINDS, RowGroup, group_rows
 from bench.report.load import Ablation
 from bench.report.stats import ci_text, mean_std
 from bench.report.tables import Column, Table, TableRow
-from bench.report.verdicts import add_verdicts
+from bench.report.verdicts import add_verdicts, summary_table
 from diffmavil.config import COMPONENTS
 
 
@@ -25,7 +26,8 @@ def _metric_name(groups: list[RowGroup]) -> str | None:
     return None
 
 
-def ablation_section(ablation: Ablation) -> Section:
+def ablation_section(ablation: Ablation, projection: list[dict[str, Any]] | None = None) -> Section:
+    """The grid's section; ``projection``: the rows of its whole-run projection, if any."""
     payload = ablation.payload
     groups = group_rows(ablation.records)
     rows = [g for g in groups if g.kind in RUN_KINDS]
@@ -53,6 +55,8 @@ def ablation_section(ablation: Ablation) -> Section:
             "figures (see the base-size section for that comparison)."
         )
     metric = _metric_name(groups)
+    if payload.get("comparisons") and metric == "accuracy":
+        section.tables.append(summary_table(rows, base, payload, projection))
     section.tables.append(_runs_table(rows, base, metric, flops_only))
     section.tables.append(_component_table(rows, base))
     section.intro.append(

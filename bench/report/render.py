@@ -82,7 +82,9 @@ def build_sections(inputs: Inputs, own_environment: dict[str, Any]) -> list[Sect
     from bench.report.timing import time_section
     from bench.report.whole_run import projection_section
 
-    sections: list[Section] = [ablation_section(a) for a in inputs.ablations]
+    sections: list[Section] = [
+        ablation_section(a, _projection_of(a.path, inputs.projections)) for a in inputs.ablations
+    ]
     # a whole-run projection compares the full recipe with MAViL's, as such a grid does
     compares = bool(inputs.projections) or any(
         compares_recipes(a.records) for a in inputs.ablations
@@ -96,6 +98,15 @@ def build_sections(inputs: Inputs, own_environment: dict[str, Any]) -> list[Sect
         sections += [paper_section(inputs.flops, inputs.projections), sensitivity_section()]
     sections.append(environment_section(inputs, own_environment))
     return sections
+
+
+def _projection_of(results: Path, projections: list[Any]) -> list[dict[str, Any]] | None:
+    """The rows of the whole-run projection a grid wrote beside its results, if any."""
+    directory = results if results.is_dir() else results.parent
+    for projection in projections:
+        if projection.path.parent == directory:
+            return projection.rows
+    return None
 
 
 def compares_recipes(records: list[dict[str, Any]]) -> bool:

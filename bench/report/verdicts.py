@@ -1,14 +1,18 @@
 """The verdicts of an ablation grid's ``statistics:`` (computed when its results were
-written, ``bench.ablate.comparisons``): the confirmatory comparisons' table, each
-pre-trained row's gain over its random-init control, and the plot of the paired differences
-with their intervals and the margin. Rendering only: nothing is computed here."""
+written, ``bench.ablate.comparisons``): the summary table that puts FLOPs, measured and
+projected wall-clock and accuracy with its verdict on one line per row (the paper's Table
+2), the confirmatory comparisons' table, each pre-trained row's gain over its random-init
+control, and the plot of the paired differences with their intervals and the margin.
+Rendering only: nothing is computed here (the projection is joined by row name)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bench.report.document import Plot, Section, add_plot
-from bench.report.format import DASH, signed
+from bench.report.format import DASH, delta_pct, points, signed
+from bench.report.groups import RowGroup
+from bench.report.stats import mean_std
 from bench.report.tables import Column, Table, TableRow
 
 
@@ -152,3 +156,109 @@ def add_verdicts(section: Section, payload: dict[str, Any]) -> None:
         )
     if gains:
         section.tables.append(control_gains_table(gains))
+
+
+def _fraction_interval(mean: Any, low: Any, high: Any) -> str:
+    if mean is None:
+        return DASH
+    text = signed(100 * mean)
+    return text if low is None else f"{text} [{signed(100 * low)}, {signed(100 * high)}]"
+
+
+def summary_table(
+    rows: list[RowGroup],
+    base: RowGroup | None,
+    payload: dict[str, Any],
+    projection: list[dict[str, Any]] | None = None,
+) -> Table:
+    """One line per row: FLOPs, measured wall-clock (paired by seed), projected whole-run
+    wall-clock, accuracy, its gain over random init and the verdicts it is the candidate of."""
+    deltas = {d["row"]: d for d in payload.get("paired_deltas") or []}
+    gains = {g["row"]: g for g in payload.get("control_gains") or []}
+    projected = {p["recipe"]: p for p in projection or []}
+    verdicts: dict[str, list[str]] = {}
+    for c in payload.get("comparisons") or []:
+        verdicts.setdefault(c["candidate"], []).append(f"vs {c['reference']}: {c['verdict']}")
+    columns = [
+        Column("row", "left"),
+        Column("n"),
+        Column("Δ FLOPs"),
+        Column("Δ wall-clock, runs [95%]"),
+        Column("Δ wall-clock, projected [95%]"),
+        Column("accuracy % (mean ± sd)"),
+        Column("Δ accuracy, points [95%]"),
+        Column("gain over random init"),
+        Column("verdict", "left"),
+    ]
+    table = Table("summary", "Cost and accuracy per row, with verdicts", columns, [])
+    base_flops = base.mean("total_flops") if base else None
+    for g in rows:
+        d = deltas.get(g.name, {})
+        p = projected.get(g.name)
+        # a projection's time_saving is positive for a saving: shown as a negative delta
+        projected_text = (
+            DASH
+            if p is None or p.get("time_saving") is None
+            else _fraction_interval(
+                -p["time_saving"], -p["time_saving_ci_high"], -p["time_saving_ci_low"]
+            )
+            if not g.baseline
+            else f"{p['projected_seconds']:,.0f} s"
+        )
+        accuracy = g.stats("probe.accuracy")
+        gain = gains.get(g.name, {})
+        gain_text = (
+            DASH
+            if gain.get("gain_points") is None
+            else signed(gain["gain_points"], 1, "")
+            + ("" if gain.get("passes") else " (below the bar)")
+        )
+        wall = g.mean("wall_clock_seconds")
+        cells = [
+            g.name + (" (baseline)" if g.baseline else ""),
+            str(len(g.done)),
+            signed(delta_pct(g.mean("total_flops"), base_flops)),
+            (f"{wall:,.0f} s" if wall is not None else DASH)
+            if g.baseline
+            else _fraction_interval(
+                d.get("wall_clock_delta_mean"),
+                d.get("wall_clock_delta_low"),
+                d.get("wall_clock_delta_high"),
+            ),
+            projected_text,
+            mean_std(accuracy, points, 100),
+            DASH
+            if g.baseline or d.get("accuracy_delta_points_mean") is None
+            else signed(d["accuracy_delta_points_mean"], 1, "")
+            + (
+                ""
+                if d.get("accuracy_delta_points_low") is None
+                else f" [{signed(d['accuracy_delta_points_low'], 1, '')}, "
+                f"{signed(d['accuracy_delta_points_high'], 1, '')}]"
+            ),
+            gain_text,
+            "; ".join(verdicts.get(g.name, [])) or DASH,
+        ]
+        table.rows.append(TableRow(cells, g.css))
+        table.data.append(
+            {
+                "row": g.name,
+                "n": len(g.done),
+                "delta_flops_pct": delta_pct(g.mean("total_flops"), base_flops),
+                **{k: v for k, v in d.items() if k != "row"},
+                "projected_time_saving": None if p is None else p.get("time_saving"),
+                "accuracy_mean": accuracy.mean,
+                "accuracy_std": accuracy.std,
+                "gain_over_random_points": gain.get("gain_points"),
+                "verdicts": "; ".join(verdicts.get(g.name, [])),
+            }
+        )
+    table.notes.append(
+        "Δ against the baseline row. FLOPs: the runs' model FLOPs. Wall-clock, runs: each "
+        "seed's run against the baseline's run of the same seed (a fraction of it), mean and "
+        "two-sided 95% Student's t interval over seeds; the baseline shows its mean seconds. "
+        "Projected: the whole run's wall-clock from `diffbench time`'s projection (its 95% "
+        "interval), when the grid asked for one. Accuracy: the probe's, points paired by "
+        "seed. Gain over random init and verdicts: the tables below."
+    )
+    return table
