@@ -9,6 +9,7 @@ it).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Annotated, Any
 
@@ -84,8 +85,17 @@ def _register_commands() -> None:
         ("report", report_command),
         ("preset-search", preset_search_command),
     ):
-        app.command(name)(command)
+        app.command(name, help=help_paragraphs(command.__doc__))(command)
     app.add_typer(data_app, name="data")
+
+
+def help_paragraphs(docstring: str | None) -> str | None:
+    """A docstring as command help: the source's line breaks inside a paragraph are joined
+    (the help is re-wrapped to the terminal), paragraphs stay apart."""
+    if not docstring:
+        return None
+    text = inspect.cleandoc(docstring)
+    return "\n\n".join(" ".join(p.split("\n")) for p in text.split("\n\n"))
 
 
 _register_commands()

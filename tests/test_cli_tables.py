@@ -91,3 +91,13 @@ def test_help_text_has_no_stray_punctuation():
         assert result.exit_code == 0, result.output
         stray = re.findall(r"\S+ [.,;:](?=\s|$)", result.output)
         assert not stray, f"{' '.join(path)} --help: {stray}"
+
+
+def test_help_paragraphs_are_rewrapped_not_broken_where_the_source_wraps():
+    """A docstring's line breaks are the source's, not the terminal's: at 200 columns a
+    paragraph of ``ablate --help`` is one line."""
+    result = CliRunner().invoke(app, ["ablate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "a failed run is recorded with its reason and the grid goes on" in result.output
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert "must agree exactly (2 FLOPs per multiply-add" in result.output
