@@ -17,18 +17,22 @@ from bench.options import (
     EXECUTION_PANEL,
     INPUT_PANEL,
     MEASURE_PANEL,
-    BatchKind,
+    WHOLE_RUN_PANEL,
     BatchRule,
+    BatchRuleOption,
+    BatchScheduleOption,
+    CurriculumEndOption,
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
     FormatOption,
-    MaskingKind,
+    MaskingOption,
     MaskRatioOption,
     OutOption,
     OutputFormat,
     Preset,
     PresetOption,
+    SamplesOption,
     VariantsOption,
     model_overrides,
 )
@@ -40,9 +44,9 @@ COUNTER_HELP = (
 )
 
 
-WHOLE_RUN_PANEL = "Whole run (--masking / --batch / --sensitivity)"
 FLOPS = FlopsRequest.model_construct()  # the defaults (bench.requests), not validated
 CURRICULUM_END = f"{FLOPS.curriculum_end[0]},{FLOPS.curriculum_end[1]}"
+DEFAULT_SAMPLES = f"{FLOPS.samples:.0e}".replace("e+0", "e")  # "2e6"
 
 
 class Counter(StrEnum):
@@ -102,51 +106,11 @@ def flops_command(
             rich_help_panel=EXECUTION_PANEL,
         ),
     ] = CountDevice.meta,
-    masking: Annotated[
-        MaskingKind | None,
-        typer.Option(
-            "--masking",
-            help="Whole run: masking schedule.",
-            case_sensitive=False,
-            show_default=False,
-            rich_help_panel=WHOLE_RUN_PANEL,
-        ),
-    ] = None,
-    batch: Annotated[
-        BatchKind | None,
-        typer.Option(
-            "--batch",
-            help="Whole run: batch schedule.",
-            case_sensitive=False,
-            show_default=False,
-            rich_help_panel=WHOLE_RUN_PANEL,
-        ),
-    ] = None,
-    samples: Annotated[
-        str,
-        typer.Option(
-            "--samples",
-            help="Whole run: budget in samples seen (e.g. 2e6).",
-            rich_help_panel=WHOLE_RUN_PANEL,
-        ),
-    ] = f"{FLOPS.samples:.0e}".replace("e+0", "e"),
-    batch_rule: Annotated[
-        BatchRule,
-        typer.Option(
-            "--batch-rule",
-            help="Whole run, adaptive batch: what stays constant per step.",
-            case_sensitive=False,
-            rich_help_panel=WHOLE_RUN_PANEL,
-        ),
-    ] = BatchRule.tokens,
-    curriculum_end: Annotated[
-        str,
-        typer.Option(
-            "--curriculum-end",
-            help="Whole run: curriculum end ratios 'AUDIO,VIDEO'.",
-            rich_help_panel=WHOLE_RUN_PANEL,
-        ),
-    ] = CURRICULUM_END,
+    masking: MaskingOption = None,
+    batch: BatchScheduleOption = None,
+    samples: SamplesOption = DEFAULT_SAMPLES,
+    batch_rule: BatchRuleOption = BatchRule.tokens,
+    curriculum_end: CurriculumEndOption = CURRICULUM_END,
     sensitivity: Annotated[
         bool,
         typer.Option(

@@ -225,3 +225,52 @@ CompileOption = Annotated[
         rich_help_panel=EXECUTION_PANEL,
     ),
 ]
+
+
+# the whole-run options of `flops` (planned FLOPs) and `time` (projected wall-clock)
+WHOLE_RUN_PANEL = "Whole run (--masking / --batch)"
+MaskingOption = Annotated[
+    MaskingKind | None,
+    typer.Option(
+        "--masking",
+        help="Whole run: masking schedule.",
+        case_sensitive=False,
+        show_default=False,
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+BatchScheduleOption = Annotated[
+    BatchKind | None,
+    typer.Option(
+        "--batch",
+        help="Whole run: batch schedule (--batch-size is the base batch).",
+        case_sensitive=False,
+        show_default=False,
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+SamplesOption = Annotated[
+    str,
+    typer.Option(
+        "--samples",
+        help="Whole run: budget in samples seen (e.g. 2e6).",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+BatchRuleOption = Annotated[
+    BatchRule,
+    typer.Option(
+        "--batch-rule",
+        help="Whole run, adaptive batch: what stays constant per step.",
+        case_sensitive=False,
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+CurriculumEndOption = Annotated[
+    str,
+    typer.Option(
+        "--curriculum-end",
+        help="Whole run: curriculum end ratios 'AUDIO,VIDEO'.",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]

@@ -265,3 +265,23 @@ def test_summary_table_puts_cost_accuracy_and_verdict_on_one_line(tmp_path: Path
     assert "−18.3% [" in line  # paired wall-clock delta: mean of -20, -15, -20 %
     assert "| +27.0 |" in line and "vs mavil: no loss within the margin" in line
     assert text.index("Cost and accuracy per row") < text.index("Pre-training cost and downstream")
+
+
+def test_table2_grid_carries_its_statistical_design() -> None:
+    """The shipped Table 2: confirmatory comparisons named, more seeds for their rows,
+    >= 2,000 evaluation clips, the probe averaged over >= 3 probe seeds, a random-init
+    control, the base-proportional preset."""
+    from bench.ablate.grid import load_grid
+
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "table2.yaml")
+    names = {(c.candidate, c.reference) for c in grid.statistics.comparisons}
+    assert names == {("diffmavil", "mavil"), ("diffmavil", "mavil@diffmavil-flops")}
+    confirmatory = {"mavil", "diffmavil", "mavil@diffmavil-flops"}
+    for row in grid.rows:
+        seeds = grid.seeds_of(row)
+        assert len(seeds) >= (4 if row.name in confirmatory else 3), row.name
+    assert grid.base.preset == "proportional"
+    assert grid.probe is not None and grid.probe.probe_seeds >= 3
+    assert "eval_size=2000" in grid.probe.data
+    assert "random" in grid.run.controls and grid.statistics.margin_points == 2.0
+    assert grid.statistics.row_order == "shuffled"
