@@ -279,7 +279,7 @@ def test_table2_grid_carries_its_statistical_design() -> None:
     confirmatory = {"mavil", "diffmavil", "mavil@diffmavil-flops"}
     for row in grid.rows:
         seeds = grid.seeds_of(row)
-        assert len(seeds) >= (4 if row.name in confirmatory else 3), row.name
+        assert len(seeds) >= (3 if row.name in confirmatory else 2), row.name
     assert grid.base.preset == "proportional"
     assert grid.probe is not None and grid.probe.probe_seeds >= 3
     assert "eval_size=2000" in grid.probe.data
