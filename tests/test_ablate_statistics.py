@@ -285,3 +285,22 @@ def test_table2_grid_carries_its_statistical_design() -> None:
     assert "eval_size=2000" in grid.probe.data
     assert "random" in grid.run.controls and grid.statistics.margin_points == 2.0
     assert grid.statistics.row_order == "shuffled"
+
+
+def test_a_single_pair_shows_its_difference_without_a_verdict(tmp_path: Path) -> None:
+    from bench.report.render import render_report
+
+    records = [
+        _record("mavil", 0, 0.60),
+        _record("diffmavil", 0, 0.63),
+        _record("control: random-init", 0, 0.40, kind="control", init="random"),
+    ]
+    spec = StatisticsSpec.model_validate(GRID["statistics"])
+    first = comparisons(records, spec)[0]
+    assert first["verdict"] == "not enough pairs" and first["mean_points"] == pytest.approx(3.0)
+    gain = control_gains(records, spec)[0]
+    assert gain["gain_points"] == pytest.approx(20.0) and gain["passes"] is None
+    write_results(tmp_path / "g", records, {"grid": "s", "statistics": GRID["statistics"]}, False)
+    text = render_report(tmp_path / "g", ("md",), tmp_path / "out")["md"].read_text()
+    assert "| diffmavil vs mavil | 1 | +3.0 |" in text
+    assert "Paired differences: skipped (no comparison has two completed pairs yet)" in text

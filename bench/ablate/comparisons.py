@@ -69,8 +69,9 @@ def _comparison(
         "margin_points": margin,
         "confidence": spec.confidence,
     }
-    if len(seeds) < 2:
-        return {**out, "verdict": "not enough pairs", "mean_points": None}
+    if len(seeds) < 2:  # one pair: its difference, but no interval and no verdict
+        mean = cand[0] - ref[0] if seeds else None
+        return {**out, "verdict": "not enough pairs", "mean_points": mean}
     result = compare_no_loss(cand, ref, margin, confidence=spec.confidence, power=spec.power)
     return {
         **out,
@@ -139,7 +140,7 @@ def control_gains(records: list[dict[str, Any]], spec: StatisticsSpec) -> list[d
         )
         gain = judged.get("mean_points")
         lower = judged.get("lower_points")
-        passes = None if gain is None else bool(lower > 0 and gain >= spec.control_gain_points)
+        passes = None if lower is None else bool(lower > 0 and gain >= spec.control_gain_points)
         out.append(
             {
                 "row": row,

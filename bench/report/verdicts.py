@@ -115,7 +115,7 @@ def control_gains_table(gains: list[dict[str, Any]]) -> Table:
 def differences_plot(key: str, comparisons: list[dict[str, Any]]) -> Plot | str:
     """Each comparison's per-seed paired differences, their mean with the one-sided bounds,
     and the margin line."""
-    judged = [c for c in comparisons if c.get("mean_points") is not None]
+    judged = [c for c in comparisons if c.get("lower_points") is not None]
     if not judged:
         return "no comparison has two completed pairs yet"
     from bench.report.plots import _figure, _png
@@ -211,7 +211,7 @@ def summary_table(
             DASH
             if gain.get("gain_points") is None
             else signed(gain["gain_points"], 1, "")
-            + ("" if gain.get("passes") else " (below the bar)")
+            + (" (below the bar)" if gain.get("passes") is False else "")
         )
         wall = g.mean("wall_clock_seconds")
         cells = [
