@@ -196,15 +196,16 @@ def summary_table(
         d = deltas.get(g.name, {})
         p = projected.get(g.name)
         # a projection's time_saving is positive for a saving: shown as a negative delta
-        projected_text = (
-            DASH
-            if p is None or p.get("time_saving") is None
-            else _fraction_interval(
+        if p is None:
+            projected_text = DASH
+        elif g.baseline:
+            projected_text = f"{p['projected_seconds']:,.0f} s"
+        elif p.get("time_saving") is None:
+            projected_text = DASH
+        else:
+            projected_text = _fraction_interval(
                 -p["time_saving"], -p["time_saving_ci_high"], -p["time_saving_ci_low"]
             )
-            if not g.baseline
-            else f"{p['projected_seconds']:,.0f} s"
-        )
         accuracy = g.stats("probe.accuracy")
         gain = gains.get(g.name, {})
         gain_text = (
