@@ -88,3 +88,33 @@ def test_finetune_cli_prints_one_line_per_epoch(datasets):
     lines = [line for line in result.stderr.splitlines() if line.startswith("finetune epoch")]
     assert [line.split(":")[0] for line in lines] == ["finetune epoch 1/2", "finetune epoch 2/2"]
     assert all("val loss" in line and "val accuracy" in line for line in lines)
+
+
+def test_items_are_loaded_once_and_train_the_same_weights(datasets, monkeypatch):
+    """A fine-tune loads each training item once (not once per epoch), keeping only what it
+    reads (no video for an audio fine-tune); the weights equal those of a fine-tune that
+    reads the dataset every epoch (items over ``RESIDENT_BYTES``)."""
+    from diffmavil.training import finetune
+
+    model_config, _ = datasets
+    config = FinetuneConfig(data=DATA, mode="finetune", epochs=3, patience=5, batch_size=8)
+
+    def fine_tune() -> tuple[dict[str, torch.Tensor], int]:
+        dataset = build_dataset(DATA, model_config, "val", seed=0)  # no cache of its own
+        loads = []
+        original = dataset.load_item
+        monkeypatch.setattr(dataset, "load_item", lambda i: loads.append(i) or original(i))
+        torch.manual_seed(0)
+        model, _ = train_classifier(DiffMAViL(model_config), dataset, config)
+        return model.state_dict(), len(loads)
+
+    resident, resident_loads = fine_tune()
+    assert resident_loads == 16 + 1  # every item once, plus item 0 to size them
+    monkeypatch.setattr(finetune, "RESIDENT_BYTES", 0)
+    streamed, streamed_loads = fine_tune()
+    assert streamed_loads == 1 + 3 * 16  # every epoch: training items and validation items
+    assert resident.keys() == streamed.keys()
+    for name, tensor in resident.items():
+        assert torch.equal(tensor, streamed[name]), name
+    items = finetune.ResidentItems(build_dataset(DATA, model_config, "val", seed=0), 2, "audio")
+    assert set(items[1]) == {"audio", "label", "index"}

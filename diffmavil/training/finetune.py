@@ -230,6 +230,43 @@ FINETUNE_MAX_EPOCHS = 100
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
+# A fine-tune reads every training item once per epoch: it loads them once and keeps them in
+# memory while they fit in this many bytes (synthetic clips are otherwise generated again,
+# files decoded again, every epoch: at tiny that was most of an epoch's time).
+RESIDENT_BYTES = 2 * 1024**3
+
+
+class ResidentItems(torch.utils.data.Dataset):
+    """The first ``items`` items of ``dataset``, loaded once: audio, label and index, and
+    video only when the fine-tune reads it (``modality="audio-video"``)."""
+
+    def __init__(self, dataset, items: int, modality: str) -> None:
+        keys = ("audio", "label", "index") + (("video",) if modality == "audio-video" else ())
+        self.items = [_subset(dataset[i], keys) for i in range(items)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.items[index]
+
+
+def _subset(item: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: item[key] for key in keys}
+
+
+def resident_items(dataset, items: int, modality: str):
+    """``ResidentItems`` of ``dataset`` when its first ``items`` items fit in
+    ``RESIDENT_BYTES`` (estimated from item 0), else ``dataset`` itself (read per epoch)."""
+    if items == 0:
+        return dataset
+    first = dataset[0]
+    tensors = [first["audio"]] + ([first["video"]] if modality == "audio-video" else [])
+    per_item = sum(t.numel() * t.element_size() for t in tensors)
+    if per_item * items > RESIDENT_BYTES:
+        return dataset
+    return ResidentItems(dataset, items, modality)
+
 
 def finetune_epochs(train_items: int, batch_size: int) -> int:
     """Epochs of a fine-tune on ``train_items`` when none are given: about
@@ -307,8 +344,9 @@ def train_classifier(
         train_indices, val_indices = validation_split(
             items, config.validation_fraction, config.seed
         )
-    train_data = torch.utils.data.Subset(train_set, train_indices)
-    val_data = torch.utils.data.Subset(train_set, val_indices)
+    resident = resident_items(train_set, items, config.modality)
+    train_data = torch.utils.data.Subset(resident, train_indices)
+    val_data = torch.utils.data.Subset(resident, val_indices)
     epochs = config.epochs or finetune_epochs(len(train_indices), config.batch_size)
     loader = torch.utils.data.DataLoader(
         train_data, batch_size=config.batch_size, shuffle=True, generator=generator
