@@ -14,11 +14,13 @@ One place decides what is compiled and how; every command (``time``, ``profile``
   computed by the same eager code with or without compilation (bit-identical), and the
   float mask ratios of a curriculum never reach a compiled graph: a block sees tensors
   whose token counts are the integer keep/masked counts.
-- **Shapes**: dynamo's automatic dynamic shapes. The first call compiles for its shapes;
-  the first call with another token count recompiles once with that dimension symbolic,
-  and later counts reuse that graph: a curriculum costs about two graphs per kind of
-  block (plus one under ``no_grad``, e.g. evaluation), not one per distinct shape.
-  ``CompileStats`` counts them.
+- **Shapes**: the token dimension of a block's inputs [B, N, D] is marked dynamic
+  (``maybe_mark_dynamic``) before every call, so the first graph of a kind of block
+  already serves every token count: one graph per kind of block and grad mode (plus one
+  under ``no_grad``, e.g. evaluation) over a whole curriculum, where dynamo's automatic
+  dynamic shapes compiled a static graph first and recompiled at the first new count.
+  Other dimensions (the batch) use automatic dynamic shapes. ``CompileStats`` counts
+  the graphs.
 - **Never silent**: ``fullgraph=True`` (a graph break is an error, not a partial eager
   run) and dynamo's recompile limit raises instead of falling back to eager.
 - **Checkpoints**: parameter names are unchanged (no ``_orig_mod.`` prefix): a state dict
@@ -111,15 +113,35 @@ def _never_silent() -> None:
     config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
 
 
-def compile_module(module: nn.Module, name: str, stats: CompileStats | None = None):
+def _dynamic_tokens(compiled: Callable) -> Callable:
+    """``compiled`` with dimension 1 (tokens) of its tensor inputs [B, N, D] marked dynamic
+    before each call, so that its first graph already serves every token count."""
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            # sizes 0 and 1 are specialised by dynamo whatever the marking: leave them
+            if isinstance(value, torch.Tensor) and value.dim() == 3 and value.shape[1] > 1:
+                torch._dynamo.maybe_mark_dynamic(value, 1)
+        return compiled(*args, **kwargs)
+
+    return forward
+
+
+def compile_module(
+    module: nn.Module,
+    name: str,
+    stats: CompileStats | None = None,
+    *,
+    dynamic_tokens: bool = False,
+):
     """Compile ``module.forward`` in place; its graphs count under ``name``. Hooks stay
-    eager around the compiled forward; parameters keep their names."""
+    eager around the compiled forward; parameters keep their names. ``dynamic_tokens``:
+    the token dimension of [B, N, D] inputs is symbolic from the first graph on."""
     stats = stats if stats is not None else CompileStats()
     _never_silent()
     forward = module.forward
-    module.forward = torch.compile(
-        forward, backend=stats.backend(name), fullgraph=True, dynamic=None
-    )
+    compiled = torch.compile(forward, backend=stats.backend(name), fullgraph=True, dynamic=None)
+    module.forward = _dynamic_tokens(compiled) if dynamic_tokens else compiled
     module.__dict__[_EAGER_FORWARD] = forward
     return stats
 
@@ -139,7 +161,7 @@ def compile_components(
             raise ValueError(f"compile: {type(model).__name__} has no component {name!r}")
         for block in blocks:
             width = next(block.parameters()).shape[-1]
-            compile_module(block, f"{type(block).__name__}-{width}", stats)
+            compile_module(block, f"{type(block).__name__}-{width}", stats, dynamic_tokens=True)
     return stats
 
 
