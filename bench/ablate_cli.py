@@ -135,7 +135,7 @@ def ablate_command(
     console = Console(stderr=True)
     grid = load_grid(grid_file, _parse_seeds(seeds))
     if rows is not None:
-        from bench.ablate.grid import select_rows
+        from bench.ablate.plan import select_rows
 
         names = [name.strip() for name in rows.split(",") if name.strip()]
         grid = select_rows(grid, names)
@@ -299,7 +299,7 @@ def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
 
 
 def _print_dry_run(grid, fmt: OutputFormat) -> None:
-    from bench.ablate.grid import dry_run_rows
+    from bench.ablate.plan import dry_run_rows
     from bench.output import emit
     from bench.report.format import si
     from bench.report.tables import Table

@@ -69,6 +69,7 @@ def _register_commands() -> None:
     from bench.data_cli import data_app
     from bench.flops_cli import flops_command
     from bench.info_cli import info_command
+    from bench.migrate_cli import migrate_command
     from bench.preset_cli import preset_search_command
     from bench.report_cli import report_command
     from bench.time_cli import profile_command, time_command
@@ -84,6 +85,7 @@ def _register_commands() -> None:
         ("ablate", ablate_command),
         ("report", report_command),
         ("preset-search", preset_search_command),
+        ("migrate", migrate_command),
     ):
         app.command(name, help=help_paragraphs(command.__doc__))(command)
     app.add_typer(data_app, name="data")

@@ -177,7 +177,6 @@ def _breakdown(configs, ratios, batch_size, counter, backward, device, fmt, out)
     import time
 
     from bench.flops import count_flops
-    from bench.output import emit
     from diffmavil.config import COMPONENTS
 
     started = time.perf_counter()
@@ -234,7 +233,7 @@ def _breakdown(configs, ratios, batch_size, counter, backward, device, fmt, out)
     table = None
     if fmt == OutputFormat.table:
         table = _breakdown_table(rows, reports, backward, batch_size, elapsed)
-    emit(rows, fmt, table=table, meta=meta, out=out)
+    _emit_results("breakdown", rows, fmt, table, out, **meta)
 
 
 def _breakdown_table(rows, reports, backward, batch_size, elapsed):
@@ -288,7 +287,6 @@ def _breakdown_table(rows, reports, backward, batch_size, elapsed):
 # ----------------------------------------------------------------------------- whole run
 def _whole_run(configs, masking, batch, budget, fmt, out) -> None:
     from bench.flops import run_saving
-    from bench.output import emit
     from diffmavil.config import COMPONENTS
 
     rows: list[dict[str, Any]] = []
@@ -348,12 +346,11 @@ def _whole_run(configs, masking, batch, budget, fmt, out) -> None:
             for row in rows
         ]
         table = Table.of("whole-run", title, columns, cells)
-    emit(rows, fmt, table=table, out=out)
+    _emit_results("whole-run", rows, fmt, table, out)
 
 
 def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
     from bench.flops import PAPER_SAVING, sensitivity
-    from bench.output import emit
 
     rows = [
         {
@@ -369,10 +366,34 @@ def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
     table = None
     if fmt == OutputFormat.table:
         from bench.report.flops import sensitivity_table
+        from bench.schema import SensitivityRow
 
-        table = sensitivity_table(rows)
+        table = sensitivity_table([SensitivityRow.model_validate(r) for r in rows])
         table.title = (
             f"Whole-run saving vs MAViL @ {config.preset}, {budget:,} samples: one "
             f"assumption changed per row (paper: {100 * PAPER_SAVING:.0f}%; counter: analytic)"
         )
-    emit(rows, fmt, table=table, out=out)
+    _emit_results("sensitivity", rows, fmt, table, out)
+
+
+def _emit_results(kind: str, rows: list[dict[str, Any]], fmt, table, out, **meta: Any) -> None:
+    """Print the rows; as JSON, a validated ``FlopsResults`` (schema 2) with the environment
+    and the paper's headline figures (``bench.flops.headline``) stored beside them."""
+    from bench.output import emit
+    from bench.schema import FlopsResults
+
+    if fmt != OutputFormat.json:
+        emit(rows, fmt, table=table, out=out)
+        return
+    from bench.flops.headline import paper_headline
+    from diffmavil.environment import capture
+
+    results = FlopsResults(
+        flops_kind=kind,
+        environment=capture("cpu"),
+        paper_headline=paper_headline(),
+        rows=rows,
+        **meta,
+    )
+    payload = results.model_dump(mode="json")
+    emit(payload.pop("rows"), fmt, meta=payload, out=out)

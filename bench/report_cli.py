@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from bench.options import OUTPUT_PANEL
+
 
 def report_command(
     runs_dir: Annotated[
@@ -27,6 +29,7 @@ def report_command(
             "-f",
             help="Comma-separated output formats: md (GitHub markdown + PNGs beside it), "
             "html (one self-contained file), latex (report.tex: booktabs tables and figures).",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = "md,html",
     out: Annotated[
@@ -37,6 +40,7 @@ def report_command(
             help="Output directory, e.g. reports/NAME (default: RUNS_DIR/report, or "
             "FILE-report beside a JSON file). Holds report.md, report.html, PNGs and CSVs.",
             show_default=False,
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = None,
 ) -> None:

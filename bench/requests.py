@@ -250,7 +250,7 @@ class TimeRequest(TimeSpec):
     @classmethod
     def for_row(cls, spec: TimeSpec, config: PretrainConfig) -> TimeRequest:
         """The request that times one grid row's model (at its starting ratios unless set)."""
-        from bench.ablate.grid import flatten
+        from diffmavil.config import flatten
 
         return cls(
             **{**spec.model_dump(), "mask_ratio": spec.mask_ratio or config.masking.start},

@@ -213,7 +213,7 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
     title = (
         f"{rows[0]['preset']} batch {rows[0]['batch_size']} mask {rows[0]['mask_ratio']} "
         f"{environment['dtype']} on {environment['device_name']} ({environment['device']}, "
-        f"{environment['threads']} threads, torch {environment['torch_version']}); "
+        f"{environment['torch_threads']} threads, torch {environment['torch_version']}); "
         f"matmul {rows[0]['matmul_gflops_per_s']:.1f} GFLOP/s"
     )
     columns = [
@@ -247,10 +247,14 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
     return tables
 
 
-def _emit_tables(tables: list, fmt: OutputFormat, rows: list, meta: dict, out: Path | None):
+def _emit_tables(tables: list, fmt: OutputFormat, measurement, out: Path | None):
     from bench.output import emit
 
-    emit(rows, fmt, table=tables, meta=meta, out=out)
+    if fmt == OutputFormat.json:
+        payload = measurement.stored().model_dump(mode="json")
+        emit(payload.pop("rows"), fmt, meta=payload, out=out)
+        return
+    emit(measurement.rows, fmt, table=tables, out=out)
 
 
 def time_command(
@@ -394,8 +398,8 @@ def time_command(
             result = run_time_benchmark(request, progress=advance)
     else:
         result = run_time_benchmark(request)
-    meta = {"environment": result.environment, "configs": result.configs}
-    _emit_tables(_render_tables(result.rows, result.environment), fmt, result.rows, meta, out)
+    tables = _render_tables(result.rows, result.environment) if fmt == OutputFormat.table else []
+    _emit_tables(tables, fmt, result, out)
     for row in result.rows:
         if row["kind"] == "compile":
             typer.echo(
@@ -452,9 +456,9 @@ def profile_command(
 
     from bench.output import emit, rows_table
     from bench.timing.profile import profile_train_step
-    from bench.timing.step import make_batch
     from diffmavil import DiffMAViL
     from diffmavil.config import make_config, parse_mask_ratio
+    from diffmavil.inputs import random_inputs
 
     validate_device(device)
     names = list(dict.fromkeys(str(v) for v in variant or ["cross-attn"]))
@@ -467,7 +471,7 @@ def profile_command(
     torch.manual_seed(seed)
     with torch.device(device):
         model = DiffMAViL(config)
-    audio, video = make_batch(config, batch_size, torch.device(device), seed)
+    audio, video = random_inputs(config, batch_size, torch.device(device), seed)
     result = profile_train_step(
         model, audio, video, ratios, out_dir, dtype=dtype, compile=compile,
         warmup=warmup, active=steps, top=top,

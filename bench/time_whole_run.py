@@ -205,14 +205,17 @@ def render_table(result) -> Any:
 
 
 def emit_result(result, fmt: OutputFormat, out: Path | None) -> None:
-    """Rows of kind whole_run (then whole_run_point) in ``fmt``; meta: the environment."""
+    """Rows of kind whole_run in ``fmt``; as JSON the typed ``ProjectionResults`` (schema 2),
+    its points after its rows."""
     from bench.output import emit
 
-    rows = [row.model_dump() for row in result.rows]
     if fmt == OutputFormat.json:
-        rows += [point.model_dump() for point in result.points]
+        payload = result.stored().model_dump(mode="json")
+        emit(payload.pop("rows"), fmt, meta=payload, out=out)
+        return
+    rows = [row.model_dump() for row in result.rows]
     table = render_table(result) if fmt == OutputFormat.table else None
-    emit(rows, fmt, table=table, meta={"environment": result.environment}, out=out)
+    emit(rows, fmt, table=table, out=out)
 
 
 def run_whole_run(options: WholeRunOptions, fmt: OutputFormat, out: Path | None, progress) -> None:

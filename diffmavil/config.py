@@ -31,6 +31,8 @@ COMPONENTS: tuple[str, ...] = (
     "video_decoder",
     "other",
 )
+# the components that are modules of DiffMAViL ("other" is the projections and schedule)
+MODULE_COMPONENTS: tuple[str, ...] = tuple(c for c in COMPONENTS if c != "other")
 
 
 class ConfigError(ValueError):
@@ -325,6 +327,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> dotted keys (leaves only)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
 
 
 def dotted_to_nested(overrides: dict[str, Any]) -> dict[str, Any]:

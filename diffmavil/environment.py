@@ -1,4 +1,10 @@
-"""What a measurement ran on: hardware, threads, versions, git commit (for every result)."""
+"""What a measurement ran on: hardware, threads, versions, git commit (for every result).
+
+The one environment module: every result (a pre-training summary, a grid's results and
+records, ``diffbench time`` output, a report) carries an ``Environment`` block with these
+keys (schema_version 2; results of schema 1 spelled some of them differently and are
+migrated on read, see ``bench.migrate``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,14 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
+
+from diffmavil.config import Frozen
+
+ENVIRONMENT_SCHEMA_VERSION = 2
 
 _PACKAGES = ("torch", "numpy", "fvcore", "pydantic", "typer", "pandas", "matplotlib")
 
@@ -70,23 +81,59 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return cpu_model()
 
 
-def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """A JSON-ready description of where and with what a result was produced."""
+class Environment(Frozen):
+    """Where and with what a result was produced."""
+
+    schema_version: Literal[2] = ENVIRONMENT_SCHEMA_VERSION
+    date: str = Field(description="UTC, ISO 8601, seconds")
+    device: str = Field(description="cpu | cuda")
+    device_name: str = Field(description="the GPU's name on cuda, else the CPU model")
+    cpu_model: str
+    cpu_count: int | None = None
+    gpu_name: str | None = None
+    torch_threads: int | None = Field(None, description="torch.get_num_threads()")
+    interop_threads: int | None = None
+    torch_version: str | None = None
+    cuda_version: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    git_commit: str | None = None
+    command: str | None = None
+    load_average_1m: float | None = None
+    tf32_matmul: bool | None = None
+    tf32_cudnn: bool | None = None
+    float32_matmul_precision: str | None = None
+
+
+def capture(device: str | torch.device = "cpu") -> Environment:
+    """The environment of this process, now."""
     device = torch.device(device)
-    info: dict[str, Any] = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": device.type,
-        "device_name": device_name(device),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": package_versions(),
-        "git_commit": git_commit(),
-        "command": " ".join(sys.argv),
-    }
-    if device.type == "cuda" and torch.cuda.is_available():
-        info["cuda"] = torch.version.cuda
-        info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
-    return info
+    cuda = device.type == "cuda" and torch.cuda.is_available()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return Environment(
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        device=device.type,
+        device_name=device_name(device),
+        cpu_model=cpu_model(),
+        cpu_count=os.cpu_count(),
+        gpu_name=torch.cuda.get_device_name(device) if cuda else None,
+        torch_threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+        torch_version=torch.__version__,
+        cuda_version=torch.version.cuda,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        packages=package_versions(),
+        git_commit=git_commit(),
+        command=" ".join(sys.argv),
+        load_average_1m=round(load[0], 2) if load else None,
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32 if cuda else None,
+        tf32_cudnn=torch.backends.cudnn.allow_tf32 if cuda else None,
+        float32_matmul_precision=torch.get_float32_matmul_precision() if cuda else None,
+    )
+
+
+def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """``capture(device)`` as a JSON-ready dict (the block every result file carries)."""
+    return capture(device).model_dump(mode="json")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from diffmavil import VARIANTS, DiffMAViL, make_config
+from diffmavil.inputs import random_inputs
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 torch.set_flush_denormal(True)
@@ -21,20 +22,8 @@ ALL_VARIANTS = list(VARIANTS)
 
 
 def make_inputs(config, batch: int, seed: int = 0, device: str = "cpu"):
-    """Random audio [B, T, F] and video [B, C, T, H, W] at the config's input sizes."""
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(
-        batch, config.audio.target_frames, config.audio.mel_bins, generator=generator
-    )
-    video = torch.randn(
-        batch,
-        config.video.channels,
-        config.video.frames,
-        config.video.height,
-        config.video.width,
-        generator=generator,
-    )
-    return audio.to(device), video.to(device)
+    """Random audio [B, T, F] and video [B, C, T, H, W] (``diffmavil.inputs``)."""
+    return random_inputs(config, batch, device, seed)
 
 
 def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float) -> None:

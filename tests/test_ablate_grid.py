@@ -12,9 +12,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bench.ablate.grid import load_grid, plan_config, solve_matched_budget
+from bench.ablate.grid import load_grid
+from bench.ablate.plan import plan_config, solve_matched_budget
 from bench.ablate.results import aggregate, read_results, write_results
 from bench.cli import app
+from bench.schema import GridRecord
 from diffmavil.flops import model_flops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,11 +220,18 @@ def _record(row, seed, flops, wall, accuracy, status="completed", baseline=False
         "row": row,
         "kind": "row",
         "seed": seed,
+        "run_id": f"{row}-{seed}",
         "status": status,
         "baseline": baseline,
         "total_flops": flops,
         "wall_clock_seconds": wall,
-        "probe": {"accuracy": accuracy},
+        "probe": {
+            "init": "checkpoint",
+            "mode": "probe",
+            "modality": "audio",
+            "data": "synthetic",
+            "accuracy": accuracy,
+        },
         "wall_clock_comparable": True,
     }
 
@@ -236,7 +245,7 @@ def test_aggregation_math_on_a_known_table(tmp_path):
         _record("new", 2, 70.0, 99.0, 0.0, status="failed"),
         _record("one", 0, 50.0, 6.0, 0.40),
     ]
-    table = aggregate(records).set_index("row")
+    table = aggregate([GridRecord.model_validate(r) for r in records]).set_index("row")
     assert list(table.index) == ["base", "new", "one"]
     assert table.loc["base", "wall_clock_seconds_mean"] == 12.0
     assert table.loc["base", "wall_clock_seconds_std"] == pytest.approx(math.sqrt(8.0))
@@ -250,9 +259,13 @@ def test_aggregation_math_on_a_known_table(tmp_path):
     assert math.isnan(table.loc["one", "probe.accuracy_std"])
     assert table.loc["base", "baseline"] and not table.loc["one", "baseline"]
 
-    write_results(tmp_path, records, {"grid": "known"}, complete=True)
-    payload = read_results(tmp_path)
-    assert payload["schema_version"] == 1 and len(payload["records"]) == 6
+    from diffmavil.environment import environment
+
+    meta = {"grid": "known", "seeds": [0, 1, 2], "environment": environment("cpu")}
+    write_results(tmp_path, records, meta, complete=True)
+    payload = read_results(tmp_path)  # typed: bench.schema.GridResults
+    assert payload.schema_version == 2 and len(payload.records) == 6
+    assert payload.records[0].probe.accuracy == 0.50 and payload.paper_headline is not None
     rows = json.loads((tmp_path / "aggregate.json").read_text())["rows"]
     assert rows[2]["probe.accuracy_std"] is None  # NaN -> null
     assert (tmp_path / "aggregate.csv").read_text().splitlines()[0].startswith("row,")
@@ -273,7 +286,7 @@ def test_flops_only_grid_writes_planned_whole_run_totals(tmp_path):
     )
     assert result.exit_code == 0, result.output
     grid = load_grid(grid_path)
-    records = read_results(out)["records"]
+    records = [r.model_dump() for r in read_results(out).records]
     assert [r["row"] for r in records] == [row.name for row in grid.rows]
     for record, row in zip(records, grid.rows, strict=True):
         plan = plan_config(row.config)

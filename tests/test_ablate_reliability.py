@@ -36,7 +36,7 @@ def test_a_corrupt_checkpoint_does_not_fail_its_row(tmp_path):
     out = tmp_path / "out"
     first = _ablate(grid, out)
     assert first.exit_code == 0, first.output
-    before = read_results(out)["records"][0]
+    before = read_results(out).model_dump()["records"][0]
     run_dir = Path(before["run_dir"])
     # the run as an interrupted one whose checkpoint was then damaged (a partial copy)
     (run_dir / "record.json").unlink()
@@ -47,7 +47,7 @@ def test_a_corrupt_checkpoint_does_not_fail_its_row(tmp_path):
     assert again.exit_code == 0, again.output
     assert f"warning: {checkpoint}: unreadable checkpoint" in again.output
     assert "moved aside to checkpoint.pt.bad-1; starting over" in again.output
-    after = read_results(out)["records"][0]
+    after = read_results(out).model_dump()["records"][0]
     assert after["status"] == "completed"
     for key in ("steps", "samples", "total_flops", "final_losses"):
         assert after[key] == before[key], key
@@ -86,7 +86,7 @@ def test_a_run_claimed_by_a_live_process_is_skipped_reported_and_later_taken_ove
             first.output
         )
         assert f"  b seed 0 ({held.run_id}): claimed by {holder}" in first.output  # the list
-        payload = read_results(out)
+        payload = read_results(out).model_dump()
         assert [r["row"] for r in payload["records"]] == ["a"] and not payload["complete"]
         assert not (run_dir / "record.json").exists()
     finally:
@@ -95,7 +95,7 @@ def test_a_run_claimed_by_a_live_process_is_skipped_reported_and_later_taken_ove
     second = _ablate(grid, out)  # the holder died: its claim is stale at once
     assert second.exit_code == 0, second.output
     assert f"took over the claim of {holder}: its process {owner.pid}" in second.output
-    payload = read_results(out)
+    payload = read_results(out).model_dump()
     assert [r["row"] for r in payload["records"]] == ["a", "b"] and payload["complete"]
     assert all(r["status"] == "completed" for r in payload["records"])
     assert not list(out.rglob("claim.*.json"))
@@ -128,7 +128,7 @@ def test_two_invocations_on_one_output_directory_run_each_run_exactly_once(tmp_p
     tasks = _tasks_by_row(grid, out)
     for row, task in tasks.items():  # each run executed by exactly one invocation
         assert logs.count(f"{row} seed 0 ({task.run_id}): completed") == 1, logs
-    payload = read_results(out)
+    payload = read_results(out).model_dump()
     assert payload["complete"] and [r["row"] for r in payload["records"]] == list(rows)
     records = payload["records"]
     assert {r["execution"]["pid"] for r in records} <= {p.pid for p in processes}

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bench.ablate.grid import load_grid, plan_config
+from bench.ablate.grid import load_grid
+from bench.ablate.plan import plan_config
 from bench.ablate.results import read_results
 from bench.cli import app
 from tests.conftest import kill_when
@@ -68,13 +69,13 @@ def test_smoke_grid_end_to_end_in_process(smoke_run):
     assert result.exit_code == 0, result.output
     payload = read_results(out)
     grid = load_grid(SMOKE)
-    records = payload["records"]
+    records = [r.model_dump() for r in payload.records]  # typed, then as plain values
     rows = [r for r in records if r["kind"] == "row"]
     controls = [r for r in records if r["kind"] == "control"]
     assert [r["row"] for r in rows] == [row.name for row in grid.rows]
     # every variant has the same encoders: one random-init control serves the 4 variants
     assert sorted(r["row"] for r in controls) == ["control: fbank", "control: random-init"]
-    assert payload["complete"] and payload["environment"]["torch_threads"] >= 1
+    assert payload.complete and payload.environment.torch_threads >= 1
     for record in records:
         assert record["status"] == "completed", record
         assert 0.0 <= record["probe"]["accuracy"] <= 1.0
@@ -119,7 +120,7 @@ def test_rerunning_a_finished_grid_skips_every_run(smoke_run):
     assert result.exit_code == 0, result.output
     assert "0 run(s), 9 skipped as done" in result.output
     assert [r["run_id"] for r in json.loads(before)["records"]] == [
-        r["run_id"] for r in read_results(out)["records"]
+        r.run_id for r in read_results(out).records
     ]
 
 
@@ -144,13 +145,13 @@ def test_smoke_grid_through_submitit_local_executor(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    records = read_results(out)["records"]
+    records = read_results(out).records
     # one row (the baseline) and its controls: three submitit jobs
-    assert sorted(r["row"] for r in records) == sorted(
+    assert sorted(r.row for r in records) == sorted(
         ["mavil", "control: random-init", "control: fbank"]
     )
-    assert all(r["status"] == "completed" for r in records)
-    row = next(r for r in records if r["kind"] == "row")
+    assert all(r.status == "completed" for r in records)
+    row = next(r.model_dump() for r in records if r.kind == "row")
     assert row["wall_clock_comparable"] is False  # local jobs run at once, sharing the CPU
     assert row["total_flops"] == row["planned_flops"] > 0
     # each run was a submitit job of its own, with its own log
@@ -172,7 +173,7 @@ def test_a_failing_row_is_recorded_and_the_grid_goes_on(tmp_path):
         app, ["ablate", "--grid", str(grid), "--out", str(out), "--no-progress"]
     )
     assert result.exit_code == 1, result.output  # everything written, failure signalled
-    records = {r["row"]: r for r in read_results(out)["records"]}
+    records = {r.row: r.model_dump() for r in read_results(out).records}
     assert records["nan"]["status"] == "failed"
     assert "non-finite loss at step 1" in records["nan"]["failure"]
     assert records["nan"]["steps"] == 2 and records["nan"]["total_flops"] > 0
@@ -189,10 +190,10 @@ def test_local_workers_mark_wall_clock_not_comparable(tmp_path):
     )
     assert result.exit_code == 0, result.output
     payload = read_results(out)
-    assert payload["executor"] == "local x2"
-    records = payload["records"]
-    assert [r["row"] for r in records] == ["a", "b"]
-    assert all(r["status"] == "completed" and r["wall_clock_comparable"] is False for r in records)
+    assert payload.executor == "local x2"
+    records = payload.records
+    assert [r.row for r in records] == ["a", "b"]
+    assert all(r.status == "completed" and r.wall_clock_comparable is False for r in records)
 
 
 def test_resume_after_sigkill_runs_every_row_exactly_once(tmp_path):
@@ -231,13 +232,13 @@ def test_resume_after_sigkill_runs_every_row_exactly_once(tmp_path):
         app, ["ablate", "--grid", str(grid), "--out", str(out), "--no-progress"]
     )
     assert result.exit_code == 0, result.output
-    records = read_results(out)["records"]
-    assert [r["row"] for r in records] == list(rows)  # every row exactly once
-    assert all(r["status"] == "completed" for r in records)
+    records = read_results(out).records
+    assert [r.row for r in records] == list(rows)  # every row exactly once
+    assert all(r.status == "completed" for r in records)
     assert len(list(first_dir.iterdir())) == len(rows)  # one run directory per row
     for record, row in zip(records, loaded.rows, strict=True):
-        assert record["steps"] == plan_config(row.config).steps
-        assert record["samples"] == row.config.budget_samples
+        assert record.steps == plan_config(row.config).steps
+        assert record.samples == row.config.budget_samples
     _all_json_parses(out)
 
 
@@ -260,8 +261,8 @@ def test_run_time_times_each_row_model(tmp_path):
         app, ["ablate", "--grid", str(grid), "--out", str(out), "--no-progress"]
     )
     assert result.exit_code == 0, result.output
-    record = read_results(out)["records"][0]
-    step = [r for r in record["timing"] if r["component"] == "train_step" and r["phase"] == "step"]
-    assert len(step) == 1 and step[0]["median_ms"] > 0 and step[0]["batch_size"] == 2
+    record = read_results(out).records[0]
+    step = [r for r in record.timing if r.component == "train_step" and r.phase == "step"]
+    assert len(step) == 1 and step[0].median_ms > 0 and step[0].batch_size == 2
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
     assert "time.step_ms" in header

@@ -119,15 +119,17 @@ def test_bad_statistics_are_one_line_naming_the_key(
 
 def _record(row: str, seed: int, accuracy: float | None, kind: str = "row", **extra) -> dict:
     init = extra.pop("init", "checkpoint")
+    probe = {"init": init, "mode": "probe", "modality": "audio+video", "data": "synthetic"}
     return {
         "row": row,
         "seed": seed,
         "kind": kind,
+        "run_id": f"{row}@{seed}",
         "preset": "tiny",
         "status": "completed" if accuracy is not None else "failed",
         "baseline": row == "mavil",
         "wall_clock_comparable": True,
-        "probe": None if accuracy is None else {"accuracy": accuracy, "init": init},
+        "probe": None if accuracy is None else {**probe, "accuracy": accuracy},
         **extra,
     }
 

@@ -14,9 +14,9 @@ import shutil
 import pytest
 import torch
 
-from bench.timing.step import make_batch
 from diffmavil import rng
 from diffmavil.config import make_config
+from diffmavil.inputs import random_inputs
 from diffmavil.model import DiffMAViL
 from diffmavil.training.compile import (
     COMPILED_COMPONENTS,
@@ -46,7 +46,7 @@ def _step(model: DiffMAViL, audio, video, ratios=RATIOS):
 def runs():
     """Eager and compiled copies of the tiny cross-attn model, one step each (batch 2)."""
     config = make_config("tiny", "cross-attn")
-    audio, video = make_batch(config, 2, torch.device("cpu"))
+    audio, video = random_inputs(config, 2, torch.device("cpu"))
     torch.manual_seed(0)
     eager = DiffMAViL(config)
     compiled = copy.deepcopy(eager)

@@ -82,7 +82,10 @@ def test_whole_run_json():
     recipe = ["--masking", "curriculum", "--batch", "adaptive", "--samples", "1e5"]
     result = invoke("flops", "--variant", "cross-attn", *recipe, "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    payload = json.loads(result.output)
+    assert payload["schema_version"] == 2 and payload["flops_kind"] == "whole-run"
+    assert payload["paper_headline"]["figures"][0]["figure"] == "flops_saving"
+    rows = payload["rows"]
     total = next(r for r in rows if r["component"] == "total")
     assert total["samples"] == 100_000 and total["steps"] < total["baseline_steps"]
     assert 20 < total["saving_percent"] < 25

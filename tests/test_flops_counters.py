@@ -18,7 +18,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from bench.flops import FlopCountError, check_agreement, count_flops
-from bench.flops.common import cached_model, expected_attention_calls, make_inputs
+from bench.flops.common import cached_model, expected_attention_calls
 from bench.flops.fast_meta import fast_meta
 from bench.flops.fvcore_counter import SdpaHandle, analysis, count_fvcore, matmul_handles
 from bench.flops.torch_counter import (
@@ -29,6 +29,7 @@ from bench.flops.torch_counter import (
 from diffmavil import COMPONENTS, PRESETS, VARIANTS, make_config
 from diffmavil.blocks import SelfAttention
 from diffmavil.flops import hardware_attention_extra, model_flops
+from diffmavil.inputs import random_inputs
 
 RATIOS = [(0.8, 0.9), (0.5, 0.75), (0.9, 0.95)]
 BATCH = {"tiny": 3, "cpu": 1, "proportional": 2, "small": 1, "base": 1}
@@ -161,7 +162,7 @@ def test_count_torch_refuses_unregistered_attention(monkeypatch):
 def test_module_attribution_misplaces_backward_but_isolation_does_not():
     config = make_config("tiny", "cross-attn")
     model = cached_model(config, "cpu")
-    audio, video = make_inputs(config, 2, "cpu")
+    audio, video = random_inputs(config, 2, "cpu")
     with flop_counter() as counter:
         output = model(audio, video, (0.8, 0.9))
         forward = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.ablate.grid import control_run_id, row_run_id
+from bench.ablate.plan import control_run_id, row_run_id
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
 from diffmavil.training.finetune import FeatureSet, linear_probe, repeated_linear_probe
 

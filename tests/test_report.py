@@ -381,11 +381,11 @@ def pretrain_run(tmp_path_factory):
 
 
 def test_report_on_a_real_pretrain_run(pretrain_run, tmp_path):
-    from bench.report import load
     from bench.report.format import si
+    from bench.schema import SCHEMA_VERSION
     from diffmavil.training.pretrain import SUMMARY_SCHEMA_VERSION
 
-    assert load.SUMMARY_SCHEMA_VERSION == SUMMARY_SCHEMA_VERSION  # in step with the writer
+    assert SCHEMA_VERSION == SUMMARY_SCHEMA_VERSION  # in step with the writer
     run_dir, summary = pretrain_run
     written = render_report(run_dir, ("md", "html"), tmp_path / "out")
     text = written["md"].read_text()

@@ -13,7 +13,6 @@ from bench.cli import app
 from bench.timing import harness
 from bench.timing.environment import (
     capture_environment,
-    cpu_model,
     datasheet_peak_flops,
     matmul_rate,
 )
@@ -29,9 +28,10 @@ from bench.timing.step import (
     ComponentPass,
     TimedTrainStep,
     capture_component_calls,
-    make_batch,
 )
 from diffmavil import DiffMAViL, make_config
+from diffmavil.environment import cpu_model
+from diffmavil.inputs import random_inputs
 
 runner = CliRunner()
 FAST = ["--preset", "tiny", "--batch-size", "2", "--threads", "1", "--matmul-repeats", "1"]
@@ -146,7 +146,7 @@ def test_environment_is_captured():
     assert env["cpu_model"] == cpu_model() and env["cpu_model"]
     assert env["device_name"] == env["cpu_model"]
     assert env["torch_version"] == torch.__version__
-    assert env["threads"] == torch.get_num_threads()
+    assert env["torch_threads"] == torch.get_num_threads()
     assert env["dtype"] == "fp32"
     assert env["gpu_name"] is None
 
@@ -167,7 +167,7 @@ def test_train_step_times_every_phase(one_thread):
     config = make_config("tiny", "cross-attn")
     torch.manual_seed(0)
     model = DiffMAViL(config)
-    audio, video = make_batch(config, 2, torch.device("cpu"))
+    audio, video = random_inputs(config, 2, torch.device("cpu"))
     step = TimedTrainStep(model, audio, video, (0.8, 0.9))
     before = [p.detach().clone() for p in model.parameters()]
     samples = run_interleaved({"step": step}, warmup=1, repeats=2)["step"]
@@ -184,7 +184,7 @@ def test_train_step_times_every_phase(one_thread):
 def test_components_alone_see_real_inputs_and_fill_grads(one_thread, variant):
     config = make_config("tiny", variant)
     model = DiffMAViL(config)
-    audio, video = make_batch(config, 2, torch.device("cpu"))
+    audio, video = random_inputs(config, 2, torch.device("cpu"))
     calls = capture_component_calls(model, audio, video, (0.8, 0.9))
     assert set(calls) == set(TIMED_COMPONENTS)
     # encoders get data (no gradient); fusion and decoders get latents that need one
@@ -217,7 +217,7 @@ def test_time_cli_json_rows_carry_environment_and_savings(one_thread, tmp_path):
             "device_name",
             "cpu_model",
             "torch_version",
-            "threads",
+            "torch_threads",
             "dtype",
             "preset",
             "batch_size",
@@ -225,7 +225,7 @@ def test_time_cli_json_rows_carry_environment_and_savings(one_thread, tmp_path):
             "matmul_gflops_per_s",
         ):
             assert key in row
-        assert row["threads"] == 1
+        assert row["torch_threads"] == 1
     kinds = {row["kind"] for row in rows}
     assert kinds == {"step", "component", "components_sum", "saving"}
     step = [r for r in rows if r["kind"] == "step" and r["variant"] == "cross-attn"]
@@ -343,7 +343,7 @@ def test_time_cli_on_cuda(dtype):
 def test_compiled_step_on_cuda_with_changing_shapes():
     config = make_config("tiny", "cross-attn")
     model = DiffMAViL(config).cuda()
-    audio, video = make_batch(config, 2, torch.device("cuda"))
+    audio, video = random_inputs(config, 2, torch.device("cuda"))
     for ratios in ((0.8, 0.9), (0.85, 0.92), (0.9, 0.95)):  # a curriculum's shapes
         step = TimedTrainStep(model, audio, video, ratios, dtype="bf16", compile=True)
         samples = run_interleaved({"s": step}, warmup=1, repeats=1, device="cuda")["s"]

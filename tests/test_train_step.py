@@ -8,8 +8,9 @@ import torch
 
 import diffmavil.training.step as shared_step
 from bench.timing.harness import run_interleaved
-from bench.timing.step import TimedTrainStep, make_batch
+from bench.timing.step import TimedTrainStep
 from diffmavil import DiffMAViL, make_config
+from diffmavil.inputs import random_inputs
 from diffmavil.training.config import OptimizerConfig, PretrainConfig
 from diffmavil.training.pretrain import pretrain
 from diffmavil.training.step import TrainStep, make_optimizer
@@ -43,7 +44,7 @@ def test_pretrain_and_time_run_the_same_train_step(monkeypatch, tmp_path):
 
     model_config = make_config("tiny", "cross-attn")
     model = DiffMAViL(model_config)
-    audio, video = make_batch(model_config, 8, torch.device("cpu"))
+    audio, video = random_inputs(model_config, 8, torch.device("cpu"))
     timed = TimedTrainStep(model, audio, video, (0.8, 0.9))
     run_interleaved({"step": timed}, warmup=1, repeats=1)
     assert len(calls) == 4 and calls[-1] is timed.step
@@ -53,7 +54,7 @@ def test_timed_step_optimizes_like_pretrain():
     """Same AdamW implementation, groups, betas, weight decay and clipping as pre-training."""
     model_config = make_config("tiny", "mavil")
     model = DiffMAViL(model_config)
-    audio, video = make_batch(model_config, 8, torch.device("cpu"))
+    audio, video = random_inputs(model_config, 8, torch.device("cpu"))
     timed = TimedTrainStep(model, audio, video, (0.8, 0.9))
     reference = make_optimizer(model, PretrainConfig().optimizer, 1e-3)
     assert type(timed.step.optimizer) is type(reference)
@@ -74,7 +75,7 @@ def _three_steps(fused: bool) -> tuple[list[float], list[torch.Tensor]]:
         make_optimizer(model, optimizer_config, 1e-3),
         grad_clip=optimizer_config.grad_clip,
     )
-    audio, video = make_batch(config, 4, torch.device("cpu"))
+    audio, video = random_inputs(config, 4, torch.device("cpu"))
     losses = []
     for i in range(3):
         ids = torch.arange(4) + 4 * i
@@ -101,7 +102,7 @@ def test_step_ends_without_gradients_and_reports_the_clipped_norm():
     torch.manual_seed(0)
     model = DiffMAViL(config)
     step = TrainStep(model, make_optimizer(model, OptimizerConfig(), 1e-3), grad_clip=1e-6)
-    audio, video = make_batch(config, 2, torch.device("cpu"))
+    audio, video = random_inputs(config, 2, torch.device("cpu"))
     before = [p.detach().clone() for p in model.parameters()]
     result = step(audio, video, (0.8, 0.9), torch.arange(2))
     assert result.grad_norm is not None and result.grad_norm.item() > 1e-6  # clipped from

@@ -295,7 +295,7 @@ def test_fake_timer_projection_equals_the_step_by_step_total(monkeypatch, preset
         fixed=fixed,
         memory={"mavil": (100.0, "test"), "diffmavil": (90.0, "test")},
         matmul_flops_per_s=5e10,
-        environment={"threads": 1},
+        environment={"torch_threads": 1},
     )
     result = assemble(request, recipes, measurements)
     rows = {row.recipe: row for row in result.rows}

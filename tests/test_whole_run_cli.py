@@ -47,6 +47,17 @@ def projection(tmp_path_factory):
     return payload
 
 
+def test_projection_json_is_typed_schema_2(projection):
+    """The JSON is a ``ProjectionResults``: environment in its one spelling, the headline."""
+    from bench.schema import ProjectionResults
+
+    stored = ProjectionResults.model_validate(projection)
+    assert stored.schema_version == 2 and stored.environment.torch_threads == 1
+    assert stored.dtype == "fp32" and stored.paper_headline is not None
+    assert len(stored.whole_run_rows) == 2 and stored.points
+    assert all(row.threads == stored.environment.torch_threads for row in stored.whole_run_rows)
+
+
 def test_rows_follow_the_plan_and_the_flop_planner(projection):
     rows = {r["recipe"]: r for r in projection["rows"] if r["kind"] == "whole_run"}
     assert set(rows) == {"mavil", "cross-attn+curriculum+adaptive/tokens"}

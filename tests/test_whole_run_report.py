@@ -102,7 +102,7 @@ def base_projection() -> dict:
         fixed={n: FixedCosts((2.0, 2.2), (0.01, 0.01)) for n in recipes},
         memory={n: (1000.0, "process_vm_hwm") for n in recipes},
         matmul_flops_per_s=1e11,
-        environment={"device_name": "AMD EPYC", "threads": 2, "timestamp": "2026-11-29T07:00:00"},
+        environment={"device_name": "AMD EPYC", "torch_threads": 2, "date": "2026-11-29T07:00:00"},
     )
     result = assemble(request, recipes, measurements)
     rows = [r.model_dump() for r in result.rows] + [p.model_dump() for p in result.points]
@@ -147,7 +147,8 @@ def test_projection_next_to_grid_results_is_loaded(tmp_path, monkeypatch):
 
 def test_a_tiny_projection_stays_out_of_the_headline(tmp_path):
     payload = base_projection()
-    tiny = {**payload, "rows": [{**r, "preset": "tiny"} for r in payload["rows"]]}
+    rows = [{**r, "preset": "tiny"} if r["kind"] == "whole_run" else r for r in payload["rows"]]
+    tiny = {**payload, "rows": rows}
     (tmp_path / "tiny.json").write_text(json.dumps(tiny))
     text = render_report(tmp_path / "tiny.json", ("md",), tmp_path / "out")["md"].read_text()
     wall = [

@@ -15,15 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.ablate.claims import results_lock
-from bench.ablate.grid import (
-    Grid,
-    GridError,
-    control_run_id,
-    describe_differences,
-    load_grid,
-    plan_config,
-    row_run_id,
-)
+from bench.ablate.grid import Grid, GridError, load_grid
+from bench.ablate.plan import control_run_id, describe_differences, plan_config, row_run_id
 from bench.ablate.results import (
     SCHEMA_VERSION,
     aggregate,
@@ -217,9 +210,9 @@ def run_grid(
         invocations finishing at once lose no record); True when every run has one."""
         with results_lock(out):
             for index, task in enumerate(tasks):
-                record = read_record(task.run_dir)
+                record = read_record(task.run_dir)  # a GridRecord, schema 1 migrated
                 if record is not None:
-                    records[index] = _relabel(record, task)
+                    records[index] = _relabel(record.model_dump(mode="json"), task)
             # a run another process held counts once that process has completed it
             complete = len(records) == len(tasks) and all(map(is_done, claimed_tasks))
             write_results(out, ordered(), meta, complete=complete)
@@ -253,7 +246,7 @@ def run_grid(
     for task in shared:
         record = read_record(task.run_dir)
         if record is not None and on_record is not None:
-            on_record(task, _relabel(record, task), True)
+            on_record(task, _relabel(record.model_dump(mode="json"), task), True)
     complete = rebuild()
     if complete and grid.run.project_time is not None:
         from bench.ablate.project_time import project_grid

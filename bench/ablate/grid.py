@@ -1,5 +1,5 @@
-"""Ablation grids: the YAML format, validation of every row before anything runs, expansion
-into runs, the compute-matched budget solver and the dry-run table.
+"""Ablation grids: the YAML format, validation of every row before anything runs, and the
+expansion into rows (their planning, budgets, run ids and dry run: ``bench.ablate.plan``).
 
 A grid file (see the README, section `diffbench ablate`)::
 
@@ -31,19 +31,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bench.ablate.plan import differences, format_value, solve_matches
 from bench.errors import BadInput
 from bench.requests import ProjectTimeSpec, RunSpec, StatisticsSpec, TimeSpec
 from diffmavil.config import (
-    COMPONENTS,
     PRESETS,
     VARIANTS,
     ConfigError,
     ModelConfig,
     deep_merge,
     dotted_to_nested,
+    flatten,
     format_validation_error,
 )
-from diffmavil.training.config import FinetuneConfig, PretrainConfig, config_hash
+from diffmavil.training.config import FinetuneConfig, PretrainConfig
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -121,25 +122,13 @@ def check_key(key: str) -> str | None:
     return None
 
 
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping -> dotted keys (leaves only)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{dotted}."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 # --------------------------------------------------------------------------------------
 # The expanded grid
 # --------------------------------------------------------------------------------------
 
 
 @dataclass
-class Row:
+class GridRow:
     """One row of the grid after expansion (one config per seed)."""
 
     name: str
@@ -161,73 +150,22 @@ class Grid:
     name: str
     description: str
     base: PretrainConfig
-    rows: list[Row]
+    rows: list[GridRow]
     seeds: list[int]
     run: RunSpec
     probe: FinetuneConfig | None
     statistics: StatisticsSpec = field(default_factory=StatisticsSpec)
 
     @property
-    def baseline(self) -> Row:
+    def baseline(self) -> GridRow:
         return next(row for row in self.rows if row.baseline)
 
-    def seeds_of(self, row: Row) -> list[int]:
+    def seeds_of(self, row: GridRow) -> list[int]:
         """The seeds ``row`` runs at: the grid's first ``seeds`` (a row setting), or all."""
         return self.seeds if row.seed_count is None else self.seeds[: row.seed_count]
 
     def probe_at_seed(self, seed: int) -> FinetuneConfig | None:
         return None if self.probe is None else self.probe.model_copy(update={"seed": seed})
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Planned pre-training of a config: steps, samples and model FLOPs (fwd + bwd)."""
-
-    steps: int
-    samples: int
-    total_flops: int
-    flops_by_component: dict[str, int]
-
-
-@lru_cache(maxsize=4096)
-def _plan(model: ModelConfig, masking: Any, batch: Any, budget: int) -> Plan:
-    from diffmavil.flops import model_flops
-    from diffmavil.schedules import plan_run
-
-    steps = plan_run(model, masking, batch, budget)
-    by_component = dict.fromkeys(COMPONENTS, 0)
-    for step in steps:
-        breakdown = model_flops(model, step.mask_ratio, step.batch_size)
-        for name in COMPONENTS:
-            by_component[name] += breakdown.component_total(name)
-    return Plan(
-        len(steps), sum(s.batch_size for s in steps), sum(by_component.values()), by_component
-    )
-
-
-def plan_config(config: PretrainConfig, budget: int | None = None) -> Plan:
-    """The planned run of ``config`` (``plan_run`` + ``model_flops``)."""
-    return _plan(config.model, config.masking, config.batch, budget or config.budget_samples)
-
-
-def solve_matched_budget(config: PretrainConfig, target_flops: int) -> int:
-    """The budget (samples) whose planned FLOPs come closest to ``target_flops``.
-
-    Planned FLOPs grow with the budget (more samples, never fewer FLOPs); binary search for
-    the largest budget at or under the target, then take whichever of it and the next
-    budget lies closer.
-    """
-    low, high = 1, max(2, config.budget_samples)
-    while plan_config(config, high).total_flops < target_flops:
-        high *= 2
-    while low < high:  # largest budget with flops <= target (or 1)
-        mid = (low + high + 1) // 2
-        if plan_config(config, mid).total_flops <= target_flops:
-            low = mid
-        else:
-            high = mid - 1
-    candidates = [low, low + 1]
-    return min(candidates, key=lambda b: abs(plan_config(config, b).total_flops - target_flops))
 
 
 # --------------------------------------------------------------------------------------
@@ -380,8 +318,8 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
 
     rows = _expand_rows(document, path, base_nested)
     for row in rows:
-        row.differences = _differences(base, row.config)
-    _solve_matches(rows, path)
+        row.differences = differences(base, row.config)
+    solve_matches(rows, path)
     statistics = _statistics(document.get("statistics"), path, rows)
     if run.compile:  # every pre-training and probe of the grid runs compiled
         base = base.model_copy(update={"compile": True})
@@ -401,7 +339,7 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     )
 
 
-def _statistics(payload: Any, path: Path, rows: list[Row]) -> StatisticsSpec:
+def _statistics(payload: Any, path: Path, rows: list[GridRow]) -> StatisticsSpec:
     """Validate ``statistics:``; its comparisons must name rows of the grid."""
     try:
         spec = StatisticsSpec.model_validate(payload or {})
@@ -451,11 +389,7 @@ def _run_spec(payload: dict[str, Any], path: Path) -> RunSpec:
         raise GridError(f"{path}: run: key 'run.{key}': {message}") from None
 
 
-def _format_value(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> list[Row]:
+def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> list[GridRow]:
     raw_rows = document.get("rows")
     if raw_rows is None:
         named: dict[str, dict[str, Any]] = {}
@@ -488,7 +422,7 @@ def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> 
         named = {"base": {}} if not axes else {"": {}}
 
     combos = list(itertools.product(*[values for _, values in axes])) or [()]
-    rows: list[Row] = []
+    rows: list[GridRow] = []
     for row_name, flat in named.items():
         where = f"{path}: row {row_name!r}" if row_name else f"{path}: grid"
         _check_keys(flat, where)
@@ -514,7 +448,7 @@ def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> 
         overrides = {k: v for k, v in flat.items() if k not in ROW_META_KEYS}
         for combo in combos:
             combo_overrides = dict(zip([k for k, _ in axes], combo, strict=True))
-            label = ",".join(f"{k}={_format_value(v)}" for k, v in combo_overrides.items())
+            label = ",".join(f"{k}={format_value(v)}" for k, v in combo_overrides.items())
             name = row_name if not label else (f"{row_name}[{label}]" if row_name else label)
             merged_flat = {**overrides, **combo_overrides}
             row_where = f"{path}: row {name!r}"
@@ -527,7 +461,7 @@ def _expand_rows(document: dict[str, Any], path: Path, base: dict[str, Any]) -> 
             if match is not None:
                 target = match if not label else f"{match}[{label}]"
             description = str(flat.get("description") or "")
-            row = Row(name, merged_flat, config, baseline, description, target)
+            row = GridRow(name, merged_flat, config, baseline, description, target)
             row.seed_count = seed_count
             rows.append(row)
     baselines = [row for row in rows if row.baseline]
@@ -555,119 +489,3 @@ def flatten_grid(raw: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[str(key)] = value
     return flat
-
-
-def _differences(base: PretrainConfig, config: PretrainConfig) -> dict[str, Any]:
-    before = flatten(base.model_dump(mode="json"))
-    after = flatten(config.model_dump(mode="json"))
-    return {
-        key: value
-        for key, value in after.items()
-        if key != "seed" and before.get(key, object()) != value
-    }
-
-
-def _solve_matches(rows: list[Row], path: Path) -> None:
-    by_name = {row.name: row for row in rows}
-    for row in rows:
-        if row.match_flops_of is None:
-            continue
-        where = f"{path}: row {row.name!r}: key 'budget.match_flops_of'"
-        target = by_name.get(row.match_flops_of)
-        if target is None:
-            hint = difflib.get_close_matches(row.match_flops_of, list(by_name), n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise GridError(
-                f"{where}: unknown row {row.match_flops_of!r}{suggestion}; rows: "
-                f"{', '.join(by_name)}"
-            )
-        if target is row:
-            raise GridError(f"{where}: a row cannot match its own FLOPs")
-        if target.match_flops_of is not None:
-            raise GridError(
-                f"{where}: row {target.name!r} is itself FLOP-matched; match a row with a budget"
-            )
-        budget = solve_matched_budget(row.config, plan_config(target.config).total_flops)
-        row.config = row.config.model_copy(update={"budget_samples": budget})
-        row.differences["budget_samples"] = budget
-
-
-def select_rows(grid: Grid, names: list[str]) -> Grid:
-    """The grid restricted to ``names`` (budgets stay solved against the whole grid; the
-    baseline row is kept, for the deltas)."""
-    known = [row.name for row in grid.rows]
-    for name in names:
-        if name not in known:
-            hint = difflib.get_close_matches(name, known, n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise GridError(
-                f"{grid.path}: --rows: unknown row {name!r}{suggestion}; rows: {', '.join(known)}"
-            )
-    keep = set(names) | {grid.baseline.name}
-    return Grid(
-        grid.path,
-        grid.name,
-        grid.description,
-        grid.base,
-        [row for row in grid.rows if row.name in keep],
-        grid.seeds,
-        grid.run,
-        grid.probe,
-        grid.statistics,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Run ids and the dry-run table
-# --------------------------------------------------------------------------------------
-
-
-def row_run_id(config: PretrainConfig, probe: FinetuneConfig | None, flops_only: bool) -> str:
-    """Hash of the resolved pre-training config plus the probe config."""
-    payload: dict[str, Any] = {"pretrain": config.model_dump(mode="json")}
-    if flops_only:
-        payload["flops_only"] = True
-    else:
-        payload["probe"] = None if probe is None else probe.identity()
-    return config_hash(payload)
-
-
-def control_run_id(init: str, config: PretrainConfig, probe: FinetuneConfig) -> str:
-    model = config.model
-    what = (
-        model.model_dump(mode="json")
-        if init == "random"
-        else {"audio": model.audio.model_dump(mode="json")}
-    )
-    return config_hash({"control": init, "model": what, "probe": probe.identity()})
-
-
-def describe_differences(differences: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_format_value(v)}" for k, v in differences.items()) or "(base)"
-
-
-def dry_run_rows(grid: Grid) -> list[dict[str, Any]]:
-    """One row per grid row: its resolved differences, planned steps and FLOPs, run ids."""
-    baseline_flops = plan_config(grid.baseline.config).total_flops
-    out = []
-    for row in grid.rows:
-        plan = plan_config(row.config)
-        ids = [
-            row_run_id(row.at_seed(s), grid.probe_at_seed(s), grid.run.flops_only)
-            for s in grid.seeds_of(row)
-        ]
-        out.append(
-            {
-                "row": row.name,
-                "baseline": row.baseline,
-                "differences": describe_differences(row.differences),
-                "budget_samples": row.config.budget_samples,
-                "planned_steps": plan.steps,
-                "planned_flops": plan.total_flops,
-                "delta_flops_pct": 100.0 * (plan.total_flops - baseline_flops) / baseline_flops,
-                "match_flops_of": row.match_flops_of or "",
-                "seeds": ",".join(str(s) for s in grid.seeds_of(row)),
-                "run_ids": ",".join(ids),
-            }
-        )
-    return out

@@ -36,6 +36,5 @@ def project_grid(grid: Grid, out: Path) -> Path:
         except (json.JSONDecodeError, OSError):
             pass
     result = project_whole_run(request)
-    rows = [row.model_dump() for row in result.rows] + [p.model_dump() for p in result.points]
-    atomic_write_json(path, {"request_hash": key, "environment": result.environment, "rows": rows})
+    atomic_write_json(path, result.stored(request_hash=key).model_dump(mode="json"))
     return path

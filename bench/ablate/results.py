@@ -1,6 +1,7 @@
 """The results store of an ablation grid and its aggregation (pandas).
 
-``<out>/results.json`` ({schema_version, grid, environment, records: [...]}) and
+``<out>/results.json`` (a ``bench.schema.GridResults``: schema_version, grid, environment,
+paper_headline, records) and
 ``results.csv`` hold one record per run (row x seed, controls included);
 ``aggregate.json`` / ``aggregate.csv`` hold one line per row: mean, std and n over seeds,
 and deltas against the baseline row (FLOPs, wall-clock, throughput in %; accuracy / mAP in
@@ -9,17 +10,16 @@ points). Every file is written atomically.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from bench.ablate.comparisons import comparisons, control_gains, paired_deltas
 from bench.requests import StatisticsSpec
+from bench.schema import SCHEMA_VERSION, GridRecord, GridResults
 from diffmavil.atomic import atomic_write_json, atomic_write_text
 from diffmavil.config import COMPONENTS
 
-SCHEMA_VERSION = 1
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 AGGREGATE_JSON = "aggregate.json"
@@ -93,25 +93,26 @@ class ResultsError(ValueError):
     """A results file cannot be read (missing, corrupt, or another schema version)."""
 
 
-def flat_record(record: dict[str, Any]) -> dict[str, Any]:
+def flat_record(record: GridRecord) -> dict[str, Any]:
     """A record as one CSV line: components, probe metrics and losses as dotted columns."""
-    flat = {k: v for k, v in record.items() if not isinstance(v, (dict, list))}
-    for row in record.get("timing") or []:
-        if row.get("median_ms") is None:
+    values = record.model_dump(mode="json", exclude_none=True, exclude={"schema_version"})
+    flat = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
+    for row in record.timing or []:
+        if row.median_ms is None:
             continue
-        where = "" if row.get("component") == "train_step" else f"{row.get('component')}."
-        flat[f"time.{where}{row.get('phase')}_ms"] = row["median_ms"]
-    for name, value in (record.get("flops_by_component") or {}).items():
+        where = "" if row.component == "train_step" else f"{row.component}."
+        flat[f"time.{where}{row.phase}_ms"] = row.median_ms
+    for name, value in (record.flops_by_component or {}).items():
         flat[f"flops.{name}"] = value
-    for name, value in (record.get("probe") or {}).items():
+    for name, value in (values.get("probe") or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[f"probe.{name}"] = value
-    for name, value in (record.get("final_losses") or {}).items():
+    for name, value in (record.final_losses or {}).items():
         flat[name] = value
     return flat
 
 
-def records_frame(records: list[dict[str, Any]]):
+def records_frame(records: list[GridRecord]):
     import pandas as pd
 
     rows = [flat_record(r) for r in records]
@@ -119,8 +120,9 @@ def records_frame(records: list[dict[str, Any]]):
     return pd.DataFrame(rows, columns=columns)
 
 
-def aggregate(records: list[dict[str, Any]]):
+def aggregate(records: list[GridRecord]):
     """One line per row (in first-seen order): n, failures, mean/std per metric, deltas.
+    The one place where the aggregate's rows are built (aggregate.json / .csv).
 
     Only completed (or planned, for FLOPs-only grids) runs enter the statistics; std is the
     sample standard deviation (ddof=1), NaN for a single seed, and ``single_seed`` flags it.
@@ -213,7 +215,15 @@ def result_paths(out: Path) -> dict[str, Path]:
 def write_results(
     out: Path, records: list[dict[str, Any]], meta: dict[str, Any], complete: bool
 ) -> dict[str, Path]:
-    """Write results.json/csv and aggregate.json/csv atomically; returns their paths."""
+    """Write results.json/csv and aggregate.json/csv atomically; returns their paths.
+
+    results.json is a validated ``GridResults`` (schema_version 2) carrying what is judged
+    from the records (comparisons, control gains, paired deltas: ``bench.ablate.comparisons``)
+    and the paper's headline figures (``bench.flops.headline``), computed here, where results
+    are produced.
+    """
+    from bench.flops.headline import paper_headline
+
     out.mkdir(parents=True, exist_ok=True)
     statistics = StatisticsSpec.model_validate(meta.get("statistics") or {})
     judged = {
@@ -221,21 +231,23 @@ def write_results(
         "control_gains": _clean(control_gains(records, statistics)),
         "paired_deltas": _clean(paired_deltas(records, statistics)),
     }
-    payload = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "ablation",
-        "complete": complete,
-        **meta,
-        **judged,
-        "records": _clean(records),
-    }
+    if "environment" not in meta:  # run_grid gives its own; else: where this is written
+        from diffmavil.environment import environment
+
+        meta = {**meta, "environment": environment("cpu")}
+    results = GridResults(
+        **{"seeds": sorted({int(r["seed"]) for r in records}), **meta, **judged},
+        complete=complete,
+        paper_headline=paper_headline(),
+        records=[GridRecord.model_validate(record) for record in _clean(records)],
+    )
     paths = {
-        "results_json": atomic_write_json(out / RESULTS_JSON, payload),
+        "results_json": atomic_write_json(out / RESULTS_JSON, results.model_dump(mode="json")),
         "results_csv": atomic_write_text(
-            out / RESULTS_CSV, records_frame(records).convert_dtypes().to_csv(index=False)
+            out / RESULTS_CSV, records_frame(results.records).convert_dtypes().to_csv(index=False)
         ),
     }
-    table = aggregate(records)
+    table = aggregate(results.records)
     rows = _clean(table.to_dict(orient="records")) if not table.empty else []
     paths["aggregate_json"] = atomic_write_json(
         out / AGGREGATE_JSON,
@@ -255,20 +267,16 @@ def write_results(
     return paths
 
 
-def read_results(out: str | Path) -> dict[str, Any]:
-    """Load results.json, refusing files of another schema version."""
+def read_results(out: str | Path) -> GridResults:
+    """Load results.json (schema 1 is migrated on read, ``bench.migrate``)."""
+    from bench.migrate import MigrationError, load_grid_results
+
     path = Path(out)
     if path.is_dir():
         path = path / RESULTS_JSON
     if not path.exists():
         raise ResultsError(f"{path}: no results file")
     try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ResultsError(f"{path}: corrupt results file ({error})") from None
-    version = payload.get("schema_version") if isinstance(payload, dict) else None
-    if version != SCHEMA_VERSION:
-        raise ResultsError(
-            f"{path}: results schema_version {version!r}; this diffbench reads {SCHEMA_VERSION}"
-        )
-    return payload
+        return load_grid_results(path)
+    except MigrationError as error:
+        raise ResultsError(str(error)) from None

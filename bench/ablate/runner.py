@@ -16,7 +16,6 @@ generator; ``data_seconds`` is then the loader's overhead only.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -57,21 +56,25 @@ class Task:
         return dict(self.__dict__)
 
 
-def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+def read_record(run_dir: str | Path):
+    """The run's record.json as a ``GridRecord`` (schema 1 migrated), or None if absent or
+    unreadable (the run is then done again)."""
+    from bench.migrate import MigrationError, load_record
+
     path = Path(run_dir) / RECORD
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return load_record(path)
+    except MigrationError:
         return None
 
 
 def is_done(task: Task) -> dict[str, Any] | None:
     """The stored record of a completed (or planned) run, else None."""
     record = read_record(task.run_dir)
-    if record and record.get("status") in ("completed", "planned"):
-        return record
+    if record is not None and record.status in ("completed", "planned"):
+        return record.model_dump(mode="json")
     return None
 
 
@@ -282,22 +285,23 @@ def _plan_only(task: Task, record: dict[str, Any]) -> None:
 
 
 def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[str, Any]):
+    from bench.migrate import MigrationError, load_summary
     from diffmavil.training.pretrain import CHECKPOINT_NAME, TrainingFailed, pretrain
 
     summary_path = run_dir / "summary.json"
     summary = None
     if summary_path.exists():
         try:
-            previous = json.loads(summary_path.read_text())
-        except json.JSONDecodeError:
+            previous = load_summary(summary_path)
+        except MigrationError:
             previous = None
         if (
-            previous
-            and previous.get("status") == "completed"
-            and previous.get("run_id") == config.run_id()
+            previous is not None
+            and previous.status == "completed"
+            and previous.run_id == config.run_id()
             and _checkpoint_verifies(run_dir / CHECKPOINT_NAME)
-        ):
-            summary = previous  # pre-training finished before an interruption: reuse it
+        ):  # pre-training finished before an interruption: reuse it
+            summary = previous.model_dump(mode="json")
     if summary is None:
         dataset = _warm_pretrain_data(config) if config.data_cache == "memory" else None
         if config.device == "cpu":
@@ -307,7 +311,8 @@ def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[s
                 config, run_dir, resume=True, progress=task.progress, dataset=dataset
             )
         except TrainingFailed as failure:
-            summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+            failed = load_summary(summary_path) if summary_path.exists() else None
+            summary = {} if failed is None else failed.model_dump(mode="json")
             record["failure"] = summary.get("failure") or str(failure)
     _copy_summary(summary, record)
     if summary.get("status") != "completed":

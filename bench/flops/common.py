@@ -8,10 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from diffmavil.config import COMPONENTS, ModelConfig
-
-# The components that are submodules of the model (``other`` is everything else).
-MODULE_COMPONENTS: tuple[str, ...] = tuple(c for c in COMPONENTS if c != "other")
+from diffmavil.config import COMPONENTS, MODULE_COMPONENTS, ModelConfig
 
 COUNTERS: tuple[str, ...] = ("torch", "fvcore", "analytic")
 COUNTER_CHOICES: tuple[str, ...] = (*COUNTERS, "all")
@@ -73,7 +70,9 @@ def model_and_inputs(
 ) -> tuple[Any, Any, Any]:
     """The model to count (``model``, or the cached one) and inputs of the config's sizes."""
     model = model if model is not None else cached_model(config, device)
-    return (model, *make_inputs(config, batch_size, device))
+    from diffmavil.inputs import random_inputs
+
+    return (model, *random_inputs(config, batch_size, device))
 
 
 def expected_attention_calls(config: ModelConfig) -> int:
@@ -99,21 +98,6 @@ def cached_model(config: ModelConfig, device: str) -> Any:
             return DiffMAViL(config)
     torch.manual_seed(0)
     return DiffMAViL(config).to(device)
-
-
-def make_inputs(config: ModelConfig, batch_size: int, device: str) -> tuple[Any, Any]:
-    """audio [B, T, F] and video [B, C, T, H, W] at the config's sizes (values irrelevant)."""
-    import torch
-
-    audio_shape = (batch_size, config.audio.target_frames, config.audio.mel_bins)
-    v = config.video
-    video_shape = (batch_size, v.channels, v.frames, v.height, v.width)
-    if device == "meta":
-        return torch.empty(audio_shape, device="meta"), torch.empty(video_shape, device="meta")
-    generator = torch.Generator().manual_seed(0)
-    audio = torch.randn(audio_shape, generator=generator).to(device)
-    video = torch.randn(video_shape, generator=generator).to(device)
-    return audio, video
 
 
 @contextmanager

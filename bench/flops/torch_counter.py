@@ -32,7 +32,6 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.flops.common import (
-    MODULE_COMPONENTS,
     CounterResult,
     FlopCountError,
     counting_threads,
@@ -42,7 +41,7 @@ from bench.flops.common import (
     model_and_inputs,
 )
 from bench.flops.fast_meta import fast_meta
-from diffmavil.config import ModelConfig
+from diffmavil.config import MODULE_COMPONENTS, ModelConfig
 from diffmavil.model import DiffMAViL
 
 _aten = torch.ops.aten

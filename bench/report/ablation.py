@@ -6,7 +6,6 @@ component, the downstream table with its controls, and the figures
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from bench.report.ablation_plots import ablation_plots
 from bench.report.document import Section
@@ -16,6 +15,7 @@ from bench.report.load import Ablation
 from bench.report.stats import ci_text, mean_std
 from bench.report.tables import Column, Table, TableRow
 from bench.report.verdicts import add_verdicts, summary_table
+from bench.schema import WholeRunRow
 from diffmavil.config import COMPONENTS
 
 
@@ -26,26 +26,26 @@ def _metric_name(groups: list[RowGroup]) -> str | None:
     return None
 
 
-def ablation_section(ablation: Ablation, projection: list[dict[str, Any]] | None = None) -> Section:
+def ablation_section(ablation: Ablation, projection: list[WholeRunRow] | None = None) -> Section:
     """The grid's section; ``projection``: the rows of its whole-run projection, if any."""
-    payload = ablation.payload
+    results = ablation.results
     groups = group_rows(ablation.records)
     rows = [g for g in groups if g.kind in RUN_KINDS]
     controls = [g for g in groups if g.kind not in RUN_KINDS]
     base = next((g for g in rows if g.baseline), None)
-    presets = sorted({str(g.first.get("preset")) for g in rows if g.first.get("preset")})
-    flops_only = bool(payload.get("flops_only")) or all(g.kind == "flops" for g in rows)
+    presets = sorted({g.first.preset for g in rows if g.first.preset})
+    flops_only = results.flops_only or all(g.kind == "flops" for g in rows)
     section = Section(
         key="ablation-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", ablation.name).strip("-."),
         title=f"Ablation grid `{ablation.name}`",
     )
-    seeds = payload.get("seeds")
-    description = str(payload.get("description") or "").rstrip(". ")
+    seeds = results.seeds
+    description = results.description.rstrip(". ")
     section.intro.append(
         f"{description + '. ' if description else ''}Results: `{ablation.path}` "
-        f"(schema_version {payload.get('schema_version')}"
-        f"{'' if payload.get('complete', True) else ', **incomplete**: the grid is still running'}"
-        f"); seeds {seeds}; executor {payload.get('executor', 'local')}; baseline row "
+        f"(schema_version {results.schema_version}"
+        f"{'' if results.complete else ', **incomplete**: the grid is still running'}"
+        f"); seeds {seeds}; executor {results.executor}; baseline row "
         f"`{base.name if base else 'none'}`.".strip()
     )
     if "base" not in presets:
@@ -55,8 +55,8 @@ def ablation_section(ablation: Ablation, projection: list[dict[str, Any]] | None
             "figures (see the base-size section for that comparison)."
         )
     metric = _metric_name(groups)
-    if payload.get("comparisons") and metric == "accuracy":
-        section.tables.append(summary_table(rows, base, payload, projection))
+    if results.comparisons and metric == "accuracy":
+        section.tables.append(summary_table(rows, base, results, projection))
     section.tables.append(_runs_table(rows, base, metric, flops_only))
     section.tables.append(_component_table(rows, base))
     section.intro.append(
@@ -66,7 +66,7 @@ def ablation_section(ablation: Ablation, projection: list[dict[str, Any]] | None
     )
     if metric is not None:
         section.tables.append(_downstream_table(rows + controls, base, metric))
-    add_verdicts(section, payload)
+    add_verdicts(section, results)
     ablation_plots(section, ablation, rows, controls, base, metric)
     return section
 
@@ -117,7 +117,7 @@ def _runs_table(
             daggers = True
         cells = [
             name,
-            str(g.first.get("differences") or ""),
+            g.first.differences,
             seeds,
             si(flops),
             signed(delta_pct(flops, ref["total_flops"])),
@@ -157,7 +157,7 @@ def _runs_table(
                     f"{metric}_std": stats.std,
                     f"{metric}_ci_low": stats.ci_low,
                     f"{metric}_ci_high": stats.ci_high,
-                    f"delta_{metric}points": delta,
+                    f"delta_{metric}_points": delta,
                 }
             )
         cells.append(g.status)
@@ -227,14 +227,14 @@ def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str
     for g in groups:
         stats = g.stats(f"probe.{metric}")
         train = g.stats("probe.train_accuracy")
-        probe = next((r.get("probe") for r in g.done if r.get("probe")), None) or {}
+        probe = next((r.probe for r in g.done if r.probe), None)
         delta = None if stats.mean is None or ref is None else 100 * (stats.mean - ref)
         n = f"{stats.n}" + (" (single seed)" if stats.n == 1 else "")
         table.rows.append(
             TableRow(
                 [
                     g.name,
-                    str(probe.get("init", DASH)),
+                    probe.init if probe else DASH,
                     n,
                     mean_std(stats, points, 100),
                     ci_text(stats, points, 100),
@@ -249,7 +249,7 @@ def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str
             {
                 "row": g.name,
                 "kind": g.kind,
-                "init": probe.get("init"),
+                "init": probe.init if probe else None,
                 "n": stats.n,
                 "mean": stats.mean,
                 "std": stats.std,
@@ -258,11 +258,11 @@ def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str
                 "delta_points": delta,
             }
         )
-    probe = next((r.get("probe") for g in groups for r in g.done if r.get("probe")), None) or {}
+    probe = next((r.probe for g in groups for r in g.done if r.probe), None)
     table.notes.append(
-        f"Probe: {probe.get('mode', '?')} on {probe.get('modality', '?')} features, data "
-        f"`{probe.get('data', '?')}`. Controls: the same probe on a randomly initialised model "
-        "(`random-init`) and on raw fbank features (`fbank`): a pre-trained row must beat them "
-        "for its accuracy to mean anything."
+        f"Probe: {probe.mode if probe else '?'} on {probe.modality if probe else '?'} "
+        f"features, data `{probe.data if probe else '?'}`. Controls: the same probe on a "
+        "randomly initialised model (`random-init`) and on raw fbank features (`fbank`): a "
+        "pre-trained row must beat them for its accuracy to mean anything."
     )
     return table

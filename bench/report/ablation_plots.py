@@ -15,10 +15,10 @@ from diffmavil.config import COMPONENTS
 def _series(groups: list[RowGroup], metrics: dict[str, list[dict[str, Any]]]) -> list:
     out = []
     for g in groups:
-        for record in sorted(g.done, key=lambda r: r.get("seed", 0)):
-            rows = metrics.get(str(record.get("run_id"))) or []
+        for record in sorted(g.done, key=lambda r: r.seed):
+            rows = metrics.get(record.run_id) or []
             if rows:
-                out.append(plots.Series(g.name, str(record.get("batch") or ""), rows))
+                out.append(plots.Series(g.name, record.batch or "", rows))
                 break
     return out
 

@@ -8,15 +8,21 @@ from typing import Any
 from bench.report import plots
 from bench.report.document import Section, add_plot
 from bench.report.format import DASH, delta_pct, num, pct, si, signed
-from bench.report.load import FlopsResult
+from bench.report.load import FlopsFile
 from bench.report.tables import Column, Table, TableRow
+from bench.schema import SensitivityRow
 from diffmavil.config import COMPONENTS
 
 
-def flops_section(result: FlopsResult, index: int) -> Section:
+def _data(row: Any) -> dict[str, Any]:
+    """A row model's values for the CSV behind a table (no version, no unset fields)."""
+    return row.model_dump(exclude={"schema_version"}, exclude_none=True)
+
+
+def flops_section(result: FlopsFile, index: int) -> Section:
     key = f"flops-{index}"
     rows = result.rows
-    preset = ", ".join(dict.fromkeys(str(r.get("preset")) for r in rows))
+    preset = ", ".join(dict.fromkeys(str(r.preset) for r in rows))
     if result.kind == "breakdown":
         return _flops_breakdown(result, key, preset)
     if result.kind == "whole-run":
@@ -29,19 +35,19 @@ def _by_component(title: str) -> Table:
     return Table.of("flops_by_component", title, ["<variant", *COMPONENTS], [])
 
 
-def _flops_breakdown(result: FlopsResult, key: str, preset: str) -> Section:
+def _flops_breakdown(result: FlopsFile, key: str, preset: str) -> Section:
     rows = result.rows
     section = Section(key, f"FLOPs per component @ {preset} (`{result.path.name}`)")
     first = rows[0]
     section.intro.append(
-        f"`diffbench flops` output: mask ratio {first.get('audio_mask_ratio')}/"
-        f"{first.get('video_mask_ratio')}, batch {first.get('batch_size')}, counters "
-        f"{result.meta.get('counters', first.get('counter'))} "
-        f"({result.meta.get('convention', 'model FLOPs')}). Δ against the first variant."
+        f"`diffbench flops` output: mask ratio {first.audio_mask_ratio}/"
+        f"{first.video_mask_ratio}, batch {first.batch_size}, counters "
+        f"{result.results.counters or first.counter} "
+        f"({result.results.convention or 'model FLOPs'}). Δ against the first variant."
     )
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    totals = {r["variant"]: r for r in rows if r.get("component") == "total"}
-    base_total = totals.get(variants[0], {}).get("total_flops")
+    variants = list(dict.fromkeys(r.variant for r in rows))
+    totals = {r.variant: r for r in rows if r.component == "total"}
+    base_total = totals[variants[0]].total_flops if variants[0] in totals else None
     runs = Table(
         "runs",
         "One row per variant (one training step)",
@@ -59,32 +65,28 @@ def _flops_breakdown(result: FlopsResult, key: str, preset: str) -> Section:
     comp = _by_component("FLOPs per component (forward + backward)")
     bars = []
     for variant in variants:
-        t = totals.get(variant, {})
+        t = totals.get(variant)
         runs.rows.append(
             TableRow(
                 [
                     variant,
-                    si(t.get("forward_flops")),
-                    si(t.get("backward_flops")),
-                    si(t.get("total_flops")),
-                    signed(delta_pct(t.get("total_flops"), base_total)),
-                    si(t.get("params")),
+                    si(t.forward_flops if t else None),
+                    si(t.backward_flops if t else None),
+                    si(t.total_flops if t else None),
+                    signed(delta_pct(t.total_flops if t else None, base_total)),
+                    si(t.params if t else None),
                 ]
             )
         )
-        runs.data.append({"variant": variant, **t})
-        by = {
-            r["component"]: r
-            for r in rows
-            if r["variant"] == variant and r.get("component") != "total"
-        }
+        runs.data.append({"variant": variant, **(_data(t) if t else {})})
+        by = {r.component: r for r in rows if r.variant == variant and r.component != "total"}
         comp.rows.append(
             TableRow(
                 [
                     variant,
                     *(
-                        f"{si(by[c]['total_flops'])} ({by[c].get('flops_percent', 0):.1f}%, "
-                        f"{signed(by[c].get('delta_percent'))})"
+                        f"{si(by[c].total_flops)} ({by[c].flops_percent or 0:.1f}%, "
+                        f"{signed(by[c].delta_percent)})"
                         if c in by
                         else DASH
                         for c in COMPONENTS
@@ -92,8 +94,8 @@ def _flops_breakdown(result: FlopsResult, key: str, preset: str) -> Section:
                 ]
             )
         )
-        comp.data.extend(by.values())
-        bars.append((variant, {c: by[c]["total_flops"] for c in COMPONENTS if c in by}))
+        comp.data.extend(_data(r) for r in by.values())
+        bars.append((variant, {c: by[c].total_flops for c in COMPONENTS if c in by}))
     section.tables += [runs.drop_empty_columns(), comp]
     add_plot(
         section,
@@ -103,15 +105,15 @@ def _flops_breakdown(result: FlopsResult, key: str, preset: str) -> Section:
     return section
 
 
-def _flops_whole_run(result: FlopsResult, key: str, preset: str) -> Section:
+def _flops_whole_run(result: FlopsFile, key: str, preset: str) -> Section:
     rows = result.rows
     first = rows[0]
     section = Section(key, f"Whole-run FLOPs vs the MAViL recipe @ {preset} (`{result.path.name}`)")
     section.intro.append(
-        f"{num(first.get('samples'))} samples; masking {first.get('masking')} "
-        f"({first.get('audio_mask_ratio')}/{first.get('video_mask_ratio')} → "
-        f"{first.get('audio_mask_ratio_end')}/{first.get('video_mask_ratio_end')}), batch "
-        f"{first.get('batch')} {first.get('batch_rule') or ''} (base {first.get('batch_size')}); "
+        f"{num(first.samples)} samples; masking {first.masking} "
+        f"({first.audio_mask_ratio}/{first.video_mask_ratio} → "
+        f"{first.audio_mask_ratio_end}/{first.video_mask_ratio_end}), batch "
+        f"{first.batch} {first.batch_rule or ''} (base {first.batch_size}); "
         "MAViL recipe: fixed masking at the start ratios, fixed batch. Closed-form FLOP model."
     )
     table = Table(
@@ -129,29 +131,29 @@ def _flops_whole_run(result: FlopsResult, key: str, preset: str) -> Section:
     )
     comp = _by_component("Whole-run FLOPs per component")
     bars = []
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    variants = list(dict.fromkeys(r.variant for r in rows))
     for variant in variants:
-        mine = [r for r in rows if r["variant"] == variant]
-        total = next((r for r in mine if r["component"] == "total"), mine[-1])
+        mine = [r for r in rows if r.variant == variant]
+        total = next((r for r in mine if r.component == "total"), mine[-1])
         table.rows.append(
             TableRow(
                 [
                     variant,
-                    f"{num(total.get('steps'))} (MAViL {num(total.get('baseline_steps'))})",
-                    si(total["run_flops"]),
-                    si(total["baseline_flops"]),
-                    f"{total.get('saving_percent', 0):.1f}%",
+                    f"{num(total.steps)} (MAViL {num(total.baseline_steps)})",
+                    si(total.run_flops),
+                    si(total.baseline_flops),
+                    f"{total.saving_percent or 0:.1f}%",
                 ]
             )
         )
-        table.data.append(total)
-        by = {r["component"]: r for r in mine}
+        table.data.append(_data(total))
+        by = {r.component: r for r in mine}
         comp.rows.append(
             TableRow(
                 [
                     variant,
                     *(
-                        f"{si(by[c]['run_flops'])} ({by[c].get('saving_percent', 0):.1f}% saved)"
+                        f"{si(by[c].run_flops)} ({by[c].saving_percent or 0:.1f}% saved)"
                         if c in by
                         else DASH
                         for c in COMPONENTS
@@ -159,12 +161,12 @@ def _flops_whole_run(result: FlopsResult, key: str, preset: str) -> Section:
                 ]
             )
         )
-        comp.data.extend(r for r in mine if r["component"] != "total")
-        bars.append((variant, {c: by[c]["run_flops"] for c in COMPONENTS if c in by}))
+        comp.data.extend(_data(r) for r in mine if r.component != "total")
+        bars.append((variant, {c: by[c].run_flops for c in COMPONENTS if c in by}))
         bars.append(
             (
                 f"MAViL recipe ({variant})",
-                {c: by[c]["baseline_flops"] for c in COMPONENTS if c in by},
+                {c: by[c].baseline_flops for c in COMPONENTS if c in by},
             )
         )
     section.tables += [table, comp]
@@ -178,7 +180,7 @@ def _flops_whole_run(result: FlopsResult, key: str, preset: str) -> Section:
     return section
 
 
-def _flops_sensitivity(result: FlopsResult, key: str, preset: str) -> Section:
+def _flops_sensitivity(result: FlopsFile, key: str, preset: str) -> Section:
     section = Section(
         key, f"Sensitivity of the saving to our choices @ {preset} (`{result.path.name}`)"
     )
@@ -186,7 +188,7 @@ def _flops_sensitivity(result: FlopsResult, key: str, preset: str) -> Section:
     return section
 
 
-def sensitivity_table(rows: list[dict[str, Any]], css: str = "") -> Table:
+def sensitivity_table(rows: list[SensitivityRow], css: str = "") -> Table:
     table = Table(
         "sensitivity",
         "Whole-run FLOP saving vs MAViL, one assumption changed per row",
@@ -206,16 +208,16 @@ def sensitivity_table(rows: list[dict[str, Any]], css: str = "") -> Table:
         table.rows.append(
             TableRow(
                 [
-                    str(r.get("assumption")),
-                    str(r.get("setting")),
-                    num(r.get("steps")),
-                    si(r.get("run_flops")),
-                    si(r.get("baseline_flops")),
-                    pct(r.get("saving")),
-                    "yes" if r.get("reaches_paper") else "no",
+                    r.assumption,
+                    r.setting,
+                    num(r.steps),
+                    si(r.run_flops),
+                    si(r.baseline_flops),
+                    pct(r.saving),
+                    "yes" if r.reaches_paper else "no",
                 ],
-                "baseline" if r.get("assumption") == "as given" else "",
+                "baseline" if r.assumption == "as given" else "",
             )
         )
-        table.data.append({k: v for k, v in r.items() if not isinstance(v, (dict, list))})
+        table.data.append(_data(r))
     return table

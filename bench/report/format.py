@@ -12,22 +12,25 @@ def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
+SI_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def si_scale(value: float) -> tuple[float, str]:
+    """(scale, prefix) of the largest SI prefix at or under |value|; (1, "") below 1000."""
+    return next(((s, p) for s, p in SI_PREFIXES if abs(value) >= s), (1.0, ""))
+
+
 def si(value: Any, unit: str = "", digits: int = 2) -> str:
-    """1.23e12 -> '1.23 T' (+unit); missing -> '—'."""
+    """1.23e12 -> '1.23 T' (+unit); below 1000 a whole number as is, else ``digits``
+    significant digits; missing -> '—'. The one SI formatter (CLI tables, reports, plots)."""
     if missing(value):
         return DASH
     value = float(value)
-    for threshold, prefix in (
-        (1e18, "E"),
-        (1e15, "P"),
-        (1e12, "T"),
-        (1e9, "G"),
-        (1e6, "M"),
-        (1e3, "k"),
-    ):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.{digits}f} {prefix}{unit}".rstrip()
-    return f"{value:.{digits}g} {unit}".rstrip()
+    scale, prefix = si_scale(value)
+    if prefix:
+        return f"{value / scale:.{digits}f} {prefix}{unit}".rstrip()
+    text = f"{value:.0f}" if value.is_integer() else f"{value:.{digits}g}"
+    return f"{text} {unit}".rstrip()
 
 
 def num(value: Any, digits: int = 2) -> str:

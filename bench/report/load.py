@@ -2,35 +2,52 @@
 
 A report input is one of:
 
-- an **ablation results directory** (``results.json`` written by ``bench.ablate.results``,
-  ``schema_version`` checked; each record's run directory supplies its ``metrics.jsonl``);
+- an **ablation results directory** (``results.json`` written by ``bench.ablate.results``;
+  each record's run directory supplies its ``metrics.jsonl``);
 - a **pre-training run directory** (``summary.json`` + ``metrics.jsonl`` from
   ``diffmavil.training.pretrain``);
-- a ``diffbench flops --format json`` file: a per-component breakdown (``{"rows": [...]}``
-  with ``forward_flops``), a whole-run table (a list with ``run_flops``) or a sensitivity
-  sweep (a list with ``assumption``);
-- a ``diffbench time --format json`` file (``{"environment", "configs", "rows"}``), or a
-  whole-run projection (rows of kind ``whole_run``; an ablation directory's
-  ``whole-run.json`` is loaded with it);
+- a ``diffbench flops --format json`` file: a per-component breakdown, a whole-run table or
+  a sensitivity sweep;
+- a ``diffbench time --format json`` file, or a whole-run projection (rows of kind
+  ``whole_run``; an ablation directory's ``whole-run.json`` is loaded with it);
 - a directory holding any of these (files and run directories one level down).
 
-Anything else, an empty directory, a corrupt file or a results file of another schema
-version is a ``ReportError``: a one-line message and exit code 2 from the CLI.
+Every input is read into its typed model (``bench.schema``); schema 1 results are migrated
+on read (``bench.migrate``). Anything else, an empty directory, a corrupt file or a results
+file of an unknown schema version is a ``ReportError``: one line, exit code 2 from the CLI.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.ablate.results import SCHEMA_VERSION as RESULTS_SCHEMA_VERSION
 from bench.errors import BadInput
-from bench.report.whole_run import PROJECTION_FILE, ProjectionResult
-from bench.report.whole_run import classify as classify_projection
-
-SUMMARY_SCHEMA_VERSION = 1  # diffmavil.training.pretrain.SUMMARY_SCHEMA_VERSION (no torch here)
+from bench.migrate import (
+    MigrationError,
+    flops_kind,
+    is_projection,
+    load_flops,
+    load_grid_results,
+    load_projection,
+    load_summary,
+    load_time,
+    read_json,
+)
+from bench.report.whole_run import PROJECTION_FILE, ProjectionFile
+from bench.schema import (
+    FlopRow,
+    FlopsResults,
+    GridRecord,
+    GridResults,
+    PaperHeadline,
+    RunSummary,
+    SensitivityRow,
+    TimeResults,
+    TimingRow,
+    WholeRunFlopRow,
+)
 
 
 class ReportError(BadInput):
@@ -42,7 +59,7 @@ class PretrainRun:
     """One pre-training run: its summary and its logged steps."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     metrics: list[dict[str, Any]]
 
     @property
@@ -52,35 +69,47 @@ class PretrainRun:
 
 @dataclass
 class Ablation:
-    """An ablation grid's results: the payload of results.json and, per record, its run."""
+    """An ablation grid's results (results.json) and, per record, its run's logged steps."""
 
     path: Path
-    payload: dict[str, Any]
-    records: list[dict[str, Any]]
+    results: GridResults
     metrics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run_id -> rows
 
     @property
+    def records(self) -> list[GridRecord]:
+        return self.results.records
+
+    @property
     def name(self) -> str:
-        return str(self.payload.get("grid") or self.path.name)
+        return self.results.grid or self.path.name
 
 
 @dataclass
-class FlopsResult:
-    """Rows of ``diffbench flops --format json``; kind: breakdown | whole-run | sensitivity."""
+class FlopsFile:
+    """``diffbench flops --format json``; kind: breakdown | whole-run | sensitivity."""
 
     path: Path
-    kind: str
-    rows: list[dict[str, Any]]
-    meta: dict[str, Any] = field(default_factory=dict)
+    results: FlopsResults
+
+    @property
+    def kind(self) -> str:
+        return self.results.flops_kind
+
+    @property
+    def rows(self) -> list[FlopRow] | list[WholeRunFlopRow] | list[SensitivityRow]:
+        return self.results.rows
 
 
 @dataclass
-class TimeResult:
-    """``diffbench time --format json``: environment, configs and rows."""
+class TimeFile:
+    """``diffbench time --format json``."""
 
     path: Path
-    environment: dict[str, Any]
-    rows: list[dict[str, Any]]
+    results: TimeResults
+
+    @property
+    def rows(self) -> list[TimingRow]:
+        return self.results.rows
 
 
 @dataclass
@@ -90,9 +119,9 @@ class Inputs:
     path: Path
     ablations: list[Ablation] = field(default_factory=list)
     runs: list[PretrainRun] = field(default_factory=list)
-    flops: list[FlopsResult] = field(default_factory=list)
-    times: list[TimeResult] = field(default_factory=list)
-    projections: list[ProjectionResult] = field(default_factory=list)
+    flops: list[FlopsFile] = field(default_factory=list)
+    times: list[TimeFile] = field(default_factory=list)
+    projections: list[ProjectionFile] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -104,20 +133,27 @@ class Inputs:
             return self.ablations[0].name
         return self.path.stem if self.path.is_file() else self.path.resolve().name
 
+    @property
+    def paper_headline(self) -> PaperHeadline | None:
+        """The headline figures stored in the results (the first found)."""
+        stored = [a.results.paper_headline for a in self.ablations]
+        stored += [f.results.paper_headline for f in self.flops]
+        stored += [t.results.paper_headline for t in self.times]
+        stored += [p.results.paper_headline for p in self.projections]
+        return next((h for h in stored if h is not None), None)
+
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not a JSON file (not UTF-8 text)") from None
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path}: corrupt JSON ({error})") from None
-    except OSError as error:
-        raise ReportError(f"{path}: cannot read ({error.strerror or error})") from None
+        return read_json(path)
+    except MigrationError as error:
+        raise ReportError(str(error)) from None
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """metrics.jsonl rows; a torn last line (a run killed mid-write) is dropped."""
+    import json
+
     if not path.exists():
         return []
     rows = []
@@ -133,40 +169,34 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _check_version(path: Path, payload: dict[str, Any], expected: int, what: str) -> None:
-    version = payload.get("schema_version")
-    if version != expected:
-        raise ReportError(
-            f"{path}: {what} schema_version {version!r}; this diffbench reads {expected} "
-            "(re-run the grid, or report with the diffbench version that wrote it)"
-        )
+def _reading(load, *args):
+    """Call a ``bench.migrate`` loader; its errors become ReportErrors."""
+    try:
+        return load(*args)
+    except MigrationError as error:
+        raise ReportError(str(error)) from None
 
 
 def load_ablation(directory: Path) -> Ablation:
-    """An ablation results directory (results.json), refusing other schema versions."""
+    """An ablation results directory (results.json; schema 1 is migrated on read)."""
     path = directory / "results.json"
-    payload = _read_json(path)
-    if not isinstance(payload, dict):
-        raise ReportError(f"{path}: not an ablation results file (expected a JSON object)")
-    _check_version(path, payload, RESULTS_SCHEMA_VERSION, "results")
-    records = payload.get("records")
-    if not isinstance(records, list) or not records:
+    results = _reading(load_grid_results, path)
+    if not results.records:
         raise ReportError(f"{path}: no records (the grid has not run any row yet)")
-    ablation = Ablation(directory, payload, [r for r in records if isinstance(r, dict)])
+    ablation = Ablation(directory, results)
     for record in ablation.records:
         run_dir = _run_dir(directory, record)
         if run_dir is not None:
-            ablation.metrics[str(record.get("run_id"))] = read_metrics(run_dir / "metrics.jsonl")
+            ablation.metrics[record.run_id] = read_metrics(run_dir / "metrics.jsonl")
     return ablation
 
 
-def _run_dir(results_dir: Path, record: dict[str, Any]) -> Path | None:
+def _run_dir(results_dir: Path, record: GridRecord) -> Path | None:
     """A record's run directory: as recorded, else ``<results>/runs/<run_id>`` (moved)."""
     candidates = []
-    if record.get("run_dir"):
-        candidates.append(Path(record["run_dir"]))
-    if record.get("run_id"):
-        candidates.append(results_dir / "runs" / str(record["run_id"]))
+    if record.run_dir:
+        candidates.append(Path(record.run_dir))
+    candidates.append(results_dir / "runs" / record.run_id)
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
@@ -175,61 +205,49 @@ def _run_dir(results_dir: Path, record: dict[str, Any]) -> Path | None:
 
 def load_run(directory: Path) -> PretrainRun:
     """A pre-training run directory (summary.json + metrics.jsonl)."""
-    path = directory / "summary.json"
-    summary = _read_json(path)
-    if not isinstance(summary, dict) or summary.get("kind", "pretrain") != "pretrain":
-        raise ReportError(f"{path}: not a pre-training summary")
-    _check_version(path, summary, SUMMARY_SCHEMA_VERSION, "summary")
+    summary = _reading(load_summary, directory / "summary.json")
     return PretrainRun(directory, summary, read_metrics(directory / "metrics.jsonl"))
 
 
-def classify_json(
-    path: Path, payload: Any
-) -> FlopsResult | TimeResult | ProjectionResult | str | None:
-    """What a JSON file is: a FlopsResult, a TimeResult, a ProjectionResult, "ablation" /
+def classify_json(path: Path, payload: Any) -> FlopsFile | TimeFile | ProjectionFile | str | None:
+    """What a JSON file is: a FlopsFile, a TimeFile, a ProjectionFile, "ablation" /
     "summary" (their directories are loaded instead), or None (not a diffbench output)."""
-    projection = classify_projection(path, payload)
-    if projection is not None:
-        return projection
+    if is_projection(payload):
+        return ProjectionFile(path, _reading(load_projection, path, payload))
     if isinstance(payload, dict):
-        if "records" in payload or payload.get("kind") in ("ablation", "ablation-aggregate"):
+        kind = payload.get("kind")
+        if "records" in payload or kind in ("ablation", "ablation-aggregate"):
             return "ablation"
-        if payload.get("kind") == "pretrain":
+        if kind == "pretrain":
             return "summary"
         rows = payload.get("rows")
-        if isinstance(rows, list) and "environment" in payload and "configs" in payload:
-            return TimeResult(path, dict(payload.get("environment") or {}), _dicts(rows))
-        meta = {k: v for k, v in payload.items() if k != "rows"}
+        if kind == "time" or (
+            isinstance(rows, list) and "environment" in payload and "configs" in payload
+        ):
+            return TimeFile(path, _reading(load_time, path, payload))
+        if kind == "flops":
+            return FlopsFile(path, _reading(load_flops, path, payload))
     elif isinstance(payload, list):
-        rows, meta = payload, {}
+        rows = payload
     else:
         return None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         return None
-    keys = set(rows[0])
-    if {"assumption", "setting", "saving"} <= keys:
-        return FlopsResult(path, "sensitivity", rows, meta)
-    if {"component", "run_flops", "baseline_flops"} <= keys:
-        return FlopsResult(path, "whole-run", rows, meta)
-    if {"component", "forward_flops", "total_flops", "variant"} <= keys:
-        return FlopsResult(path, "breakdown", rows, meta)
-    if {"kind", "variant", "phase"} <= keys:  # time rows without their envelope
-        return TimeResult(path, {}, rows)
+    if flops_kind(rows) is not None:
+        return FlopsFile(path, _reading(load_flops, path, payload))
+    if {"kind", "variant", "phase"} <= set(rows[0]):  # time rows without their envelope
+        return TimeFile(path, _reading(load_time, path, payload))
     return None
-
-
-def _dicts(rows: list[Any]) -> list[dict[str, Any]]:
-    return [r for r in rows if isinstance(r, dict)]
 
 
 def _load_file(path: Path, inputs: Inputs, strict: bool) -> None:
     payload = _read_json(path)
     kind = classify_json(path, payload)
-    if isinstance(kind, FlopsResult):
+    if isinstance(kind, FlopsFile):
         inputs.flops.append(kind)
-    elif isinstance(kind, TimeResult):
+    elif isinstance(kind, TimeFile):
         inputs.times.append(kind)
-    elif isinstance(kind, ProjectionResult):
+    elif isinstance(kind, ProjectionFile):
         inputs.projections.append(kind)
     elif kind == "ablation":
         if path.name == "results.json":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.report.document import Plot
+from bench.report.format import si_scale
 
 COMPONENT_COLOURS = {
     "audio_encoder": "#1f77b4",
@@ -63,14 +64,7 @@ def flops_stacked(
         return "no FLOPs per component in these results"
     components = list(dict.fromkeys(c for _, parts in bars for c in parts))
     peak = max(sum(parts.values()) for _, parts in bars)
-    scale, prefix = next(
-        (
-            (s, p)
-            for s, p in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"))
-            if peak >= s
-        ),
-        (1.0, ""),
-    )
+    scale, prefix = si_scale(peak) if peak >= 1e6 else (1.0, "")
     figure, axes = _figure(max(6.0, 1.2 * len(bars) + 3), 4.4)
     ax = axes[0][0]
     labels = [label for label, _ in bars]

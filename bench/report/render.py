@@ -6,7 +6,6 @@ written atomically (``diffmavil.atomic``)."""
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +18,10 @@ from bench.report.document import Section
 from bench.report.format import FILTERS
 from bench.report.load import Inputs, load_inputs
 from bench.report.tables import inline_html, to_html, to_markdown
+from bench.report.whole_run import ProjectionFile
+from bench.schema import GridRecord, WholeRunRow
 from diffmavil.atomic import atomic_write, atomic_write_text
+from diffmavil.environment import Environment
 
 FORMATS = ("md", "html", "latex")
 DEFAULT_FORMATS = ("md", "html")
@@ -69,7 +71,7 @@ def parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
 
 
 # ------------------------------------------------------------------------------ assembling
-def build_sections(inputs: Inputs, own_environment: dict[str, Any]) -> list[Section]:
+def build_sections(inputs: Inputs, own_environment: Environment) -> list[Section]:
     """The sections in reading order: first what the input is about (ablation grids,
     pre-training runs, FLOPs, timings, whole-run projections); then, for grids that compare
     recipes and for projections, the paper's headline beside our base-size figure and the
@@ -95,12 +97,15 @@ def build_sections(inputs: Inputs, own_environment: dict[str, Any]) -> list[Sect
     sections += [time_section(t, i) for i, t in enumerate(inputs.times)]
     sections += [projection_section(p, i) for i, p in enumerate(inputs.projections)]
     if compares:
-        sections += [paper_section(inputs.flops, inputs.projections), sensitivity_section()]
+        headline = inputs.paper_headline
+        sections.append(paper_section(headline, inputs.flops, inputs.projections))
+        if headline is not None:
+            sections.append(sensitivity_section(headline))
     sections.append(environment_section(inputs, own_environment))
     return sections
 
 
-def _projection_of(results: Path, projections: list[Any]) -> list[dict[str, Any]] | None:
+def _projection_of(results: Path, projections: list[ProjectionFile]) -> list[WholeRunRow] | None:
     """The rows of the whole-run projection a grid wrote beside its results, if any."""
     directory = results if results.is_dir() else results.parent
     for projection in projections:
@@ -109,25 +114,18 @@ def _projection_of(results: Path, projections: list[Any]) -> list[dict[str, Any]
     return None
 
 
-def compares_recipes(records: list[dict[str, Any]]) -> bool:
+def compares_recipes(records: list[GridRecord]) -> bool:
     """Whether a grid's rows (controls aside) differ in variant, masking or batch."""
-    recipes = {
-        (r.get("variant"), r.get("masking"), r.get("batch"))
-        for r in records
-        if r.get("kind", "row") != "control"
-    }
+    recipes = {(r.variant, r.masking, r.batch) for r in records if r.kind != "control"}
     return len(recipes) > 1
 
 
-def _own_environment(command: str | None) -> dict[str, Any]:
-    from diffmavil.environment import environment
+def _own_environment(command: str | None) -> Environment:
+    from diffmavil.environment import capture
 
-    env = environment("cpu")
-    env["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     if command is None:
         command = " ".join([Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]])
-    env["command"] = command
-    return env
+    return capture("cpu").model_copy(update={"command": command})
 
 
 def default_out(inputs: Inputs) -> Path:
@@ -156,8 +154,8 @@ def render_report(
     context = {
         "title": f"diffbench report: {inputs.name}",
         "source": str(inputs.path),
-        "generated": own["date"],
-        "command": own["command"],
+        "generated": own.date,
+        "command": own.command,
         "sections": sections,
         "runs_count": sum(len(t.rows) for s in sections for t in s.tables if t.css == "runs"),
     }

@@ -39,12 +39,12 @@ def runs_section(runs: list[PretrainRun]) -> Section:
     series = []
     for run in runs:
         s = run.summary
-        config = s.get("config") or {}
+        config = s.config
         masking = (config.get("masking") or {}).get("kind", DASH)
         batch = (config.get("batch") or {}).get("kind", "")
-        status = s.get("status", "?")
+        status = s.status
         if status != "completed":
-            status = f"{status}: {s.get('failure') or 'no reason recorded'}"
+            status = f"{status}: {s.failure or 'no reason recorded'}"
         table.rows.append(
             TableRow(
                 [
@@ -53,23 +53,27 @@ def runs_section(runs: list[PretrainRun]) -> Section:
                     str(config.get("variant", DASH)),
                     masking,
                     batch or DASH,
-                    num(s.get("steps")),
-                    num(s.get("samples")),
-                    si(s.get("total_flops")),
-                    seconds(s.get("wall_clock_seconds")),
-                    num(s.get("samples_per_second")),
-                    si(s.get("achieved_flops_per_second"), "FLOP/s"),
-                    num((s.get("final_losses") or {}).get("loss"), 4),
+                    num(s.steps),
+                    num(s.samples),
+                    si(s.total_flops),
+                    seconds(s.wall_clock_seconds),
+                    num(s.samples_per_second),
+                    si(s.achieved_flops_per_second, "FLOP/s"),
+                    num(s.final_losses.get("loss"), 4),
                     status,
                 ],
-                "failed" if s.get("status") == "failed" else "",
+                "failed" if s.status == "failed" else "",
             )
         )
+        values = s.model_dump(mode="json", exclude={"schema_version"})
         table.data.append(
-            {"run": run.name, **{k: v for k, v in s.items() if not isinstance(v, (dict, list))}}
+            {
+                "run": run.name,
+                **{k: v for k, v in values.items() if not isinstance(v, (dict, list))},
+            }
         )
-        by = s.get("flops_by_component") or {}
-        total = sum(by.values()) or s.get("total_flops")
+        by = s.flops_by_component
+        total = sum(by.values()) or s.total_flops
         parts.rows.append(
             TableRow(
                 [
@@ -88,7 +92,7 @@ def runs_section(runs: list[PretrainRun]) -> Section:
         bars.append((run.name, {c: by.get(c) or 0 for c in COMPONENTS}))
         series.append(plots.Series(run.name, batch, run.metrics))
     section.tables += [table.drop_empty_columns(keep=1), parts]
-    presets = {str((r.summary.get("config") or {}).get("preset")) for r in runs}
+    presets = {str(r.summary.config.get("preset")) for r in runs}
     if "base" not in presets:
         section.intro.append(
             f"Preset {', '.join(sorted(presets))}: small-scale runs, not "

@@ -6,27 +6,31 @@ from __future__ import annotations
 from bench.report import plots
 from bench.report.document import Section, add_plot
 from bench.report.format import DASH, delta_pct, num, pct, si, signed
-from bench.report.load import TimeResult
+from bench.report.load import TimeFile
 from bench.report.tables import Column, Table, TableRow
 
 
-def time_section(result: TimeResult, index: int) -> Section:
+def _or_unknown(value: object) -> object:
+    return "?" if value is None else value
+
+
+def time_section(result: TimeFile, index: int) -> Section:
     key = f"time-{index}"
     rows = result.rows
-    env = result.environment
+    env = result.results.environment
     first = rows[0]
     section = Section(
-        key, f"Wall-clock per step and per component @ {first.get('preset')} (`{result.path.name}`)"
+        key, f"Wall-clock per step and per component @ {first.preset} (`{result.path.name}`)"
     )
     section.intro.append(
-        f"`diffbench time` output: batch {first.get('batch_size')}, mask ratio "
-        f"{first.get('mask_ratio')}, {env.get('dtype', first.get('dtype', '?'))} on "
-        f"{env.get('device_name', first.get('device_name', '?'))} "
-        f"({env.get('threads', first.get('threads', '?'))} threads); large-matmul rate "
-        f"{first.get('matmul_gflops_per_s', '?')} GFLOP/s. Medians of "
-        f"{first.get('repeats', '?')} repeats after {first.get('warmup', '?')} warm-up."
+        f"`diffbench time` output: batch {first.batch_size}, mask ratio "
+        f"{first.mask_ratio}, {result.results.dtype or first.dtype or '?'} on "
+        f"{env.device_name or first.device_name or '?'} "
+        f"({env.torch_threads or first.torch_threads or '?'} threads); large-matmul rate "
+        f"{_or_unknown(first.matmul_gflops_per_s)} GFLOP/s. Medians of "
+        f"{_or_unknown(first.repeats)} repeats after {_or_unknown(first.warmup)} warm-up."
     )
-    steps = [r for r in rows if r.get("kind") == "step" and r.get("phase") == "step"]
+    steps = [r for r in rows if r.kind == "step" and r.phase == "step"]
     table = Table(
         "runs",
         "Train step (forward, backward, optimizer) per variant",
@@ -43,28 +47,25 @@ def time_section(result: TimeResult, index: int) -> Section:
         [],
         css="runs",
     )
-    base = steps[0].get("median_ms") if steps else None
+    base = steps[0].median_ms if steps else None
     for r in steps:
         table.rows.append(
             TableRow(
                 [
-                    str(r["variant"]),
-                    str(r.get("implementation", "ours")),
-                    f"{num(r.get('median_ms'), 1)} ms",
-                    f"{num(r.get('iqr_ms'), 1)} ms",
-                    num(r.get("samples_per_s")),
-                    num(r.get("achieved_gflops_per_s")),
-                    pct(r.get("utilisation"), 0),
-                    signed(delta_pct(r.get("median_ms"), base)),
+                    r.variant,
+                    r.implementation,
+                    f"{num(r.median_ms, 1)} ms",
+                    f"{num(r.iqr_ms, 1)} ms",
+                    num(r.samples_per_s),
+                    num(r.achieved_gflops_per_s),
+                    pct(r.utilisation, 0),
+                    signed(delta_pct(r.median_ms, base)),
                 ]
             )
         )
         table.data.append(
-            {
-                k: v
-                for k, v in r.items()
-                if k
-                in (
+            r.model_dump(
+                include={
                     "variant",
                     "implementation",
                     "median_ms",
@@ -73,14 +74,15 @@ def time_section(result: TimeResult, index: int) -> Section:
                     "achieved_gflops_per_s",
                     "utilisation",
                     "flops",
-                )
-            }
+                },
+                exclude_none=True,
+            )
         )
     section.tables.append(table.drop_empty_columns())
-    parts = [r for r in rows if r.get("kind") == "component" and r.get("phase") == "fwd+bwd"]
+    parts = [r for r in rows if r.kind == "component" and r.phase == "fwd+bwd"]
     if parts:
-        variants = list(dict.fromkeys(r["variant"] for r in parts))
-        names = list(dict.fromkeys(r["component"] for r in parts))
+        variants = list(dict.fromkeys(r.variant for r in parts))
+        names = list(dict.fromkeys(r.component for r in parts))
         comp = Table(
             "time_by_component",
             "Time per component, forward + backward (median ms; each component timed on its own)",
@@ -88,13 +90,13 @@ def time_section(result: TimeResult, index: int) -> Section:
             [],
         )
         for variant in variants:
-            by = {r["component"]: r for r in parts if r["variant"] == variant}
+            by = {r.component: r for r in parts if r.variant == variant}
             comp.rows.append(
                 TableRow(
                     [
                         variant,
                         *(
-                            f"{num(by[n].get('median_ms'), 1)} ms ({si(by[n].get('flops'))}FLOP)"
+                            f"{num(by[n].median_ms, 1)} ms ({si(by[n].flops)}FLOP)"
                             if n in by
                             else DASH
                             for n in names
@@ -103,14 +105,17 @@ def time_section(result: TimeResult, index: int) -> Section:
                 )
             )
             comp.data.extend(
-                {k: by[n].get(k) for k in ("variant", "component", "median_ms", "iqr_ms", "flops")}
+                {
+                    k: getattr(by[n], k)
+                    for k in ("variant", "component", "median_ms", "iqr_ms", "flops")
+                }
                 for n in names
                 if n in by
             )
         section.tables.append(comp)
     else:
         section.skipped.append("Time per component: not measured (run with --components)")
-    savings = [r for r in rows if r.get("kind") == "saving"]
+    savings = [r for r in rows if r.kind == "saving"]
     if savings:
         sav = Table(
             "savings",
@@ -128,17 +133,17 @@ def time_section(result: TimeResult, index: int) -> Section:
             sav.rows.append(
                 TableRow(
                     [
-                        f"{r['variant']} vs {r.get('baseline')}",
-                        str(r["component"]),
-                        pct(r.get("flop_saving")),
-                        pct(r.get("time_saving")),
-                        num(r.get("time_per_flop_saving")),
+                        f"{r.variant} vs {r.baseline}",
+                        r.component,
+                        pct(r.flop_saving),
+                        pct(r.time_saving),
+                        num(r.time_per_flop_saving),
                     ]
                 )
             )
             sav.data.append(
                 {
-                    k: r.get(k)
+                    k: getattr(r, k)
                     for k in (
                         "variant",
                         "baseline",
@@ -152,9 +157,9 @@ def time_section(result: TimeResult, index: int) -> Section:
         section.tables.append(sav)
     points = [
         {
-            "label": f"{r['variant']}: {r['component']}",
-            "flop_saving": r.get("flop_saving"),
-            "time_saving": r.get("time_saving"),
+            "label": f"{r.variant}: {r.component}",
+            "flop_saving": r.flop_saving,
+            "time_saving": r.time_saving,
         }
         for r in savings
     ]
@@ -166,11 +171,11 @@ def time_section(result: TimeResult, index: int) -> Section:
         ),
     )
     bars = []
-    for variant in dict.fromkeys(r["variant"] for r in parts):
+    for variant in dict.fromkeys(r.variant for r in parts):
         bars.append(
             (
                 variant,
-                {r["component"]: r.get("median_ms") or 0 for r in parts if r["variant"] == variant},
+                {r.component: r.median_ms or 0 for r in parts if r.variant == variant},
             )
         )
     add_plot(

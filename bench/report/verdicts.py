@@ -14,6 +14,7 @@ from bench.report.format import DASH, delta_pct, points, signed
 from bench.report.groups import RowGroup
 from bench.report.stats import mean_std
 from bench.report.tables import Column, Table, TableRow
+from bench.schema import GridResults, WholeRunRow
 
 
 def _points(value: Any, digits: int = 1) -> str:
@@ -141,10 +142,10 @@ def differences_plot(key: str, comparisons: list[dict[str, Any]]) -> Plot | str:
     return Plot(key, "Paired differences and verdicts", "", _png(figure), data)
 
 
-def add_verdicts(section: Section, payload: dict[str, Any]) -> None:
+def add_verdicts(section: Section, results: GridResults) -> None:
     """The verdict tables and plot, when the results hold any."""
-    comparisons = payload.get("comparisons") or []
-    gains = payload.get("control_gains") or []
+    comparisons = results.comparisons
+    gains = results.control_gains
     if comparisons:
         section.tables.append(comparisons_table(comparisons))
         add_plot(
@@ -168,16 +169,16 @@ def _fraction_interval(mean: Any, low: Any, high: Any) -> str:
 def summary_table(
     rows: list[RowGroup],
     base: RowGroup | None,
-    payload: dict[str, Any],
-    projection: list[dict[str, Any]] | None = None,
+    results: GridResults,
+    projection: list[WholeRunRow] | None = None,
 ) -> Table:
     """One line per row: FLOPs, measured wall-clock (paired by seed), projected whole-run
     wall-clock, accuracy, its gain over random init and the verdicts it is the candidate of."""
-    deltas = {d["row"]: d for d in payload.get("paired_deltas") or []}
-    gains = {g["row"]: g for g in payload.get("control_gains") or []}
-    projected = {p["recipe"]: p for p in projection or []}
+    deltas = {d["row"]: d for d in results.paired_deltas}
+    gains = {g["row"]: g for g in results.control_gains}
+    projected = {p.recipe: p for p in projection or []}
     verdicts: dict[str, list[str]] = {}
-    for c in payload.get("comparisons") or []:
+    for c in results.comparisons:
         verdicts.setdefault(c["candidate"], []).append(f"vs {c['reference']}: {c['verdict']}")
     columns = [
         Column("row", "left"),
@@ -199,12 +200,14 @@ def summary_table(
         if p is None:
             projected_text = DASH
         elif g.baseline:
-            projected_text = f"{p['projected_seconds']:,.0f} s"
-        elif p.get("time_saving") is None:
+            projected_text = f"{p.projected_seconds:,.0f} s"
+        elif p.time_saving is None:
             projected_text = DASH
         else:
             projected_text = _fraction_interval(
-                -p["time_saving"], -p["time_saving_ci_high"], -p["time_saving_ci_low"]
+                -p.time_saving,
+                -(p.time_saving_ci_high or 0.0),
+                -(p.time_saving_ci_low or 0.0),
             )
         accuracy = g.stats("probe.accuracy")
         gain = gains.get(g.name, {})
@@ -247,7 +250,7 @@ def summary_table(
                 "n": len(g.done),
                 "delta_flops_pct": delta_pct(g.mean("total_flops"), base_flops),
                 **{k: v for k, v in d.items() if k != "row"},
-                "projected_time_saving": None if p is None else p.get("time_saving"),
+                "projected_time_saving": None if p is None else p.time_saving,
                 "accuracy_mean": accuracy.mean,
                 "accuracy_std": accuracy.std,
                 "gain_over_random_points": gain.get("gain_points"),

@@ -5,37 +5,28 @@ full recipe also fill the paper-headline table's wall-clock row."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.report.document import Section
 from bench.report.format import pct
 from bench.report.tables import Column, Table, TableRow
+from bench.schema import ProjectionResults, WholeRunRow
 
 PROJECTION_FILE = "whole-run.json"  # written next to results.json by run.project_time
 
 
 @dataclass
-class ProjectionResult:
-    """A whole-run projection: its rows (kind whole_run), point rows and environment."""
+class ProjectionFile:
+    """A whole-run projection file (``bench.schema.ProjectionResults``)."""
 
     path: Path
-    environment: dict[str, Any]
-    rows: list[dict[str, Any]]
-    points: list[dict[str, Any]] = field(default_factory=list)
+    results: ProjectionResults
 
-
-def classify(path: Path, payload: Any) -> ProjectionResult | None:
-    """A ProjectionResult if ``payload`` holds rows of kind whole_run, else None."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
-        return None
-    rows = [r for r in payload["rows"] if isinstance(r, dict)]
-    whole = [r for r in rows if r.get("kind") == "whole_run"]
-    if not whole:
-        return None
-    points = [r for r in rows if r.get("kind") == "whole_run_point"]
-    return ProjectionResult(path, dict(payload.get("environment") or {}), whole, points)
+    @property
+    def rows(self) -> list[WholeRunRow]:
+        return self.results.whole_run_rows
 
 
 def _signed(value: float | None) -> str:
@@ -44,19 +35,19 @@ def _signed(value: float | None) -> str:
     return ("−" if value > 0 else "+") + pct(abs(value))
 
 
-def describe(result: ProjectionResult) -> str:
+def describe(result: ProjectionFile) -> str:
     """'tiny preset, fp32, cpu (AMD EPYC, 2 threads), 16,384 samples, 2026-11-29, load 3.1'"""
-    row, env = result.rows[0], result.environment
-    date = str(env.get("timestamp", ""))[:10]
+    row, env = result.rows[0], result.results.environment
+    load = "?" if env.load_average_1m is None else env.load_average_1m
     return (
-        f"{row['preset']} preset, {row['dtype']}, {row['device']} "
-        f"({env.get('device_name', '?')}, {row['threads']} threads"
-        f"{', compiled' if row.get('compile') else ''}), {row['samples']:,} samples, "
-        f"{date}, load {env.get('load_average_1m', '?')}"
+        f"{row.preset} preset, {row.dtype}, {row.device} "
+        f"({env.device_name or '?'}, {row.threads} threads"
+        f"{', compiled' if row.compile else ''}), {row.samples:,} samples, "
+        f"{env.date[:10]}, load {load}"
     )
 
 
-def projection_section(result: ProjectionResult, index: int) -> Section:
+def projection_section(result: ProjectionFile, index: int) -> Section:
     """Every recipe's projected seconds (95% interval), parts, savings vs the baseline."""
     section = Section(f"whole-run-{index}", f"Projected whole-run wall-clock ({result.path.name})")
     section.intro.append(
@@ -84,31 +75,29 @@ def projection_section(result: ProjectionResult, index: int) -> Section:
         [],
     )
     for row in result.rows:
-        saving = _signed(row.get("time_saving"))
-        if row.get("time_saving") is not None:
-            saving += (
-                f" [{_signed(row['time_saving_ci_high'])}, {_signed(row['time_saving_ci_low'])}]"
-            )
-        ratio = row.get("time_per_flop_saving")
+        saving = _signed(row.time_saving)
+        if row.time_saving is not None:
+            saving += f" [{_signed(row.time_saving_ci_high)}, {_signed(row.time_saving_ci_low)}]"
+        ratio = row.time_per_flop_saving
         table.rows.append(
             TableRow(
                 [
-                    row["recipe"] + (" (baseline)" if row.get("baseline") else ""),
-                    f"{row['steps']:,}",
-                    f"{row['projected_seconds']:,.1f}",
-                    f"{row['ci_low']:,.1f} – {row['ci_high']:,.1f}",
-                    f"{row['compute_seconds']:,.1f} / {row['data_seconds']:,.1f}"
-                    f"{' (bound)' if row.get('loading_bound') else ''} / "
-                    f"{row['overhead_seconds']:,.1f}",
-                    _signed(row.get("flop_saving")),
+                    row.recipe + (" (baseline)" if row.baseline else ""),
+                    f"{row.steps:,}",
+                    f"{row.projected_seconds:,.1f}",
+                    f"{row.ci_low:,.1f} – {row.ci_high:,.1f}",
+                    f"{row.compute_seconds:,.1f} / {row.data_seconds:,.1f}"
+                    f"{' (bound)' if row.loading_bound else ''} / "
+                    f"{row.overhead_seconds:,.1f}",
+                    _signed(row.flop_saving),
                     saving,
                     "—" if ratio is None else f"{ratio:.2f}",
-                    f"{pct(row['interpolation_error'])} of {pct(row['interpolated_share'])}",
-                    "—" if row.get("peak_memory_mb") is None else f"{row['peak_memory_mb']:,.0f}",
+                    f"{pct(row.interpolation_error)} of {pct(row.interpolated_share)}",
+                    "—" if row.peak_memory_mb is None else f"{row.peak_memory_mb:,.0f}",
                 ]
             )
         )
-    table.data = [dict(row) for row in result.rows]
+    table.data = [row.model_dump() for row in result.rows]
     table.notes.append(
         "Savings are fractions of the baseline's figure (−22% = 22% less). Interp. error: "
         "the largest deviation at a check point of the anchors-only interpolation, of the "
@@ -118,29 +107,29 @@ def projection_section(result: ProjectionResult, index: int) -> Section:
     return section
 
 
-def full_recipe_rows(projections: list[ProjectionResult], preset: str) -> list[dict[str, Any]]:
+def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[dict[str, Any]]:
     """Projected savings of the full recipe (cross-attn + curriculum + adaptive batch) vs
     the baseline at ``preset``, labelled: [{saving, low, high, label, ...}]."""
     found = []
     for result in projections:
         for row in result.rows:
             if (
-                row.get("preset") == preset
-                and not row.get("baseline")
-                and row.get("variant") == "cross-attn"
-                and str(row.get("masking", "")).startswith("curriculum")
-                and str(row.get("batch", "")).startswith("adaptive")
-                and row.get("time_saving") is not None
+                row.preset == preset
+                and not row.baseline
+                and row.variant == "cross-attn"
+                and row.masking.startswith("curriculum")
+                and row.batch.startswith("adaptive")
+                and row.time_saving is not None
             ):
                 found.append(
                     {
-                        "saving": row["time_saving"],
-                        "low": row["time_saving_ci_low"],
-                        "high": row["time_saving_ci_high"],
-                        "flop_saving": row["flop_saving"],
+                        "saving": row.time_saving,
+                        "low": row.time_saving_ci_low,
+                        "high": row.time_saving_ci_high,
+                        "flop_saving": row.flop_saving,
                         "label": describe(result),
                         "file": result.path.name,
-                        "projected_seconds": row["projected_seconds"],
+                        "projected_seconds": row.projected_seconds,
                     }
                 )
     return found

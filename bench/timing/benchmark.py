@@ -34,16 +34,18 @@ from bench.timing.step import (
     ComponentPass,
     TimedTrainStep,
     capture_component_calls,
-    make_batch,
 )
 from diffmavil.config import ModelConfig, make_config
 from diffmavil.flops import FlopBreakdown, model_flops
+from diffmavil.inputs import random_inputs
 from diffmavil.model import DiffMAViL
 from diffmavil.training.compile import CompileStats
 from diffmavil.training.step import autocast_context
 
 MATMUL_SIZE = 2048
 MATMUL_FLOPS = 2 * MATMUL_SIZE**3
+# environment keys kept in the result's environment block only, not repeated on every row
+ROW_SKIPS_ENVIRONMENT = ("schema_version", "date", "packages", "command", "git_commit")
 
 
 def _matmul_task(device: torch.device, dtype: str) -> Callable:
@@ -67,6 +69,21 @@ class TimeMeasurement:
     environment: dict[str, Any]
     configs: dict[str, dict[str, Any]]
     samples: dict[str, dict[str, list[float]]]
+
+    def stored(self):
+        """The typed ``bench.schema.TimeResults`` (schema 2) written as JSON, with the
+        paper's headline figures (``bench.flops.headline``) beside the rows."""
+        from bench.flops.headline import paper_headline
+        from bench.schema import Environment, TimeResults
+
+        env = {k: v for k, v in self.environment.items() if k in Environment.model_fields}
+        return TimeResults(
+            environment=env,
+            dtype=self.environment.get("dtype"),
+            configs=self.configs,
+            paper_headline=paper_headline(),
+            rows=self.rows,
+        )
 
 
 def _achieved(flops: int | None, seconds: float, rate: float, peak: float | None) -> dict:
@@ -96,7 +113,7 @@ def run_time_benchmark(
     flops: dict[str, FlopBreakdown] = {
         v: model_flops(c, request.mask_ratio, request.batch_size) for v, c in configs.items()
     }
-    audio, video = make_batch(
+    audio, video = random_inputs(
         next(iter(configs.values())), request.batch_size, device, request.seed
     )
 
@@ -153,7 +170,7 @@ def run_time_benchmark(
     }
 
     common = {
-        **{k: v for k, v in environment.items() if k not in ("timestamp",)},
+        **{k: v for k, v in environment.items() if k not in ROW_SKIPS_ENVIRONMENT},
         "preset": request.preset,
         "batch_size": request.batch_size,
         "mask_ratio": f"{request.mask_ratio[0]},{request.mask_ratio[1]}",

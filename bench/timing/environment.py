@@ -3,16 +3,12 @@ matmul reference rate and datasheet peaks for MFU."""
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
-import sys
-import time
 from typing import Any
 
 import torch
 
-from diffmavil.environment import cpu_model
+from diffmavil.environment import environment
 
 # Dense (no sparsity) peak tensor throughput in TFLOP/s from vendor datasheets, keyed by a
 # substring of ``torch.cuda.get_device_name()``. "tf32" is the fp32 matmul peak when TF32
@@ -63,26 +59,9 @@ def datasheet_peak_flops(name: str | None, dtype: str) -> float | None:
 
 
 def capture_environment(device: torch.device, dtype: str) -> dict[str, Any]:
-    """Flat dict of what a measurement ran on; every output row carries it."""
-    gpu = gpu_name(device)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {
-        "device": device.type,
-        "device_name": gpu or cpu_model(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "gpu_name": gpu,
-        "torch_version": torch.__version__,
-        "cuda_version": torch.version.cuda,
-        "python_version": platform.python_version(),
-        "platform": sys.platform,
-        "threads": torch.get_num_threads(),
-        "interop_threads": torch.get_num_interop_threads(),
-        "dtype": dtype,
-        **(tf32_settings() if device.type == "cuda" else {}),
-        "load_average_1m": round(load[0], 2),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    """The environment block (``diffmavil.environment``, one spelling of every key) plus the
+    measurement's dtype."""
+    return {**environment(device), "dtype": dtype}
 
 
 def matmul_rate(

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from bench.timing.harness import RegionTimer
-from diffmavil.config import ModelConfig
+from diffmavil.config import MODULE_COMPONENTS
 from diffmavil.training.compile import (
     COMPILED_COMPONENTS,
     CompileStats,
@@ -32,26 +32,7 @@ from diffmavil.training.compile import (
 from diffmavil.training.config import OptimizerConfig
 from diffmavil.training.step import Region, TrainStep, autocast_context, make_optimizer
 
-TIMED_COMPONENTS: tuple[str, ...] = (
-    "audio_encoder",
-    "video_encoder",
-    "fusion",
-    "audio_decoder",
-    "video_decoder",
-)
-
-
-def make_batch(
-    config: ModelConfig, batch_size: int, device: torch.device, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random audio [B, T, F] and video [B, C, T, H, W] at the config's input sizes."""
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(
-        batch_size, config.audio.target_frames, config.audio.mel_bins, generator=generator
-    )
-    v = config.video
-    video = torch.randn(batch_size, v.channels, v.frames, v.height, v.width, generator=generator)
-    return audio.to(device), video.to(device)
+TIMED_COMPONENTS = MODULE_COMPONENTS  # each timed on its own
 
 
 def maybe_compile(module: nn.Module, enabled: bool, stats: CompileStats | None = None) -> nn.Module:

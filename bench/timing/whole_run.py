@@ -235,9 +235,26 @@ class PointRow(Frozen):
 
 
 class WholeRunResult(Frozen):
+    """What ``project_whole_run`` returns; stored as ``bench.schema.ProjectionResults``."""
+
     rows: list[WholeRunRow]
     points: list[PointRow]
     environment: dict[str, Any]
+
+    def stored(self, request_hash: str | None = None):
+        """The typed result written to JSON (schema 2): the environment block, the paper's
+        headline figures (``bench.flops.headline``) and the rows, then the points."""
+        from bench.flops.headline import paper_headline
+        from bench.schema import Environment, ProjectionResults
+
+        env = {k: v for k, v in self.environment.items() if k in Environment.model_fields}
+        return ProjectionResults(
+            request_hash=request_hash,
+            environment=env,
+            dtype=self.environment.get("dtype"),
+            paper_headline=paper_headline(),
+            rows=[*self.rows, *self.points],
+        )
 
 
 def _mean(values: tuple[float, ...] | list[float]) -> float:
@@ -314,7 +331,7 @@ def assemble(
                 device=config.device,
                 dtype=config.dtype,
                 compile=request.compile,
-                threads=int(environment.get("threads", 0)),
+                threads=int(environment.get("torch_threads") or 0),
                 masking=describe_masking(config.masking),
                 batch=describe_batch(config.batch),
                 samples=config.budget_samples,

@@ -30,7 +30,6 @@ import torch
 
 from bench.timing.environment import PeakMemory, capture_environment, matmul_rate
 from bench.timing.harness import RegionTimer, run_interleaved
-from bench.timing.step import make_batch
 from bench.timing.whole_run import (
     FixedCosts,
     Loading,
@@ -41,6 +40,7 @@ from bench.timing.whole_run import (
     assemble,
     plan_recipe,
 )
+from diffmavil.inputs import random_inputs
 from diffmavil.training.config import PretrainConfig
 
 MATMUL_SIZE = 2048
@@ -83,7 +83,7 @@ class RecipeSteps:
 
 
 def _inputs(config: PretrainConfig, batch: int, device: torch.device, seed: int):
-    return make_batch(config.model, batch, device, seed)
+    return random_inputs(config.model, batch, device, seed)
 
 
 def step_tasks(

@@ -40,8 +40,9 @@ from diffmavil.training.compile import compile_components
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
 from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
+from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = SCHEMA_VERSION  # diffmavil.training.summary
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -316,6 +317,7 @@ def pretrain(
         "final_losses": _last_losses(run_dir) if group.is_main else {},
         "environment": environment(device),
     }
+    summary = RunSummary.model_validate(summary).model_dump(mode="json")
     if group.is_main:
         atomic_write_json(run_dir / "summary.json", summary)
         if status == "completed":

@@ -8,9 +8,10 @@ import torch
 
 from bench.timing.harness import RegionTimer
 from bench.timing.peer import peer_from
-from bench.timing.step import TimedTrainStep, make_batch
+from bench.timing.step import TimedTrainStep
 from diffmavil import VARIANTS, DiffMAViL, make_config
 from diffmavil.flops import model_flops
+from diffmavil.inputs import random_inputs
 
 pytestmark = pytest.mark.benchmark_suite
 
@@ -27,7 +28,7 @@ def test_train_step(benchmark, environment, preset, variant, implementation):
     model = DiffMAViL(config)
     if implementation == "peer":
         model = peer_from(model)
-    audio, video = make_batch(config, BATCH[preset], torch.device("cpu"))
+    audio, video = random_inputs(config, BATCH[preset], torch.device("cpu"))
     step = TimedTrainStep(model, audio, video, (0.8, 0.9))
     timer = RegionTimer("cpu", enabled=False)
     flops = model_flops(config, (0.8, 0.9), BATCH[preset]).total
@@ -47,7 +48,7 @@ def test_flop_counting_at_base(benchmark, variant):
     config = make_config("base", variant)
     with torch.device("meta"):
         model = DiffMAViL(config)
-    audio, video = (x.to("meta") for x in make_batch(config, 1, torch.device("cpu")))
+    audio, video = (x.to("meta") for x in random_inputs(config, 1, torch.device("cpu")))
 
     def count() -> int:
         with FlopCounterMode(display=False) as counter:

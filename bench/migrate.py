@@ -1,0 +1,326 @@
+"""Results of schema_version 1 -> 2: on read (every reader calls ``load_*``) and in place
+(``diffbench migrate``).
+
+What changed in 2:
+
+- the environment block has one spelling (``diffmavil.environment.Environment``): 1's
+  ``timestamp`` is ``date``, ``threads`` is ``torch_threads``, ``python_version`` is
+  ``python``, ``cuda`` is ``cuda_version``; keys 2 does not know are dropped;
+- every result, row and record carries ``schema_version: 2`` and is validated by its model
+  (``bench.schema``);
+- a grid's results, ``diffbench flops`` and ``diffbench time`` JSON store the paper's
+  headline figures (``paper_headline``), computed when they were produced; migration
+  computes them once (closed form, no measurement);
+- a whole-run projection (``diffbench time --masking/--batch --format json``, a grid's
+  ``whole-run.json``) is a ``ProjectionResults`` ``{schema_version, kind:
+  "whole-run-projection", environment, dtype, paper_headline, rows}``;
+- ``diffbench flops --format json`` is an envelope ``{schema_version, kind: "flops",
+  flops_kind, rows}`` (1 wrote a bare list for whole-run and sensitivity tables).
+
+No number of 1 is changed: every measured and computed value is carried over as is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bench.errors import BadInput
+from bench.schema import (
+    Environment,
+    FlopsResults,
+    GridRecord,
+    GridResults,
+    ProjectionResults,
+    RunSummary,
+    TimeResults,
+)
+
+CURRENT = 2
+_ENVIRONMENT_RENAMES = {
+    "timestamp": "date",
+    "threads": "torch_threads",
+    "python_version": "python",
+    "cuda": "cuda_version",
+}
+# keys of 1's timing rows and environment block that 2 does not keep
+_ROW_DROPS = ("timestamp",)
+
+
+class MigrationError(BadInput):
+    """A results file cannot be read: corrupt, of an unknown schema version, or invalid."""
+
+
+def migrate_environment(env: dict[str, Any] | None) -> dict[str, Any]:
+    """A schema 1 environment block in 2's spelling (2's keys only)."""
+    env = dict(env or {})
+    for old, new in _ENVIRONMENT_RENAMES.items():
+        if old in env:
+            value = env.pop(old)
+            env.setdefault(new, value)
+    if not env.get("torch_version") and isinstance(env.get("packages"), dict):
+        env["torch_version"] = env["packages"].get("torch")
+    env.setdefault("date", "")
+    env.setdefault("device", "cpu")
+    env.setdefault("cpu_model", env.get("device_name") or "")
+    env.setdefault("device_name", env["cpu_model"])
+    env["schema_version"] = CURRENT
+    return {k: v for k, v in env.items() if k in Environment.model_fields}
+
+
+def _timing_row(row: dict[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in row.items() if k not in _ROW_DROPS}
+    for old, new in _ENVIRONMENT_RENAMES.items():
+        if old in row:
+            row.setdefault(new, row.pop(old))
+    row["schema_version"] = CURRENT
+    return row
+
+
+def _versioned(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if item is None else {**item, "schema_version": CURRENT}
+
+
+def migrate_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A grid record (results.json's ``records``, a run's ``record.json``)."""
+    if record.get("schema_version") == CURRENT:
+        return record
+    record = {k: v for k, v in record.items() if k != "skipped"}
+    record["schema_version"] = CURRENT
+    if record.get("environment") is not None:
+        record["environment"] = migrate_environment(record["environment"])
+    record["probe"] = _versioned(record.get("probe"))
+    if record.get("timing") is not None:
+        record["timing"] = [_timing_row(row) for row in record["timing"]]
+    return record
+
+
+def migrate_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A pre-training run's summary.json."""
+    if summary.get("schema_version") == CURRENT:
+        return summary
+    return {
+        **summary,
+        "schema_version": CURRENT,
+        "environment": migrate_environment(summary.get("environment")),
+    }
+
+
+def _headline() -> dict[str, Any]:
+    from bench.flops.headline import paper_headline
+
+    return paper_headline().model_dump(mode="json")
+
+
+def migrate_grid_results(payload: dict[str, Any]) -> dict[str, Any]:
+    """An ablation grid's results.json."""
+    if payload.get("schema_version") == CURRENT:
+        return payload
+    return {
+        "grid": "",
+        "seeds": sorted({r.get("seed", 0) for r in payload.get("records") or []}),
+        **payload,
+        "schema_version": CURRENT,
+        "environment": migrate_environment(payload.get("environment")),
+        "paper_headline": payload.get("paper_headline") or _headline(),
+        "records": [migrate_record(r) for r in payload.get("records") or []],
+    }
+
+
+def migrate_time(payload: dict[str, Any] | list[Any]) -> dict[str, Any]:
+    """``diffbench time --format json`` (1: {environment, configs, rows}, or bare rows)."""
+    if isinstance(payload, dict) and payload.get("schema_version") == CURRENT:
+        return payload
+    if isinstance(payload, list):
+        payload = {"rows": payload}
+    env = dict(payload.get("environment") or {})
+    rows = [_timing_row(r) for r in payload.get("rows") or []]
+    if not env and rows:  # bare rows: their repeated hardware keys are the environment
+        env = {k: v for k, v in rows[0].items() if k in Environment.model_fields}
+        env.pop("schema_version", None)
+    return {
+        "schema_version": CURRENT,
+        "kind": "time",
+        "environment": migrate_environment(env),
+        "dtype": env.get("dtype"),
+        "configs": payload.get("configs") or {},
+        "paper_headline": payload.get("paper_headline") or _headline(),
+        "rows": rows,
+    }
+
+
+def is_projection(payload: Any) -> bool:
+    """Whether ``payload`` is a whole-run projection: an object whose rows include kind
+    ``whole_run``."""
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    return isinstance(rows, list) and any(
+        isinstance(r, dict) and r.get("kind") == "whole_run" for r in rows
+    )
+
+
+def migrate_projection(payload: dict[str, Any]) -> dict[str, Any]:
+    """A whole-run projection (1: {request_hash?, environment, rows})."""
+    if payload.get("schema_version") == CURRENT:
+        return payload
+    env = dict(payload.get("environment") or {})
+    return {
+        "schema_version": CURRENT,
+        "kind": "whole-run-projection",
+        **({"request_hash": payload["request_hash"]} if "request_hash" in payload else {}),
+        "environment": migrate_environment(env),
+        "dtype": env.get("dtype"),
+        "paper_headline": payload.get("paper_headline") or _headline(),
+        "rows": payload.get("rows") or [],
+    }
+
+
+def flops_kind(rows: list[dict[str, Any]]) -> str | None:
+    """breakdown | whole-run | sensitivity, from the keys of the rows (None: not FLOP rows)."""
+    keys = set(rows[0]) if rows and isinstance(rows[0], dict) else set()
+    if {"assumption", "setting", "saving"} <= keys:
+        return "sensitivity"
+    if {"component", "run_flops", "baseline_flops"} <= keys:
+        return "whole-run"
+    if {"component", "forward_flops", "total_flops", "variant"} <= keys:
+        return "breakdown"
+    return None
+
+
+def migrate_flops(payload: dict[str, Any] | list[Any]) -> dict[str, Any]:
+    """``diffbench flops --format json`` (1: {counters, convention, seconds, rows} or a list)."""
+    if isinstance(payload, dict) and payload.get("schema_version") == CURRENT:
+        return payload
+    meta: dict[str, Any] = {}
+    if isinstance(payload, dict):
+        meta = {k: v for k, v in payload.items() if k != "rows"}
+        rows = payload.get("rows") or []
+    else:
+        rows = payload
+    return {
+        "schema_version": CURRENT,
+        "kind": "flops",
+        "flops_kind": flops_kind(rows),
+        **{k: meta[k] for k in ("counters", "convention", "seconds") if k in meta},
+        "paper_headline": meta.get("paper_headline") or _headline(),
+        "rows": [{**row, "schema_version": CURRENT} for row in rows],
+    }
+
+
+# ------------------------------------------------------------------------------ readers
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise MigrationError(f"{path}: not a JSON file (not UTF-8 text)") from None
+    except json.JSONDecodeError as error:
+        raise MigrationError(f"{path}: corrupt JSON ({error})") from None
+    except OSError as error:
+        raise MigrationError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def _check_version(path: Path, payload: Any, what: str) -> None:
+    version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
+    if version not in (1, CURRENT):
+        raise MigrationError(
+            f"{path}: {what} schema_version {version!r}; this diffbench reads 1 (migrated "
+            f"on read) and {CURRENT}"
+        )
+
+
+def _validate(model, payload: Any, path: Path, what: str):
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        from diffmavil.config import format_validation_error
+
+        message = format_validation_error(error).split("; ")[0]
+        raise MigrationError(f"{path}: not a valid {what}: {message}") from None
+
+
+def load_grid_results(path: Path) -> GridResults:
+    payload = read_json(path)
+    if not isinstance(payload, dict):
+        raise MigrationError(f"{path}: not an ablation results file (expected a JSON object)")
+    _check_version(path, payload, "results")
+    return _validate(GridResults, migrate_grid_results(payload), path, "results file")
+
+
+def load_record(path: Path) -> GridRecord:
+    payload = read_json(path)
+    _check_version(path, payload, "record")
+    return _validate(GridRecord, migrate_record(payload), path, "run record")
+
+
+def load_summary(path: Path) -> RunSummary:
+    payload = read_json(path)
+    if not isinstance(payload, dict) or payload.get("kind", "pretrain") != "pretrain":
+        raise MigrationError(f"{path}: not a pre-training summary")
+    _check_version(path, payload, "summary")
+    return _validate(RunSummary, migrate_summary(payload), path, "pre-training summary")
+
+
+def load_time(path: Path, payload: Any) -> TimeResults:
+    _check_version(path, payload, "time results")
+    return _validate(TimeResults, migrate_time(payload), path, "`diffbench time` file")
+
+
+def load_projection(path: Path, payload: Any) -> ProjectionResults:
+    _check_version(path, payload, "projection")
+    return _validate(ProjectionResults, migrate_projection(payload), path, "whole-run projection")
+
+
+def load_flops(path: Path, payload: Any) -> FlopsResults:
+    _check_version(path, payload, "flops results")
+    return _validate(FlopsResults, migrate_flops(payload), path, "`diffbench flops` file")
+
+
+# ------------------------------------------------------------------------ in place
+def migrate_path(path: Path) -> list[Path]:
+    """Rewrite every schema 1 result under ``path`` (a file or a directory tree) as schema 2,
+    atomically; returns the files rewritten. Files already at 2 are left alone."""
+    from diffmavil.atomic import atomic_write_json
+
+    path = Path(path)
+    if not path.exists():
+        raise MigrationError(f"{path}: no such file or directory")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.json"))
+    written = []
+    for file in files:
+        migrated = _migrated(file)
+        if migrated is not None:
+            atomic_write_json(file, migrated)
+            written.append(file)
+    return written
+
+
+def _migrated(file: Path) -> dict[str, Any] | None:
+    """The schema 2 form of a schema 1 result file, or None (already 2, or not a result)."""
+    try:
+        payload = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(payload, dict) and payload.get("schema_version") == CURRENT:
+        return None
+    if is_projection(payload):
+        return load_projection(file, payload).model_dump(mode="json")
+    if isinstance(payload, dict):
+        kind = payload.get("kind")
+        if kind == "ablation" or (file.name == "results.json" and "records" in payload):
+            return load_grid_results(file).model_dump(mode="json")
+        if kind == "ablation-aggregate":
+            return {**payload, "schema_version": CURRENT}
+        if kind == "pretrain":
+            return load_summary(file).model_dump(mode="json")
+        if file.name == "record.json" and "run_id" in payload:
+            return load_record(file).model_dump(mode="json")
+        if "environment" in payload and "configs" in payload and "rows" in payload:
+            return load_time(file, payload).model_dump(mode="json")
+        rows = payload.get("rows")
+    else:
+        rows = payload
+    if isinstance(rows, list) and flops_kind(rows) is not None:
+        return load_flops(file, payload).model_dump(mode="json")
+    return None
