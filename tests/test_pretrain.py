@@ -61,7 +61,7 @@ def test_run_directory_holds_every_artefact(finished_run):
         assert (run_dir / name).exists(), name
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     on_disk = json.loads((run_dir / "summary.json").read_text())
-    assert on_disk["status"] == "completed" and on_disk["schema_version"] == 1
+    assert on_disk["status"] == "completed" and on_disk["schema_version"] == 2
     assert on_disk["samples"] == config.budget_samples == summary["samples"]
     assert on_disk["environment"]["torch_threads"] == 2
 
