@@ -13,7 +13,7 @@ in ``results.json`` and ``aggregate.json`` (``comparisons``, ``control_gains``,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,22 +24,27 @@ from bench.requests import StatisticsSpec
 POINTS = 100.0
 
 
-def _accuracy(record: Mapping[str, Any]) -> float | None:
-    if record.get("status") != "completed":
-        return None
+def _accuracy_points(record: Mapping[str, Any]) -> float | None:
     value = (record.get("probe") or {}).get("accuracy")
     return None if value is None else POINTS * float(value)
 
 
-def accuracy_by_seed(records: list[dict[str, Any]], row: str) -> dict[int, float]:
-    """{seed: probe accuracy in points} of ``row``'s completed runs."""
+def _by_seed(
+    records: list[dict[str, Any]], row: str, value: Callable[[Mapping[str, Any]], Any]
+) -> dict[int, float]:
+    """{seed: value(record)} of ``row``'s completed runs (runs without a value left out)."""
     out: dict[int, float] = {}
     for record in records:
-        if record.get("row") == row:
-            accuracy = _accuracy(record)
-            if accuracy is not None:
-                out[int(record["seed"])] = accuracy
+        if record.get("row") == row and record.get("status") == "completed":
+            number = value(record)
+            if number is not None:
+                out[int(record["seed"])] = float(number)
     return out
+
+
+def accuracy_by_seed(records: list[dict[str, Any]], row: str) -> dict[int, float]:
+    """{seed: probe accuracy in points} of ``row``'s completed runs."""
+    return _by_seed(records, row, _accuracy_points)
 
 
 def _paired(
@@ -119,7 +124,11 @@ def control_gains(records: list[dict[str, Any]], spec: StatisticsSpec) -> list[d
     passes (interval above zero and mean gain >= ``control_gain_points``)."""
     rows = list(
         dict.fromkeys(
-            str(r["row"]) for r in records if r.get("kind") == "row" and _accuracy(r) is not None
+            str(r["row"])
+            for r in records
+            if r.get("kind") == "row"
+            and r.get("status") == "completed"
+            and _accuracy_points(r) is not None
         )
     )
     out = []
@@ -128,42 +137,25 @@ def control_gains(records: list[dict[str, Any]], spec: StatisticsSpec) -> list[d
         control = _random_control_row(records, preset)
         if control is None:
             continue
-        # "no loss" with margin 0 gives the one-sided bounds; two-sided at confidence c
-        # uses the one-sided bounds at (1 + c) / 2
-        judged = _comparison(
-            f"{row} vs {control}",
-            row,
-            control,
-            records,
-            spec.model_copy(update={"confidence": (1 + spec.confidence) / 2}),
-            0.0,
+        seeds, trained, untrained = _paired(
+            accuracy_by_seed(records, row), accuracy_by_seed(records, control)
         )
-        gain = judged.get("mean_points")
-        lower = judged.get("lower_points")
+        stats = _interval([a - b for a, b in zip(trained, untrained, strict=True)], spec.confidence)
+        gain, lower = stats["mean"], stats["low"]
         passes = None if lower is None else bool(lower > 0 and gain >= spec.control_gain_points)
         out.append(
             {
                 "row": row,
                 "control": control,
-                "n": judged["n"],
+                "n": len(seeds),
                 "gain_points": gain,
                 "lower_points": lower,
-                "upper_points": judged.get("upper_points"),
+                "upper_points": stats["high"],
                 "confidence": spec.confidence,
                 "required_points": spec.control_gain_points,
                 "passes": passes,
             }
         )
-    return out
-
-
-def _by_seed(records: list[dict[str, Any]], row: str, value) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for record in records:
-        if record.get("row") == row and record.get("status") == "completed":
-            number = value(record)
-            if number is not None:
-                out[int(record["seed"])] = float(number)
     return out
 
 
