@@ -63,3 +63,14 @@ def test_probe_seeds_enter_run_ids_only_when_not_one() -> None:
 def test_probe_seeds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="probe_seeds"):
         FinetuneConfig(probe_seeds=0)
+
+
+def test_run_ids_of_grids_written_before_probe_seeds_are_unchanged() -> None:
+    """The smoke grid's first run id, as the README shows it and as it was before
+    ``probe_seeds`` existed: resuming an older output directory finds its runs."""
+    from pathlib import Path
+
+    from bench.ablate.grid import load_grid
+
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "smoke.yaml")
+    assert row_run_id(grid.rows[0].at_seed(0), grid.probe_at_seed(0), False) == "3f788c351007"

@@ -74,7 +74,7 @@ def row_run_id(config: PretrainConfig, probe: FinetuneConfig | None, flops_only:
     if flops_only:
         payload["flops_only"] = True
     else:
-        payload["probe"] = None if probe is None else probe.model_dump(mode="json")
+        payload["probe"] = None if probe is None else probe.identity()
     return config_hash(payload)
 
 
@@ -85,7 +85,7 @@ def control_run_id(init: str, config: PretrainConfig, probe: FinetuneConfig) -> 
         if init == "random"
         else {"audio": model.audio.model_dump(mode="json")}
     )
-    return config_hash({"control": init, "model": what, "probe": probe.model_dump(mode="json")})
+    return config_hash({"control": init, "model": what, "probe": probe.identity()})
 
 
 def format_value(value: Any) -> str:
