@@ -356,7 +356,7 @@ class GridRecord(Frozen):
     timing: list[TimingRow] | None = None
     traceback: str | None = None
     execution: RunExecution | None = None
-    overlapped_runs: list[str] | None = None
+    overlapped_runs: list[str] = Field(default_factory=list)  # runs of this host that overlapped it
     environment: Environment | None = None
 
     def value(self, metric: str) -> Any:
