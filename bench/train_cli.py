@@ -352,6 +352,21 @@ FINETUNE = FinetuneRequest.model_construct()
 PROBE_PANEL = "Probe / fine-tune"
 
 
+def early_stopping_patience(early_stopping: bool, patience: int | None, mode: str) -> int | None:
+    """``FinetuneConfig.patience`` from ``--patience`` and ``--[no-]early-stopping``: None
+    (off) for ``--no-early-stopping``, which takes no ``--patience`` and needs a finetune."""
+    if early_stopping:
+        return PROBE.patience if patience is None else patience
+    if patience is not None:
+        raise BadInput(
+            f"--patience {patience} with --no-early-stopping: patience only applies to early "
+            "stopping; give one of the two"
+        )
+    if mode != ProbeMode.finetune:
+        raise BadInput(f"--no-early-stopping with --mode {mode}: only --mode finetune stops early")
+    return None
+
+
 def finetune_command(
     checkpoint: Annotated[
         Path | None,
@@ -407,8 +422,17 @@ def finetune_command(
         typer.Option(
             help="Finetune: stop after this many epochs without a better validation loss.",
             rich_help_panel=PROBE_PANEL,
+            show_default=str(PROBE.patience),
         ),
-    ] = PROBE.patience,
+    ] = None,
+    early_stopping: Annotated[
+        bool,
+        typer.Option(
+            help="Finetune: hold out a validation split and stop early (off: train every "
+            "epoch on all items, e.g. --epochs 100 --no-early-stopping).",
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = True,
     lr: Annotated[
         float, typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL)
     ] = PROBE.lr,
@@ -460,7 +484,7 @@ def finetune_command(
             specaugment_time=specaugment_time,
             mixup=mixup,
             seed=seed,
-            patience=patience,
+            patience=early_stopping_patience(early_stopping, patience, mode),
             compile=compile,
         ),
     )

@@ -118,3 +118,40 @@ def test_items_are_loaded_once_and_train_the_same_weights(datasets, monkeypatch)
         assert torch.equal(tensor, streamed[name]), name
     items = finetune.ResidentItems(build_dataset(DATA, model_config, "val", seed=0), 2, "audio")
     assert set(items[1]) == {"audio", "label", "index"}
+
+
+def test_no_early_stopping_trains_every_epoch_on_every_item(datasets):
+    """``--no-early-stopping``: no validation split, every epoch run, and the same result as
+    ``FinetuneConfig(patience=None)`` through the library."""
+    from diffmavil.training.finetune import evaluate
+
+    model_config, _ = datasets
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "--init", "random", "--data", DATA, "--mode", "finetune",
+            "--epochs", "2", "--no-early-stopping", "--batch-size", "8", "--format", "json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    assert (row["epochs_run"], row["best_epoch"], row["validation_items"]) == (2, 2, 0)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("finetune epoch")]
+    assert len(lines) == 2 and not any("val loss" in line for line in lines)
+    config = FinetuneConfig(data=DATA, mode="finetune", epochs=2, patience=None, batch_size=8)
+    assert evaluate(config, "random", model_config)["accuracy"] == row["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--mode", "finetune", "--no-early-stopping", "--patience", "4"], "--patience 4"),
+        (["--mode", "probe", "--no-early-stopping"], "--mode probe"),
+        (["--mode", "finetune", "--patience", "0"], "patience"),
+    ],
+)
+def test_early_stopping_bad_combinations_are_one_line_and_exit_2(options, named):
+    result = CliRunner().invoke(app, ["finetune", "--init", "random", "--data", DATA, *options])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
