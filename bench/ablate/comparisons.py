@@ -140,7 +140,9 @@ def control_gains(records: list[dict[str, Any]], spec: StatisticsSpec) -> list[d
         seeds, trained, untrained = _paired(
             accuracy_by_seed(records, row), accuracy_by_seed(records, control)
         )
-        stats = _interval([a - b for a, b in zip(trained, untrained, strict=True)], spec.confidence)
+        stats = t_interval(
+            [a - b for a, b in zip(trained, untrained, strict=True)], spec.confidence
+        )
         gain, lower = stats["mean"], stats["low"]
         passes = None if lower is None else bool(lower > 0 and gain >= spec.control_gain_points)
         out.append(
@@ -159,7 +161,7 @@ def control_gains(records: list[dict[str, Any]], spec: StatisticsSpec) -> list[d
     return out
 
 
-def _interval(values: list[float], confidence: float) -> dict[str, float | None]:
+def t_interval(values: list[float], confidence: float) -> dict[str, float | None]:
     """Mean, sample sd and the two-sided Student's t interval of the mean."""
     if not values:
         return {"mean": None, "sd": None, "low": None, "high": None}
@@ -201,8 +203,8 @@ def paired_deltas(
         accuracy = accuracy_by_seed(records, row)
         wall_seeds = sorted(set(walls) & set(base_wall))
         accuracy_seeds = sorted(set(accuracy) & set(base_accuracy))
-        wall_stats = _interval([walls[s] / base_wall[s] - 1 for s in wall_seeds], confidence)
-        accuracy_stats = _interval(
+        wall_stats = t_interval([walls[s] / base_wall[s] - 1 for s in wall_seeds], confidence)
+        accuracy_stats = t_interval(
             [accuracy[s] - base_accuracy[s] for s in accuracy_seeds], confidence
         )
         out.append(
