@@ -191,12 +191,12 @@ def run_one(settings: dict[str, Any], seed: int, arm: str) -> dict[str, Any]:
     epochs: list[dict[str, Any]] = []
     load_before, uptime_before = os.getloadavg()[0], uptime()
     with epoch_reporter(f"seed {seed} {arm}") as report:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = evaluate(
             request.probe, request.init, model_config, request.checkpoint, request.device,
             on_epoch=lambda row: (epochs.append(row), report(row)),
         )  # fmt: skip
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     train_seconds = sum(row["seconds"] for row in epochs)
     return {
         "seed": seed,
@@ -209,6 +209,7 @@ def run_one(settings: dict[str, Any], seed: int, arm: str) -> dict[str, Any]:
         "train_items": result["train_items"],
         "eval_items": result["eval_items"],
         "wall_clock_seconds": wall,
+        "cpu_seconds": cpu,  # this process's CPU time, all threads: less sensitive to load
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / max(len(epochs), 1),
         "load_before": load_before,
