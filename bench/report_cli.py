@@ -12,12 +12,13 @@ from bench.options import OUTPUT_PANEL
 
 
 def report_command(
-    runs_dir: Annotated[
-        Path,
+    runs_dirs: Annotated[
+        list[Path],
         typer.Argument(
             help="What to report on: an ablation results directory (results.json), a "
             "pre-training run directory (summary.json), a `diffbench flops --format json` or "
-            "`diffbench time --format json` file, or a directory holding such files/runs.",
+            "`diffbench time --format json` file, or a directory holding such files/runs. "
+            "Several are reported together (e.g. a grid and a base-size projection).",
             show_default=False,
             metavar="RUNS_DIR",
         ),
@@ -37,8 +38,9 @@ def report_command(
         typer.Option(
             "--out",
             "-o",
-            help="Output directory, e.g. reports/NAME (default: RUNS_DIR/report, or "
-            "FILE-report beside a JSON file). Holds report.md, report.html, PNGs and CSVs.",
+            help="Output directory, e.g. reports/NAME (default: the first RUNS_DIR's "
+            "report/, or FILE-report beside a JSON file). Holds report.md, report.html, "
+            "PNGs and CSVs.",
             show_default=False,
             rich_help_panel=OUTPUT_PANEL,
         ),
@@ -53,9 +55,10 @@ def report_command(
     from bench.report.render import parse_formats, render_report
 
     formats = parse_formats(fmt)
-    command = f"diffbench report {runs_dir} --format {','.join(formats)}"
+    inputs = " ".join(str(path) for path in runs_dirs)
+    command = f"diffbench report {inputs} --format {','.join(formats)}"
     if out is not None:
         command += f" --out {out}"
-    written = render_report(runs_dir, formats, out, command=command)
+    written = render_report(runs_dirs, formats, out, command=command)
     for kind, path in written.items():
         typer.echo(f"{kind}: {path}")

@@ -125,8 +125,13 @@ def test_base_projection_fills_the_headline_wall_clock_row(tmp_path):
     headline = _table_rows(text, "Pre-training saving of DiffMAViL vs MAViL")
     wall = [row for row in headline if row[0] == "pre-training wall-clock"]
     assert len(wall) == 1 and wall[0][1] == "−18%"
-    assert wall[0][2].startswith(f"{-ours['time_saving']:+.1%} [")
+    low, high = ours["time_saving_ci_low"], ours["time_saving_ci_high"]
+    assert wall[0][2] == f"−{ours['time_saving']:.1%} [−{high:.1%}, −{low:.1%}]"
     assert "base preset, fp32, cpu (AMD EPYC, 2 threads), 64,000 samples" in wall[0][3]
+    assert f"batch {ours['batch']};" in wall[0][3]
+    mavil = next(r for r in payload["rows"] if r.get("kind") == "whole_run" and r["baseline"])
+    days = f"{ours['projected_seconds'] / 86400:,.1f} vs {mavil['projected_seconds'] / 86400:,.1f}"
+    assert f"{days} days (MAViL) on this hardware" in wall[0][3]
     assert "not measured" not in "".join(wall[0])
     assert "Projected pre-training wall-clock per recipe" in text
 
@@ -158,3 +163,45 @@ def test_a_tiny_projection_stays_out_of_the_headline(tmp_path):
     ]
     assert wall[0][2] == "not measured"  # a tiny projection never stands beside the paper
     assert "Projected pre-training wall-clock per recipe" in text  # but has its section
+
+
+def test_report_takes_several_inputs_together(tmp_path):
+    """`diffbench report A B`: a small-preset input and a base-size projection in one report;
+    the headline row comes from the base file, both projections get their section, and an
+    input that does not exist is one line, exit 2."""
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    payload = base_projection()
+    rows = [{**r, "preset": "tiny"} if r["kind"] == "whole_run" else r for r in payload["rows"]]
+    (tmp_path / "tiny.json").write_text(json.dumps({**payload, "rows": rows}))
+    (tmp_path / "base.json").write_text(json.dumps(payload))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(tmp_path / "tiny.json"),
+            str(tmp_path / "base.json"),
+            "-f",
+            "md",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = (out / "report.md").read_text()
+    assert "Projected whole-run wall-clock (tiny.json)" in text
+    assert "Projected whole-run wall-clock (base.json)" in text
+    assert f"from `{tmp_path / 'tiny.json'}, {tmp_path / 'base.json'}`" in text
+    wall = [
+        row
+        for row in _table_rows(text, "Pre-training saving of DiffMAViL vs MAViL")
+        if row[0] == "pre-training wall-clock"
+    ]
+    assert len(wall) == 1 and "(`base.json`)" in wall[0][3]
+    missing = runner.invoke(app, ["report", str(tmp_path / "base.json"), str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+    assert f"{tmp_path / 'nope'}: no such file or directory" in missing.output

@@ -116,12 +116,13 @@ class TimeFile:
 class Inputs:
     """Everything found under the path given to ``diffbench report``."""
 
-    path: Path
+    path: Path  # the first input given; every input: ``sources``
     ablations: list[Ablation] = field(default_factory=list)
     runs: list[PretrainRun] = field(default_factory=list)
     flops: list[FlopsFile] = field(default_factory=list)
     times: list[TimeFile] = field(default_factory=list)
     projections: list[ProjectionFile] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -276,10 +277,25 @@ def _load_dir(directory: Path, inputs: Inputs) -> bool:
     return False
 
 
-def load_inputs(path: str | Path) -> Inputs:
-    """Find and load everything to report on under ``path`` (see the module docstring)."""
-    path = Path(path)
-    inputs = Inputs(path)
+def load_inputs(*paths: str | Path) -> Inputs:
+    """Find and load everything to report on under each of ``paths`` (see the module
+    docstring), into one ``Inputs``: e.g. a grid's results directory and a base-size
+    ``diffbench time`` projection file, reported together."""
+    if not paths:
+        raise ReportError("nothing to report: no input path given")
+    inputs = Inputs(Path(paths[0]), sources=[Path(p) for p in paths])
+    for path in inputs.sources:
+        _load_path(path, inputs)
+    if inputs.empty:
+        where = ", ".join(str(p) for p in inputs.sources)
+        raise ReportError(
+            f"{where}: nothing to report (no ablation results.json, pre-training summary.json, "
+            "or `diffbench flops/time --format json` file found)"
+        )
+    return inputs
+
+
+def _load_path(path: Path, inputs: Inputs) -> None:
     if not path.exists():
         raise ReportError(f"{path}: no such file or directory")
     if path.is_file():
@@ -296,9 +312,3 @@ def load_inputs(path: str | Path) -> Inputs:
                 _load_dir(child, inputs)
             elif child.suffix == ".json":
                 _load_file(child, inputs, strict=False)
-    if inputs.empty:
-        raise ReportError(
-            f"{path}: nothing to report (no ablation results.json, pre-training summary.json, "
-            "or `diffbench flops/time --format json` file found)"
-        )
-    return inputs

@@ -81,9 +81,10 @@ def paper_section(
                 [
                     "pre-training wall-clock",
                     f"−{wall.paper:.0%}",
-                    f"{-found['saving']:+.1%} [{-found['high']:+.1%}, {-found['low']:+.1%}]",
-                    f"projected by `diffbench time` (`{found['file']}`): {found['label']}; "
-                    f"FLOP saving {found['flop_saving']:.1%} in the same plan",
+                    f"{_minus(found['saving'])} [{_minus(found['high'])}, {_minus(found['low'])}]",
+                    f"projected by `diffbench time` (`{found['file']}`): {found['label']}, "
+                    f"batch {found['batch']}; {_days(found)}FLOP saving "
+                    f"{found['flop_saving']:.1%} in the same plan",
                 ]
             )
         )
@@ -191,3 +192,16 @@ def _base_whole_run(inputs: list[FlopsFile]) -> list[dict[str, Any]]:
             ):
                 found.append({**row.model_dump(), "file": result.path.name})
     return found
+
+
+def _minus(saving: float) -> str:
+    """A saving (fraction; > 0 is faster) as a signed change: 0.192 -> '−19.2%'."""
+    return ("−" if saving >= 0 else "+") + f"{abs(saving):.1%}"
+
+
+def _days(found: dict) -> str:
+    """'73.0 vs 90.3 days (MAViL) on this hardware; ' from the projected seconds."""
+    if found.get("baseline_seconds") is None:
+        return ""
+    run, base = found["projected_seconds"] / 86400, found["baseline_seconds"] / 86400
+    return f"{run:,.1f} vs {base:,.1f} days (MAViL) on this hardware; "

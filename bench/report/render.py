@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -135,17 +136,19 @@ def default_out(inputs: Inputs) -> Path:
 
 
 def render_report(
-    results_dir: str | Path,
+    results_dir: str | Path | Sequence[str | Path],
     formats: tuple[str, ...] | list[str] | str = DEFAULT_FORMATS,
     out: str | Path | None = None,
     *,
     command: str | None = None,
 ) -> dict[str, Path]:
-    """Render the report of ``results_dir`` (any input ``bench.report.load`` reads) into the
-    directory ``out`` (default: see ``default_out``): ``report.md`` with its PNGs and CSVs
-    beside it, and/or a self-contained ``report.html``. Returns {format: path}."""
+    """Render the report of ``results_dir`` (any input ``bench.report.load`` reads, or several
+    reported together) into the directory ``out`` (default: see ``default_out``, from the
+    first input): ``report.md`` with its PNGs and CSVs beside it, and/or a self-contained
+    ``report.html``. Returns {format: path}."""
     formats = parse_formats(formats)
-    inputs = load_inputs(results_dir)
+    paths = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+    inputs = load_inputs(*paths)
     own = _own_environment(command)
     sections = build_sections(inputs, own)
     out_dir = Path(out) if out is not None else default_out(inputs)
@@ -153,7 +156,7 @@ def render_report(
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
     context = {
         "title": f"diffbench report: {inputs.name}",
-        "source": str(inputs.path),
+        "source": ", ".join(str(p) for p in inputs.sources),
         "generated": own.date,
         "command": own.command,
         "sections": sections,

@@ -107,6 +107,10 @@ def projection_section(result: ProjectionFile, index: int) -> Section:
     return section
 
 
+def _baseline_seconds(result: ProjectionFile) -> float | None:
+    return next((row.projected_seconds for row in result.rows if row.baseline), None)
+
+
 def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[dict[str, Any]]:
     """Projected savings of the full recipe (cross-attn + curriculum + adaptive batch) vs
     the baseline at ``preset``, labelled: [{saving, low, high, label, ...}]."""
@@ -130,6 +134,9 @@ def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[dic
                         "label": describe(result),
                         "file": result.path.name,
                         "projected_seconds": row.projected_seconds,
+                        "baseline_seconds": _baseline_seconds(result),
+                        "batch": row.batch,
+                        "steps": row.steps,
                     }
                 )
     return found
