@@ -3,6 +3,7 @@ per-run records (against a hand computation) and the resume check."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
@@ -110,3 +111,31 @@ def test_resume_refuses_runs_of_other_settings(tmp_path):
     path.write_text(json.dumps({"settings": settings, "runs": [run]}))
     with pytest.raises(BadInput, match="seed 0 lr1e-3 ran another configuration"):
         compare.load_finished(path, settings)
+
+
+def test_a_subset_of_arms_runs_and_is_summarised_alone():
+    assert compare.arm_list("epochs100") == ["default", "epochs100"]  # reference always runs
+    with pytest.raises(argparse.ArgumentTypeError, match=r"unknown arm.*bogus.*allowed: default"):
+        compare.arm_list("epochs100,bogus")
+    order = compare.schedule([0, 1], ["default", "epochs100"])
+    assert sorted(order) == [(0, "default"), (0, "epochs100"), (1, "default"), (1, "epochs100")]
+    runs = [
+        {
+            "seed": s,
+            "arm": a,
+            "accuracy": acc,
+            "wall_clock_seconds": 1.0,
+            "train_seconds": 1.0,
+            "epochs_run": 5,
+        }
+        for s, a, acc in [
+            (0, "default", 0.80),
+            (0, "epochs100", 0.81),
+            (1, "default", 0.70),
+            (1, "epochs100", 0.73),
+        ]
+    ]
+    summary = compare.paired_summary(runs)
+    assert list(summary["arms"]) == ["default", "epochs100"]
+    (only,) = summary["comparisons"]
+    assert only["arm"] == "epochs100" and only["differences_points"] == pytest.approx([1.0, 3.0])

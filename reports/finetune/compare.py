@@ -69,15 +69,16 @@ def arm_config(arm: str, seed: int, train_items: int, eval_items: int):
     return FinetuneConfig.model_validate({**base, **ARMS[arm]})
 
 
-def arm_order(seed: int) -> list[str]:
-    """The arms of ``seed`` in their run order: a shuffle seeded by ``seed`` (the same on
-    every invocation, so a resumed comparison keeps it)."""
-    return random.Random(f"finetune-compare-{seed}").sample(list(ARMS), len(ARMS))
+def arm_order(seed: int, arms: list[str] | None = None) -> list[str]:
+    """The arms of ``seed`` (default: all of ``ARMS``) in their run order: a shuffle seeded
+    by ``seed`` (the same on every invocation, so a resumed comparison keeps it)."""
+    arms = list(ARMS) if arms is None else [arm for arm in ARMS if arm in arms]
+    return random.Random(f"finetune-compare-{seed}").sample(arms, len(arms))
 
 
-def schedule(seeds: list[int]) -> list[tuple[int, str]]:
+def schedule(seeds: list[int], arms: list[str] | None = None) -> list[tuple[int, str]]:
     """(seed, arm) in run order: seed after seed, each seed's arms in ``arm_order``."""
-    return [(seed, arm) for seed in seeds for arm in arm_order(seed)]
+    return [(seed, arm) for seed in seeds for arm in arm_order(seed, arms)]
 
 
 def seeds_for_half_width(sd: float, half_width: float, confidence: float) -> int:
@@ -131,6 +132,7 @@ def paired_summary(
     from bench.ablate.comparisons import t_interval
 
     by_arm = {arm: {int(r["seed"]): r for r in runs if r["arm"] == arm} for arm in ARMS}
+    by_arm = {arm: done for arm, done in by_arm.items() if done or arm == REFERENCE}
     arms = {
         arm: {
             "runs": len(done),
@@ -259,6 +261,17 @@ def positive(text: str) -> int:
     return value
 
 
+def arm_list(text: str) -> list[str]:
+    """'default,epochs100' -> the arms, the reference always among them; unknown: an error."""
+    arms = [arm.strip() for arm in text.split(",") if arm.strip()]
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown arm(s) {', '.join(unknown)}; allowed: {', '.join(ARMS)}"
+        )
+    return sorted({REFERENCE, *arms}, key=list(ARMS).index)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="pre-training run directory (checkpoint.pt)")
@@ -269,6 +282,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--margin", type=float, default=2.0, help="verdict margin (points)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=positive, default=None, help="torch threads")
+    parser.add_argument(
+        "--arms",
+        type=arm_list,
+        default=list(ARMS),
+        help=f"comma-separated arms to run (default: all; {REFERENCE} always runs): "
+        + ", ".join(ARMS),
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     from diffmavil.atomic import atomic_write_json
@@ -289,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = load_finished(args.out / RUNS_FILE, settings)
     done = {(r["seed"], r["arm"]) for r in runs}
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    for seed, arm in schedule(seeds):
+    for seed, arm in schedule(seeds, args.arms):
         if (seed, arm) in done:
             continue
         runs.append(run_one(settings, seed, arm))
