@@ -132,7 +132,6 @@ def paired_summary(
     from bench.ablate.comparisons import t_interval
 
     by_arm = {arm: {int(r["seed"]): r for r in runs if r["arm"] == arm} for arm in ARMS}
-    by_arm = {arm: done for arm, done in by_arm.items() if done or arm == REFERENCE}
     arms = {
         arm: {
             "runs": len(done),
