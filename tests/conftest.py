@@ -15,7 +15,17 @@ import torch
 from diffmavil import VARIANTS, DiffMAViL, make_config
 from diffmavil.inputs import random_inputs
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+def session_threads() -> int:
+    """Torch threads for this test process: up to 2, and no more than the cores left to it
+    when pytest-xdist runs several workers (2 workers on 2 cores: one thread each, so the
+    workers do not oversubscribe the CPU)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
+
+
+SESSION_THREADS = session_threads()
+torch.set_num_threads(SESSION_THREADS)
 torch.set_flush_denormal(True)
 
 ALL_VARIANTS = list(VARIANTS)
@@ -35,6 +45,15 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: flo
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(autouse=True)
+def session_thread_count():
+    """Every test starts at the session's thread count: a run whose config sets ``threads``
+    (``pretrain`` keeps it) must not leave it to the tests after it on the same worker."""
+    yield
+    if torch.get_num_threads() != SESSION_THREADS:
+        torch.set_num_threads(SESSION_THREADS)
 
 
 @pytest.fixture

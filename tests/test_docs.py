@@ -75,6 +75,13 @@ def test_no_file_refers_to_files_outside_the_repository():
 def test_ci_runs_the_readme_install_and_test_commands():
     readme = README.read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    for command in ("torch==2.13.0", '-e ".[dev,profiling,cluster]"', "pytest -q --durations=15"):
+    test_command = "pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15"
+    for command in ("torch==2.13.0", '-e ".[dev,profiling,cluster]"', test_command):
         assert command in readme, command
         assert command in ci, command
+
+
+def test_the_test_commands_plugin_is_installed_by_the_dev_extra():
+    """``-n auto`` needs pytest-xdist: the README's install line must bring it."""
+    dev = re.search(r"^dev = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), re.M | re.S)
+    assert dev and '"pytest-xdist' in dev.group(1)

@@ -27,6 +27,13 @@ def pinned_threads():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def session_thread_count():
+    """Overrides tests/conftest.py's reset to the suite's thread count: benchmarks keep
+    ``pinned_threads`` for the whole session."""
+    yield
+
+
 @pytest.fixture
 def environment() -> dict:
     return capture_environment(torch.device("cpu"), "fp32")
