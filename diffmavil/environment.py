@@ -40,8 +40,13 @@ def cpu_model() -> str:
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The current commit (with '+dirty' for uncommitted changes), or None outside git."""
+    """The current commit (with '+dirty' for uncommitted changes), or None outside git.
+
+    ``git status`` runs without optional locks: it would otherwise refresh and rewrite the
+    index under ``index.lock``, and killed at its timeout (a loaded machine) it left that lock
+    behind, failing every later git command in the repository."""
     cwd = cwd or Path(__file__).resolve().parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -54,6 +59,7 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=cwd,
+            env=env,
             capture_output=True,
             text=True,
             timeout=5,
