@@ -16,6 +16,7 @@ from diffmavil.data.synthetic import SyntheticAVDataset, SyntheticOptions, synth
 from diffmavil.model import DiffMAViL
 from diffmavil.training.config import FinetuneConfig
 from diffmavil.training.finetune import FeatureSet, linear_probe
+from tests.conftest import SESSION_THREADS
 from tests.data_helpers import tiny_config
 
 
@@ -167,7 +168,7 @@ def contrastive_run() -> ContrastiveRun:
     300 steps on the inter-modal InfoNCE alone, 512 training clips of 10 classes; 256 held
     out. Budget: ~20 s."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # training, not clip generation
+    torch.set_num_threads(SESSION_THREADS)  # training, not clip generation: the suite's count
     try:
         config = make_config(
             "tiny",
