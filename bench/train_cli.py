@@ -39,7 +39,7 @@ from bench.options import (
 )
 from bench.progress import epoch_reporter
 from bench.requests import FinetuneRequest
-from diffmavil.training.config import FinetuneConfig
+from diffmavil.training.config import FINETUNE_LR, PROBE_LR, FinetuneConfig
 
 SCHEDULE_PANEL = "Schedules and budget"
 
@@ -348,6 +348,7 @@ class Features(StrEnum):
 
 
 PROBE = FinetuneConfig()  # the probe's defaults (one place: diffmavil.training.config)
+LR_DEFAULTS = f"probe {PROBE_LR:g}, finetune {FINETUNE_LR:g}"
 FINETUNE = FinetuneRequest.model_construct()
 PROBE_PANEL = "Probe / fine-tune"
 
@@ -358,10 +359,8 @@ def early_stopping_patience(early_stopping: bool, patience: int | None, mode: st
     if early_stopping:
         return PROBE.patience if patience is None else patience
     if patience is not None:
-        raise BadInput(
-            f"--patience {patience} with --no-early-stopping: patience only applies to early "
-            "stopping; give one of the two"
-        )
+        message = "patience only applies to early stopping; give one of the two"
+        raise BadInput(f"--patience {patience} with --no-early-stopping: {message}")
     if mode != ProbeMode.finetune:
         raise BadInput(f"--no-early-stopping with --mode {mode}: only --mode finetune stops early")
     return None
@@ -369,8 +368,7 @@ def early_stopping_patience(early_stopping: bool, patience: int | None, mode: st
 
 def finetune_command(
     checkpoint: Annotated[
-        Path | None,
-        typer.Argument(help="A pre-training run directory or its checkpoint.pt."),
+        Path | None, typer.Argument(help="A pre-training run directory or its checkpoint.pt.")
     ] = None,
     init: Annotated[
         Init,
@@ -434,8 +432,9 @@ def finetune_command(
         ),
     ] = True,
     lr: Annotated[
-        float, typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL)
-    ] = PROBE.lr,
+        float | None,
+        typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL, show_default=LR_DEFAULTS),
+    ] = None,
     batch_size: Annotated[
         int, typer.Option(help="Batch size.", rich_help_panel=PROBE_PANEL)
     ] = PROBE.batch_size,

@@ -111,6 +111,11 @@ def config_hash(payload: dict[str, Any]) -> str:
 
 
 PROBE_EPOCHS = 100
+PROBE_LR = 1e-2  # a linear head on standardised frozen features
+# **choice**: a full fine-tune moves the encoders' weights too; at the probe's 1e-2 AdamW
+# wrecks them (the default tiny fine-tune scored 10.6% on 10 classes, chance; 62.2% at
+# 1e-3), reports/compile.md "The fine-tune's learning rate".
+FINETUNE_LR = 1e-4
 
 
 class FinetuneConfig(Frozen):
@@ -149,7 +154,12 @@ class FinetuneConfig(Frozen):
         0.1, gt=0, lt=0.5, description="finetune: training items held out for early stopping"
     )
     batch_size: int = Field(64, gt=0)
-    lr: float = Field(1e-2, gt=0)
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description=f"learning rate; None: {PROBE_LR:g} for a probe, {FINETUNE_LR:g} for a "
+        "finetune (see ``learning_rate``)",
+    )
     weight_decay: float = Field(1e-4, ge=0)
     specaugment_freq: int = Field(0, ge=0, description="max frequency-mask width (finetune)")
     specaugment_time: int = Field(0, ge=0, description="max time-mask width (finetune)")
@@ -168,11 +178,20 @@ class FinetuneConfig(Frozen):
 
     def identity(self) -> dict[str, Any]:
         """What determines the evaluation's result, for run ids. ``probe_seeds`` enters only
-        when it is not 1, so the run ids of grids written before it existed stay the same."""
+        when it is not 1, and ``lr`` as the rate used, so the run ids of grids written before
+        either changed stay the same."""
         payload = self.model_dump(mode="json")
         if self.probe_seeds == 1:
             del payload["probe_seeds"]
+        payload["lr"] = self.learning_rate  # the rate used, whether given or defaulted
         return payload
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the mode's default when it is None: ``PROBE_LR`` or ``FINETUNE_LR``."""
+        if self.lr is not None:
+            return self.lr
+        return PROBE_LR if self.mode == "probe" else FINETUNE_LR
 
     @property
     def probe_epochs(self) -> int:

@@ -145,7 +145,9 @@ def linear_probe(
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     head = nn.Linear(x_train.shape[1], train.num_classes)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     for _ in range(config.probe_epochs):
         order = torch.randperm(len(x_train), generator=generator)
         for start in range(0, len(order), config.batch_size):
@@ -334,7 +336,7 @@ def train_classifier(
         parameter.requires_grad = not any(key in name for key in ("decoder", "projection"))
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
-        lr=config.lr,
+        lr=config.learning_rate,
         weight_decay=config.weight_decay,
     )
     multi_label = bool(train_set.multi_label)
