@@ -19,7 +19,7 @@ from bench.report.document import Section
 from bench.report.format import pct, si
 from bench.report.load import FlopsFile
 from bench.report.tables import Column, Table, TableRow
-from bench.report.whole_run import ProjectionFile, full_recipe_rows
+from bench.report.whole_run import ProjectionFile, full_recipe_rows, signed_saving
 from bench.schema import PaperHeadline
 
 
@@ -81,7 +81,8 @@ def paper_section(
                 [
                     "pre-training wall-clock",
                     f"−{wall.paper:.0%}",
-                    f"{_minus(found['saving'])} [{_minus(found['high'])}, {_minus(found['low'])}]",
+                    f"{signed_saving(found['saving'])} [{signed_saving(found['high'])}, "
+                    f"{signed_saving(found['low'])}]",
                     f"projected by `diffbench time` (`{found['file']}`): {found['label']}, "
                     f"batch {found['batch']}; {_days(found)}FLOP saving "
                     f"{found['flop_saving']:.1%} in the same plan",
@@ -192,11 +193,6 @@ def _base_whole_run(inputs: list[FlopsFile]) -> list[dict[str, Any]]:
             ):
                 found.append({**row.model_dump(), "file": result.path.name})
     return found
-
-
-def _minus(saving: float) -> str:
-    """A saving (fraction; > 0 is faster) as a signed change: 0.192 -> '−19.2%'."""
-    return ("−" if saving >= 0 else "+") + f"{abs(saving):.1%}"
 
 
 def _days(found: dict) -> str:

@@ -29,7 +29,8 @@ class ProjectionFile:
         return self.results.whole_run_rows
 
 
-def _signed(value: float | None) -> str:
+def signed_saving(value: float | None) -> str:
+    """A saving (fraction; > 0 is less) as a signed change: 0.192 -> '−19.2%'."""
     if value is None:
         return "—"
     return ("−" if value > 0 else "+") + pct(abs(value))
@@ -75,9 +76,10 @@ def projection_section(result: ProjectionFile, index: int) -> Section:
         [],
     )
     for row in result.rows:
-        saving = _signed(row.time_saving)
+        saving = signed_saving(row.time_saving)
         if row.time_saving is not None:
-            saving += f" [{_signed(row.time_saving_ci_high)}, {_signed(row.time_saving_ci_low)}]"
+            high, low = row.time_saving_ci_high, row.time_saving_ci_low
+            saving += f" [{signed_saving(high)}, {signed_saving(low)}]"
         ratio = row.time_per_flop_saving
         table.rows.append(
             TableRow(
@@ -89,7 +91,7 @@ def projection_section(result: ProjectionFile, index: int) -> Section:
                     f"{row.compute_seconds:,.1f} / {row.data_seconds:,.1f}"
                     f"{' (bound)' if row.loading_bound else ''} / "
                     f"{row.overhead_seconds:,.1f}",
-                    _signed(row.flop_saving),
+                    signed_saving(row.flop_saving),
                     saving,
                     "—" if ratio is None else f"{ratio:.2f}",
                     f"{pct(row.interpolation_error)} of {pct(row.interpolated_share)}",
@@ -136,7 +138,6 @@ def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[dic
                         "projected_seconds": row.projected_seconds,
                         "baseline_seconds": _baseline_seconds(result),
                         "batch": row.batch,
-                        "steps": row.steps,
                     }
                 )
     return found
