@@ -9,8 +9,11 @@ from typing import Any
 
 
 def describe_epoch(row: dict[str, Any]) -> str:
-    """'epoch 3/24: train loss 0.512, val loss 0.611, val accuracy 83.3% (4.1 s)'."""
+    """'epoch 3/24: train loss 0.512, lr 9.1e-05, val loss 0.611, val accuracy 83.3%
+    (4.1 s)'."""
     parts = [f"train loss {row['train_loss']:.3f}"]
+    if "lr" in row:
+        parts.append(f"lr {row['lr']:.2g}")
     if "val_loss" in row:
         parts.append(f"val loss {row['val_loss']:.3f}")
     for key in ("val_accuracy", "val_mAP"):

@@ -339,6 +339,9 @@ class ProjectTimeSpec(Frozen):
     preset: str | None = None
     samples: float | None = Field(None, gt=0)
     repeats: int = Field(5, ge=2)
+    min_seconds: float = Field(
+        60.0, ge=0, description="more interleaved rounds until they have lasted this long"
+    )
     warmup: int = Field(1, ge=0)
     anchors: int = Field(3, ge=2)
     memory: bool = False

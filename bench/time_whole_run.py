@@ -33,6 +33,16 @@ AnchorsOption = Annotated[
         rich_help_panel=WHOLE_RUN_PANEL,
     ),
 ]
+MinSecondsOption = Annotated[
+    float,
+    typer.Option(
+        "--min-seconds",
+        help="Whole run: after --repeats rounds, more rounds until the timed rounds have "
+        "lasted this long (a machine's speed drifts over seconds; the interval is drawn "
+        "in blocks of consecutive rounds).",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
 CheckpointEveryOption = Annotated[
     int,
     typer.Option(
@@ -75,6 +85,7 @@ class WholeRunOptions:
     threads: int | None
     compile: bool
     repeats: int
+    min_seconds: float
     warmup: int
     max_anchors: int
     checkpoint_every: int
@@ -104,6 +115,8 @@ def build_request(options: WholeRunOptions):
         raise BadInput(f"--device {options.device!r}: a whole-run projection runs on cpu or cuda")
     if options.repeats < 2:
         raise BadInput(f"--repeats {options.repeats}: a whole-run interval needs at least 2")
+    if options.min_seconds < 0:
+        raise BadInput(f"--min-seconds {options.min_seconds:g}: must be at least 0")
     if options.max_anchors < 2:
         raise BadInput(f"--anchors {options.max_anchors}: at least 2 (both ends of the ramp)")
     cadence = {"checkpoint-every": options.checkpoint_every, "log-every": options.log_every}
@@ -143,6 +156,7 @@ def build_request(options: WholeRunOptions):
         recipes=recipes,
         compile=options.compile,
         repeats=options.repeats,
+        min_seconds=options.min_seconds,
         warmup=options.warmup,
         max_anchors=options.max_anchors,
         memory=options.memory,

@@ -342,6 +342,11 @@ class Modality(StrEnum):
     audio_video = "audio-video"
 
 
+class LrSchedule(StrEnum):
+    cosine = "cosine"
+    constant = "constant"
+
+
 class Features(StrEnum):
     encoder = "encoder"
     fused = "fused"
@@ -435,6 +440,14 @@ def finetune_command(
         float | None,
         typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL, show_default=LR_DEFAULTS),
     ] = None,
+    lr_schedule: Annotated[
+        LrSchedule,
+        typer.Option(
+            help="Finetune: warm-up + cosine to 0 over the planned epochs, or constant.",
+            case_sensitive=False,
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = LrSchedule[PROBE.lr_schedule],
     batch_size: Annotated[
         int, typer.Option(help="Batch size.", rich_help_panel=PROBE_PANEL)
     ] = PROBE.batch_size,
@@ -478,6 +491,7 @@ def finetune_command(
             fold=fold,
             epochs=epochs,
             lr=lr,
+            lr_schedule=lr_schedule,
             batch_size=batch_size,
             specaugment_freq=specaugment_freq,
             specaugment_time=specaugment_time,

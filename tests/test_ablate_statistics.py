@@ -270,8 +270,8 @@ def test_summary_table_puts_cost_accuracy_and_verdict_on_one_line(tmp_path: Path
 
 
 def test_table2_grid_carries_its_statistical_design() -> None:
-    """The shipped Table 2: confirmatory comparisons named, more seeds for their rows,
-    >= 2,000 evaluation clips, the probe averaged over >= 3 probe seeds, a random-init
+    """The shipped Table 2: confirmatory comparisons named, more seeds for their rows (6 in
+    the first wave, 3 for the descriptive rows), >= 2,000 evaluation clips, the probe averaged over >= 3 probe seeds, a random-init
     control, the base-proportional preset."""
     from bench.ablate.grid import load_grid
 
@@ -281,8 +281,8 @@ def test_table2_grid_carries_its_statistical_design() -> None:
     confirmatory = {"mavil", "diffmavil", "mavil@diffmavil-flops"}
     for row in grid.rows:
         seeds = grid.seeds_of(row)
-        assert len(seeds) >= (3 if row.name in confirmatory else 2), row.name
-    assert grid.base.preset == "proportional"
+        assert len(seeds) >= (6 if row.name in confirmatory else 3), row.name
+    assert grid.base.preset == "proportional" and grid.base.budget_samples == 32768
     assert grid.probe is not None and grid.probe.probe_seeds >= 3
     assert "eval_size=2000" in grid.probe.data
     assert "random" in grid.run.controls and grid.statistics.margin_points == 2.0

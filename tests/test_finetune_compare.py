@@ -39,7 +39,9 @@ RUNS = [
 
 def test_paired_summary_matches_a_hand_computed_t_interval():
     summary = compare.paired_summary(RUNS, margin=2.0, confidence=0.95)
-    longer, lower_lr = summary["comparisons"]
+    by_arm = {c["arm"]: c for c in summary["comparisons"]}
+    longer, lower_lr = by_arm["epochs100"], by_arm["lr1e-3"]
+    assert by_arm["constant"]["pairs"] == 0  # an arm with no runs: no interval
     # epochs100: differences 1, 2, 3 -> mean 2, sd 1, half-width t(0.975, 2) / sqrt(3)
     half = T_975[2] * 1.0 / math.sqrt(3)
     assert longer["arm"] == "epochs100" and longer["pairs"] == 3 and longer["seeds"] == [0, 1, 2]
@@ -92,6 +94,7 @@ def test_arms_differ_from_the_default_only_in_their_settings():
     for arm, changed in (
         ("epochs100", {"epochs": 100, "patience": None}),
         ("lr1e-3", {"lr": 1e-3}),
+        ("constant", {"lr_schedule": "constant"}),
     ):
         config = compare.arm_config(arm, 2, 500, 2000).model_dump()
         assert {k: v for k, v in config.items() if v != default.model_dump()[k]} == changed

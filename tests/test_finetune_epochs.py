@@ -21,6 +21,7 @@ from diffmavil.training.finetune import (
     _batches,
     _loss,
     finetune_epochs,
+    finetune_lr,
     train_classifier,
     validation_split,
 )
@@ -42,6 +43,32 @@ def test_validation_split_is_seeded_disjoint_and_complete():
     assert validation_split(50, 0.1, seed=3) == (train, val)
     assert validation_split(50, 0.1, seed=4)[1] != val
     assert validation_split(2, 0.1, seed=0)[1] and validation_split(2, 0.4, seed=0)[0]
+
+
+def test_cosine_schedule_warms_up_peaks_and_decays_to_zero():
+    config = FinetuneConfig(mode="finetune", lr=1e-3, warmup_fraction=0.1)
+    rates = [finetune_lr(config, step, 200) for step in range(200)]
+    peak = max(range(200), key=rates.__getitem__)
+    assert 0 < rates[0] < rates[5] < rates[peak] and 18 <= peak <= 20
+    assert rates[peak] == pytest.approx(1e-3, rel=1e-3)
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False))
+    assert 0 < rates[-1] < 1e-3 * 1e-3  # ends at (almost) zero
+    constant = FinetuneConfig(mode="finetune", lr=1e-3, lr_schedule="constant")
+    assert {finetune_lr(constant, step, 200) for step in range(200)} == {1e-3}
+
+
+def test_schedule_enters_finetune_ids_only():
+    """A probe's run id ignores the fine-tune's schedule (probe ids of earlier grids stay);
+    a fine-tune's id changes with it."""
+    from diffmavil.training.config import config_hash
+
+    def run_id(**kw):
+        return config_hash(FinetuneConfig(**kw).identity())
+
+    assert run_id(lr_schedule="constant") == run_id(lr_schedule="cosine")
+    assert run_id(warmup_fraction=0.3) == run_id()
+    assert run_id(mode="finetune", lr_schedule="constant") != run_id(mode="finetune")
+    assert run_id(mode="finetune", warmup_fraction=0.3) != run_id(mode="finetune")
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +165,7 @@ def test_no_early_stopping_trains_every_epoch_on_every_item(datasets):
     assert (row["epochs_run"], row["best_epoch"], row["validation_items"]) == (2, 2, 0)
     lines = [line for line in result.stderr.splitlines() if line.startswith("finetune epoch")]
     assert len(lines) == 2 and not any("val loss" in line for line in lines)
+    assert all(" lr " in line for line in lines), lines
     config = FinetuneConfig(data=DATA, mode="finetune", epochs=2, patience=None, batch_size=8)
     assert evaluate(config, "random", model_config)["accuracy"] == row["accuracy"]
 

@@ -116,6 +116,23 @@ def test_nested_regions_are_timed_separately(monkeypatch):
     }
 
 
+def test_min_seconds_adds_rounds_until_the_timed_rounds_last_that_long(monkeypatch):
+    """2 rounds at least, then more until 4.5 (fake) seconds have passed: rounds start at
+    0, 1, 2, 3, 4 s; at 5 s the loop stops. Warm-up time does not count."""
+    clock = FakeClock()
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+
+    def task(timer: RegionTimer) -> None:
+        with timer.region("work"):
+            clock.now += 1.0 if timer.enabled else 50.0
+
+    samples = run_interleaved({"t": task}, warmup=1, repeats=2, min_seconds=4.5)
+    assert samples == {"t": {"work": [1.0] * 5}}
+    assert len(run_interleaved({"t": task}, warmup=0, repeats=7, min_seconds=4.5)["t"]["work"]) == 7
+    with pytest.raises(ValueError, match="min_seconds"):
+        run_interleaved({"t": task}, warmup=0, repeats=1, min_seconds=-1.0)
+
+
 def test_measure_rejects_bad_counts():
     with pytest.raises(ValueError):
         run_interleaved({"t": lambda timer: None}, warmup=-1, repeats=3)

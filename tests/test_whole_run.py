@@ -14,7 +14,9 @@ from bench.flops import baseline_config, run_saving
 from bench.timing import harness
 from bench.timing.harness import RegionTimer, run_interleaved
 from bench.timing.projection import (
+    BOOTSTRAP_BLOCKS,
     Term,
+    block_picks,
     bootstrap_totals,
     checkpoint_writes,
     cold_samples,
@@ -212,6 +214,35 @@ def test_paired_rounds_cancel_shared_load():
         bootstrap_totals(
             {"a": [Term((1.0, 2.0), 1.0, paired=True)], "b": [Term((1.0,), 1.0, paired=True)]}, "a"
         )
+
+
+@pytest.mark.parametrize("rounds", [1, 7, 10, 11, 40, 103])
+def test_block_picks_string_consecutive_rounds_together(rounds):
+    picks = block_picks(np.random.default_rng(0), rounds, 300)
+    assert picks.shape == (300, rounds) and picks.min() >= 0 and picks.max() < rounds
+    block = math.ceil(rounds / BOOTSTRAP_BLOCKS)
+    for row in picks[:20]:
+        for start in range(0, rounds, block):
+            chunk = row[start : start + block]
+            assert all((b - a) % rounds == 1 for a, b in itertools.pairwise(chunk))
+    if rounds <= BOOTSTRAP_BLOCKS:  # single-round blocks: the plain paired bootstrap
+        plain = np.random.default_rng(0).integers(0, rounds, size=(300, rounds))
+        assert (picks == plain).all()
+
+
+def test_drifting_rounds_widen_the_interval():
+    """A machine whose speed drifts slowly (a sine over the rounds): the block bootstrap's
+    interval of the total is wider than resampling the rounds one by one would give, and
+    it contains the mean over whole drift cycles."""
+    rounds = 100
+    drift = 1.0 + 0.15 * np.sin(np.arange(rounds) * 2 * np.pi / 25)
+    noise = np.random.default_rng(1).normal(0.0, 0.01, rounds)
+    samples = tuple(float(x) for x in drift + noise)
+    totals, _ = bootstrap_totals({"a": [Term(samples, 1.0, paired=True)]}, "a", resamples=2000)
+    iid = np.random.default_rng(0).integers(0, rounds, size=(2000, rounds))
+    low, high = np.quantile(np.asarray(samples)[iid].mean(axis=1), [0.025, 0.975])
+    assert totals["a"].high - totals["a"].low > 1.5 * (high - low)
+    assert totals["a"].low < 1.0 < totals["a"].high
 
 
 # ------------------------------------------------------------------------ integration

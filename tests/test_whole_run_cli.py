@@ -23,7 +23,7 @@ SAMPLES = 56
 WHOLE_RUN = [
     "time", "--preset", "tiny", "--masking", "curriculum", "--batch", "adaptive",
     "--batch-size", "8", "--samples", str(SAMPLES), "--threads", "1", "--repeats", "2",
-    "--warmup", "1", "--matmul-repeats", "1", "--checkpoint-every", "3",
+    "--warmup", "1", "--matmul-repeats", "1", "--checkpoint-every", "3", "--min-seconds", "0",
     "--data", "synthetic:classes=4,size=24,eval_size=8",
 ]  # fmt: skip
 REQUIRED = (

@@ -31,7 +31,7 @@ base:
   batch: {batch_size: 16}
 run:
   pretrain: true
-  project_time: {preset: cpu, samples: 3200, repeats: 3, anchors: 2}
+  project_time: {preset: cpu, samples: 3200, repeats: 3, anchors: 2, min_seconds: 0}
 rows:
   mavil: {baseline: true}
   cross-attn: {variant: cross-attn}
@@ -62,6 +62,7 @@ def test_grid_projection_request_keeps_rows_and_budget_ratios(tmp_path):
         3200 * matched.budget_samples / 64
     )
     assert (request.repeats, request.max_anchors, request.memory) == (3, 2, False)
+    assert request.min_seconds == 0
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,10 @@ def test_grid_projection_request_keeps_rows_and_budget_ratios(tmp_path):
     ],
 )
 def test_bad_project_time_names_the_key(tmp_path, spec, message):
-    text = GRID.replace("{preset: cpu, samples: 3200, repeats: 3, anchors: 2}", spec)
+    text = GRID.replace(
+        "{preset: cpu, samples: 3200, repeats: 3, anchors: 2, min_seconds: 0}", spec
+    )
+    assert text != GRID
     with pytest.raises(GridError, match=message):
         load_grid(write_grid(tmp_path, text))
 

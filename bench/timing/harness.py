@@ -124,15 +124,21 @@ def run_interleaved(
     repeats: int,
     device: torch.device | str = "cpu",
     progress: Callable[[str], None] | None = None,
+    min_seconds: float = 0.0,
 ) -> dict[str, dict[str, list[float]]]:
-    """Run every task ``warmup`` times untimed, then ``repeats`` timed rounds.
+    """Run every task ``warmup`` times untimed, then timed rounds: ``repeats`` of them, and
+    more until the timed rounds have lasted ``min_seconds`` (so that a machine whose speed
+    drifts over seconds is sampled across its drift, not in one phase of it).
 
     Within a round the tasks run in a rotating order (round r starts at task r mod n), so
     slow drifts of machine load fall on every task alike. Returns
-    {task: {region: [seconds per repeat]}}; warm-up calls never reach the samples.
+    {task: {region: [seconds per round]}}; warm-up calls never reach the samples.
     """
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    if warmup < 0 or repeats < 1 or min_seconds < 0:
+        raise ValueError(
+            f"need warmup >= 0, repeats >= 1 and min_seconds >= 0, "
+            f"got {warmup}, {repeats}, {min_seconds}"
+        )
     names = list(tasks)
     idle = RegionTimer(device, enabled=False)
     for name in names:
@@ -141,13 +147,20 @@ def run_interleaved(
             if progress:
                 progress(f"warm-up {name}")
     timers = {name: RegionTimer(device) for name in names}
-    for round_index in range(repeats):
+    started, round_index = time.perf_counter(), 0
+    while round_index < repeats or time.perf_counter() - started < min_seconds:
         shift = round_index % len(names)
+        label = (
+            f"repeat {round_index + 1}/{repeats}"
+            if round_index < repeats
+            else f"repeat {round_index + 1} (until {min_seconds:g} s)"
+        )
         for name in names[shift:] + names[:shift]:
             tasks[name](timers[name])
             timers[name].synchronize()
             if progress:
-                progress(f"repeat {round_index + 1}/{repeats} {name}")
+                progress(f"{label} {name}")
+        round_index += 1
     return {name: timer.collect() for name, timer in timers.items()}
 
 

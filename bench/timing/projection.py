@@ -11,8 +11,9 @@ size, and integrates over the plan::
 Means, not medians: a total adds means. Every estimate is linear in the measured means, so
 a projected total is a weighted sum ``sum_t W_t * mean(samples_t)`` and its 95% interval
 comes from a percentile bootstrap: interleaved rounds are resampled together (a round's
-load hits every task of the round), other terms (data loading, checkpoint writes) are
-resampled on their own.
+load hits every task of the round), in blocks of consecutive rounds (the machine's speed
+drifts, so neighbouring rounds are correlated); other terms (data loading, checkpoint
+writes) are resampled on their own.
 
 Interpolation error: per batch size, at most ``max_anchors`` *anchors* spread evenly in
 FLOPs (both ends included) are measured, plus one *check* point between each pair of
@@ -25,6 +26,7 @@ wide, so the stated error over-states its per-step error.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -249,6 +251,26 @@ class Interval:
     high: float
 
 
+# Paired rounds are resampled in about this many blocks of consecutive rounds (the batch
+# means of simulation output analysis). **choice**: a machine's speed drifts over seconds
+# (a 2-thread tiny step wanders by +-15% over 5-30 s on this project's 2-core VM), so
+# neighbouring rounds are correlated and drawing rounds one by one would give an interval
+# too narrow; 10 blocks keep the interval's own noise moderate. Up to 10 rounds, blocks
+# are single rounds (the plain paired bootstrap).
+BOOTSTRAP_BLOCKS = 10
+
+
+def block_picks(generator: np.random.Generator, rounds: int, resamples: int) -> np.ndarray:
+    """[resamples, rounds] round indices of a circular block bootstrap: each draw strings
+    together blocks of ``ceil(rounds / BOOTSTRAP_BLOCKS)`` consecutive rounds (wrapping
+    round the end), each starting at a uniformly drawn round, cut to ``rounds``."""
+    block = math.ceil(rounds / BOOTSTRAP_BLOCKS)
+    blocks = math.ceil(rounds / block)
+    starts = generator.integers(0, rounds, size=(resamples, blocks))
+    picks = (starts[:, :, None] + np.arange(block)) % rounds  # [resamples, blocks, block]
+    return picks.reshape(resamples, blocks * block)[:, :rounds]
+
+
 def bootstrap_totals(
     recipes: Mapping[str, Sequence[Term]],
     baseline: str,
@@ -259,7 +281,8 @@ def bootstrap_totals(
 ) -> tuple[dict[str, Interval], dict[str, Interval]]:
     """Percentile-bootstrap intervals of each recipe's total and of its saving against
     ``baseline`` (1 - total / baseline total), resampling every recipe's terms in the same
-    draw: paired terms share their round indices, other terms are drawn on their own.
+    draw: paired terms share their rounds, drawn in blocks of consecutive rounds
+    (``block_picks``); other terms are drawn on their own.
 
     -> ({recipe: total interval}, {recipe: saving interval}) (the baseline's saving is 0).
     """
@@ -268,7 +291,7 @@ def bootstrap_totals(
     if len(rounds) > 1:
         raise ValueError(f"paired terms need equally many rounds, got {sorted(rounds)}")
     n_rounds = rounds.pop() if rounds else 0
-    paired_picks = generator.integers(0, n_rounds, size=(resamples, n_rounds)) if n_rounds else None
+    paired_picks = block_picks(generator, n_rounds, resamples) if n_rounds else None
     draws: dict[str, np.ndarray] = {}
     for name, terms in recipes.items():
         sums = np.zeros(resamples)

@@ -52,7 +52,10 @@ class ProjectionRequest(Frozen):
     recipes: dict[str, PretrainConfig]
     baseline: str = BASELINE
     compile: bool = False
-    repeats: int = Field(5, ge=2, description="interleaved timed rounds")
+    repeats: int = Field(5, ge=2, description="interleaved timed rounds, at least")
+    min_seconds: float = Field(
+        0.0, ge=0, description="more rounds until the timed rounds have lasted this long"
+    )
     warmup: int = Field(1, ge=0, description="untimed calls of each task first")
     max_anchors: int = Field(4, ge=2, description="measured points per batch size, at most")
     data_batches: int = Field(2, ge=1, description="loader batches timed, cold and cached")
@@ -361,7 +364,7 @@ def assemble(
                 peak_memory_kind=None if memory is None else memory[1],
                 checkpoints=checkpoint_writes(recipe.steps, config.checkpoint_every),
                 logged_rows=logged_steps(recipe.steps, config.log_every),
-                repeats=request.repeats,
+                repeats=len(next(iter(measurements.steps[name].values()))),
                 matmul_gflops_per_s=round(measurements.matmul_flops_per_s / 1e9, 3),
             )
         )
@@ -410,6 +413,7 @@ def grid_projection_request(
         recipes=recipes,
         baseline=baseline,
         repeats=spec.repeats,
+        min_seconds=spec.min_seconds,
         warmup=spec.warmup,
         max_anchors=spec.anchors,
         memory=spec.memory,

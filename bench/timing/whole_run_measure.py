@@ -298,6 +298,7 @@ def project_whole_run(
         repeats=request.repeats,
         device=device,
         progress=progress,
+        min_seconds=request.min_seconds,
     )
     rate = max(rate, 2.0 * MATMUL_SIZE**3 / min(samples.pop("matmul/reference")["step"]))
     fixed = {name: measure_fixed(steppers[name], request.fixed_repeats) for name in recipes}

@@ -127,8 +127,9 @@ class FinetuneConfig(Frozen):
 
     A full fine-tune (``mode="finetune"``) holds out ``validation_fraction`` of the training
     items, trains for at most ``epochs`` epochs (default: chosen for the data size, see
-    ``diffmavil.training.finetune.finetune_epochs``), stops early once the validation loss
-    has not improved for ``patience`` epochs and keeps the weights of the best epoch.
+    ``diffmavil.training.finetune.finetune_epochs``) with a warm-up + cosine learning rate
+    over those epochs, stops early once the validation loss has not improved for
+    ``patience`` epochs and keeps the weights of the best epoch.
     """
 
     data: str = "synthetic"
@@ -160,6 +161,15 @@ class FinetuneConfig(Frozen):
         description=f"learning rate; None: {PROBE_LR:g} for a probe, {FINETUNE_LR:g} for a "
         "finetune (see ``learning_rate``)",
     )
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine",
+        description="finetune: linear warm-up over warmup_fraction of the planned steps, "
+        "then a half cosine to 0 (AudioMAE's fine-tune), or constant; a probe's rate is "
+        "always constant",
+    )
+    warmup_fraction: float = Field(
+        0.1, ge=0, lt=1, description="finetune: share of the planned steps that warm up"
+    )
     weight_decay: float = Field(1e-4, ge=0)
     specaugment_freq: int = Field(0, ge=0, description="max frequency-mask width (finetune)")
     specaugment_time: int = Field(0, ge=0, description="max time-mask width (finetune)")
@@ -178,11 +188,13 @@ class FinetuneConfig(Frozen):
 
     def identity(self) -> dict[str, Any]:
         """What determines the evaluation's result, for run ids. ``probe_seeds`` enters only
-        when it is not 1, and ``lr`` as the rate used, so the run ids of grids written before
-        either changed stay the same."""
+        when it is not 1, ``lr`` as the rate used, and the fine-tune's schedule only for a
+        finetune, so the run ids of grids written before these existed stay the same."""
         payload = self.model_dump(mode="json")
         if self.probe_seeds == 1:
             del payload["probe_seeds"]
+        if self.mode == "probe":
+            del payload["lr_schedule"], payload["warmup_fraction"]
         payload["lr"] = self.learning_rate  # the rate used, whether given or defaulted
         return payload
 

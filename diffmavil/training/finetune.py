@@ -22,6 +22,7 @@ from torch import nn
 
 from diffmavil.config import ModelConfig
 from diffmavil.model import DiffMAViL
+from diffmavil.schedules import lr_at
 from diffmavil.training.checkpoint import load_verified
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
 
@@ -277,6 +278,18 @@ def finetune_epochs(train_items: int, batch_size: int) -> int:
     return min(FINETUNE_MAX_EPOCHS, max(FINETUNE_MIN_EPOCHS, math.ceil(FINETUNE_STEPS / batches)))
 
 
+def finetune_lr(config: FinetuneConfig, step: int, planned_steps: int) -> float:
+    """The fine-tune's learning rate at optimizer step ``step`` (0-based) of
+    ``planned_steps``: ``learning_rate`` throughout (``constant``), or a linear warm-up
+    over ``warmup_fraction`` of the steps and a half cosine to 0 at the planned end
+    (``cosine``; the first step trains at a small positive rate, not 0)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return lr_at(
+        step + 1, planned_steps + 1, config.learning_rate, warmup_fraction=config.warmup_fraction
+    )
+
+
 def validation_split(items: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """(training indices, validation indices) of ``items``: a seeded random ``fraction``
     (at least one item, and at least one left to train on) is held out."""
@@ -324,7 +337,7 @@ def train_classifier(
     With ``config.patience``, ``validation_fraction`` of the training items is held out
     (``validation_split``), training stops once the validation loss has not improved for
     ``patience`` epochs, and the model comes back with the best epoch's weights.
-    ``on_epoch`` gets one dict per epoch (epoch, epochs, train_loss, val_loss,
+    ``on_epoch`` gets one dict per epoch (epoch, epochs, train_loss, lr, val_loss,
     val_accuracy or val_mAP, seconds). Returns (model, {epochs_run, best_epoch,
     validation_items}).
     """
@@ -353,6 +366,7 @@ def train_classifier(
     loader = torch.utils.data.DataLoader(
         train_data, batch_size=config.batch_size, shuffle=True, generator=generator
     )
+    planned_steps, step = epochs * len(loader), 0
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -370,6 +384,9 @@ def train_classifier(
                 audio, video, targets = _mixup(
                     audio, video, targets, train_set.num_classes, multi_label, config, generator
                 )
+            for group in optimizer.param_groups:
+                group["lr"] = finetune_lr(config, step, planned_steps)
+            step += 1
             loss = _loss(model(audio, video), targets, multi_label, config.label_smoothing)
             optimizer.zero_grad()
             loss.backward()
@@ -379,6 +396,7 @@ def train_classifier(
             "epoch": epoch + 1,
             "epochs": epochs,
             "train_loss": sum(losses) / max(len(losses), 1),
+            "lr": optimizer.param_groups[0]["lr"],  # the epoch's last step's
         }
         if val_indices:
             logits, labels = _batches(model, val_data, config, device)

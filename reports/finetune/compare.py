@@ -3,9 +3,12 @@
 Arms (``diffbench finetune RUN --mode finetune`` with the modality, features and batch size
 of its defaults; only the arm's settings differ):
 
-- ``default``: today's default fine-tune (epochs chosen for the data size, early stopping);
-- ``epochs100``: the old default, 100 epochs and no early stopping (no validation split);
-- ``lr1e-3``: the default at learning rate 1e-3 instead of the probe's 1e-2.
+- ``default``: today's default fine-tune (epochs chosen for the data size, early stopping,
+  warm-up + cosine learning rate over the planned epochs);
+- ``epochs100``: the long fine-tune, 100 epochs (the schedule over all 100) and no early
+  stopping (no validation split);
+- ``constant``: the default at a constant learning rate (the schedule before the cosine);
+- ``lr1e-3``: the default at a peak learning rate of 1e-3 instead of 1e-4.
 
 Every seed runs every arm (seed ``s``: data, initialisation, validation split and batch
 order of seed ``s``), the arms of a seed in a per-seed shuffled order, seed after seed, so
@@ -43,6 +46,7 @@ from typing import Any
 ARMS: dict[str, dict[str, Any]] = {
     "default": {},
     "epochs100": {"epochs": 100, "patience": None},
+    "constant": {"lr_schedule": "constant"},
     "lr1e-3": {"lr": 1e-3},
 }
 REFERENCE = "default"

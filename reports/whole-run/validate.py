@@ -71,6 +71,7 @@ def project(args, configs) -> dict:
     request = ProjectionRequest(
         recipes=configs,
         repeats=args.repeats,
+        min_seconds=args.min_seconds,
         warmup=1,
         max_anchors=args.anchors,
         memory=args.memory,
@@ -166,6 +167,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-every", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--min-seconds", type=float, default=60.0, help="projection: timed rounds last this long"
+    )
     parser.add_argument("--anchors", type=int, default=4)
     parser.add_argument("--multiple", type=int, default=8, help="adaptive batch multiple")
     parser.add_argument("--projections", type=int, default=2, choices=(1, 2))
