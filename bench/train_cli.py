@@ -39,7 +39,12 @@ from bench.options import (
 )
 from bench.progress import epoch_reporter
 from bench.requests import FinetuneRequest
-from diffmavil.training.config import FINETUNE_LR, PROBE_LR, FinetuneConfig
+from diffmavil.training.config import (
+    EARLY_STOPPING_PATIENCE,
+    FINETUNE_LR,
+    PROBE_LR,
+    FinetuneConfig,
+)
 
 SCHEDULE_PANEL = "Schedules and budget"
 
@@ -358,17 +363,24 @@ FINETUNE = FinetuneRequest.model_construct()
 PROBE_PANEL = "Probe / fine-tune"
 
 
-def early_stopping_patience(early_stopping: bool, patience: int | None, mode: str) -> int | None:
-    """``FinetuneConfig.patience`` from ``--patience`` and ``--[no-]early-stopping``: None
-    (off) for ``--no-early-stopping``, which takes no ``--patience`` and needs a finetune."""
-    if early_stopping:
-        return PROBE.patience if patience is None else patience
-    if patience is not None:
-        message = "patience only applies to early stopping; give one of the two"
-        raise BadInput(f"--patience {patience} with --no-early-stopping: {message}")
+def early_stopping_patience(
+    early_stopping: bool | None, patience: int | None, mode: str
+) -> int | None:
+    """``FinetuneConfig.patience`` from ``--patience`` and ``--[no-]early-stopping``: off
+    (None) unless asked for; ``--early-stopping`` alone stops after
+    ``EARLY_STOPPING_PATIENCE`` epochs, ``--patience N`` after N. Either needs a finetune;
+    ``--no-early-stopping`` takes no ``--patience``."""
+    if early_stopping is None and patience is None:
+        return None
+    if early_stopping is False:
+        if patience is not None:
+            message = "patience only applies to early stopping; give one of the two"
+            raise BadInput(f"--patience {patience} with --no-early-stopping: {message}")
+        return None
     if mode != ProbeMode.finetune:
-        raise BadInput(f"--no-early-stopping with --mode {mode}: only --mode finetune stops early")
-    return None
+        flag = "--early-stopping" if patience is None else f"--patience {patience}"
+        raise BadInput(f"{flag} with --mode {mode}: only --mode finetune stops early")
+    return EARLY_STOPPING_PATIENCE if patience is None else patience
 
 
 def finetune_command(
@@ -414,8 +426,8 @@ def finetune_command(
     epochs: Annotated[
         int | None,
         typer.Option(
-            help="Training epochs (finetune: at most; default: probe 100, finetune chosen "
-            "for the data size).",
+            help="Training epochs (finetune: the schedule's, at most with early stopping; "
+            "default: probe 100, finetune chosen for the data size).",
             rich_help_panel=PROBE_PANEL,
             show_default=False,
         ),
@@ -423,19 +435,23 @@ def finetune_command(
     patience: Annotated[
         int | None,
         typer.Option(
-            help="Finetune: stop after this many epochs without a better validation loss.",
+            help="Finetune: stop early after this many epochs without a better validation "
+            "loss (implies --early-stopping).",
             rich_help_panel=PROBE_PANEL,
-            show_default=str(PROBE.patience),
+            show_default=False,
         ),
     ] = None,
     early_stopping: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Finetune: hold out a validation split and stop early (off: train every "
-            "epoch on all items, e.g. --epochs 100 --no-early-stopping).",
+            "--early-stopping/--no-early-stopping",
+            help="Finetune: hold out 10% of the items as a validation split and stop early "
+            f"(patience {EARLY_STOPPING_PATIENCE}). Default: off, every item trains for "
+            "the planned epochs.",
             rich_help_panel=PROBE_PANEL,
+            show_default=False,
         ),
-    ] = True,
+    ] = None,
     lr: Annotated[
         float | None,
         typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL, show_default=LR_DEFAULTS),
@@ -471,9 +487,9 @@ def finetune_command(
 ) -> None:
     """Linear probe or fine-tune a checkpoint (or a random-init / raw-fbank control).
 
-    A fine-tune holds out 10% of the training items, runs at most --epochs (default: chosen
-    for the data size) and stops early on the validation loss; progress shows on a
-    terminal, one line per epoch otherwise (stderr)."""
+    A fine-tune runs --epochs (default: chosen for the data size) under a warm-up + cosine
+    learning rate; with --early-stopping it holds out 10% of the items and stops on their
+    loss. Progress shows on a terminal, one line per epoch otherwise (stderr)."""
     from bench.output import emit, rows_table
     from diffmavil.training.finetune import evaluate
 

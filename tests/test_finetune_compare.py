@@ -32,15 +32,15 @@ RUNS = [
     *(_run(s, "default", a, 10.0) for s, a in enumerate([0.50, 0.60, 0.70, 0.80])),
     # epochs100: seeds 0-2 only, +1, +2, +3 points, 4x the wall-clock
     *(_run(s, "epochs100", a, 40.0) for s, a in enumerate([0.51, 0.62, 0.73])),
-    # lr1e-3: -0.5, +0.5, -0.5, +0.5 points, half the wall-clock
-    *(_run(s, "lr1e-3", a, 5.0) for s, a in enumerate([0.495, 0.605, 0.695, 0.805])),
+    # lr1e-4: -0.5, +0.5, -0.5, +0.5 points, half the wall-clock
+    *(_run(s, "lr1e-4", a, 5.0) for s, a in enumerate([0.495, 0.605, 0.695, 0.805])),
 ]
 
 
 def test_paired_summary_matches_a_hand_computed_t_interval():
     summary = compare.paired_summary(RUNS, margin=2.0, confidence=0.95)
     by_arm = {c["arm"]: c for c in summary["comparisons"]}
-    longer, lower_lr = by_arm["epochs100"], by_arm["lr1e-3"]
+    longer, lower_lr = by_arm["epochs100"], by_arm["lr1e-4"]
     assert by_arm["constant"]["pairs"] == 0  # an arm with no runs: no interval
     # epochs100: differences 1, 2, 3 -> mean 2, sd 1, half-width t(0.975, 2) / sqrt(3)
     half = T_975[2] * 1.0 / math.sqrt(3)
@@ -51,7 +51,7 @@ def test_paired_summary_matches_a_hand_computed_t_interval():
     # fewest pairs of sd 1 for +-2: n=3 gives 2.48, n=4 gives t(0.975, 3) / 2 = 1.59
     assert T_975[3] / 2 < 2.0 < half and longer["seeds_for_margin"] == 4
     assert "NOT within +-2 points, undecided; about 4 seeds" in longer["verdict"]
-    # lr1e-3: differences -0.5, 0.5, -0.5, 0.5 -> mean 0, sd sqrt(1/3)
+    # lr1e-4: differences -0.5, 0.5, -0.5, 0.5 -> mean 0, sd sqrt(1/3)
     half = T_975[3] * math.sqrt(1 / 3) / 2
     assert lower_lr["pairs"] == 4 and lower_lr["mean"] == pytest.approx(0.0, abs=1e-9)
     assert lower_lr["high"] == pytest.approx(half) and lower_lr["low"] == pytest.approx(-half)
@@ -65,10 +65,10 @@ def test_paired_summary_matches_a_hand_computed_t_interval():
 
 def test_verdict_says_which_side_and_when_there_is_no_interval():
     better = [_run(s, "default", 0.5, 1.0) for s in range(3)] + [
-        _run(s, "lr1e-3", 0.5 + d, 1.0) for s, d in enumerate([0.05, 0.06, 0.07])
+        _run(s, "lr1e-4", 0.5 + d, 1.0) for s, d in enumerate([0.05, 0.06, 0.07])
     ]
     lines = {c["arm"]: c["verdict"] for c in compare.paired_summary(better)["comparisons"]}
-    assert "above +2 (lr1e-3 better)" in lines["lr1e-3"]
+    assert "above +2 (lr1e-4 better)" in lines["lr1e-4"]
     assert lines["epochs100"] == "epochs100 vs default: 0 pair(s), not enough for an interval"
     worse = [_run(s, "default", 0.5, 1.0) for s in range(3)] + [
         _run(s, "epochs100", 0.5 - d, 1.0) for s, d in enumerate([0.05, 0.06, 0.07])
@@ -90,10 +90,11 @@ def test_arms_differ_from_the_default_only_in_their_settings():
     default = compare.arm_config("default", 2, 500, 2000)
     assert (default.data, default.mode, default.seed) == ("synthetic:eval_size=2000", "finetune", 2)
     assert (default.max_train_items, default.max_eval_items) == (500, 2000)
-    assert default.epochs is None and default.patience == 3  # the library's defaults
+    assert default.epochs is None and default.patience is None  # the library's defaults
     for arm, changed in (
-        ("epochs100", {"epochs": 100, "patience": None}),
-        ("lr1e-3", {"lr": 1e-3}),
+        ("epochs100", {"epochs": 100}),
+        ("early-stopping", {"patience": 3}),
+        ("lr1e-4", {"lr": 1e-4}),
         ("constant", {"lr_schedule": "constant"}),
     ):
         config = compare.arm_config(arm, 2, 500, 2000).model_dump()
@@ -102,8 +103,8 @@ def test_arms_differ_from_the_default_only_in_their_settings():
 
 def test_resume_refuses_runs_of_other_settings(tmp_path):
     settings = {"checkpoint": "/x", "train_items": 40, "eval_items": 40, "device": "cpu"}
-    run = {"seed": 0, "arm": "lr1e-3"}
-    run["config"] = compare.arm_config("lr1e-3", 0, 40, 40).model_dump(mode="json")
+    run = {"seed": 0, "arm": "lr1e-4"}
+    run["config"] = compare.arm_config("lr1e-4", 0, 40, 40).model_dump(mode="json")
     path = tmp_path / "runs.json"
     path.write_text(json.dumps({"settings": settings, "runs": [run]}))
     assert compare.load_finished(path, settings) == [run]
@@ -112,7 +113,7 @@ def test_resume_refuses_runs_of_other_settings(tmp_path):
         compare.load_finished(path, {**settings, "eval_items": 2000})
     run["config"]["lr"] = 1e-2
     path.write_text(json.dumps({"settings": settings, "runs": [run]}))
-    with pytest.raises(BadInput, match="seed 0 lr1e-3 ran another configuration"):
+    with pytest.raises(BadInput, match="seed 0 lr1e-4 ran another configuration"):
         compare.load_finished(path, settings)
 
 
@@ -141,4 +142,4 @@ def test_a_subset_of_arms_runs_and_the_others_have_no_pairs():
     summary = compare.paired_summary(runs)
     by_arm = {c["arm"]: c for c in summary["comparisons"]}
     assert by_arm["epochs100"]["differences_points"] == pytest.approx([1.0, 3.0])
-    assert by_arm["lr1e-3"]["pairs"] == 0  # not run: no interval, said so
+    assert by_arm["lr1e-4"]["pairs"] == 0  # not run: no interval, said so

@@ -58,8 +58,8 @@ def test_cosine_schedule_warms_up_peaks_and_decays_to_zero():
 
 
 def test_schedule_enters_finetune_ids_only():
-    """A probe's run id ignores the fine-tune's schedule (probe ids of earlier grids stay);
-    a fine-tune's id changes with it."""
+    """A probe's run id ignores the fine-tune's schedule and early stopping (probe ids of
+    earlier grids stay); a fine-tune's id changes with them."""
     from diffmavil.training.config import config_hash
 
     def run_id(**kw):
@@ -67,8 +67,10 @@ def test_schedule_enters_finetune_ids_only():
 
     assert run_id(lr_schedule="constant") == run_id(lr_schedule="cosine")
     assert run_id(warmup_fraction=0.3) == run_id()
+    assert run_id() == run_id(patience=3)  # hashed with the old default patience
     assert run_id(mode="finetune", lr_schedule="constant") != run_id(mode="finetune")
     assert run_id(mode="finetune", warmup_fraction=0.3) != run_id(mode="finetune")
+    assert run_id(mode="finetune", patience=3) != run_id(mode="finetune")
 
 
 @pytest.fixture(scope="module")
@@ -168,13 +170,16 @@ def test_no_early_stopping_trains_every_epoch_on_every_item(datasets):
     assert all(" lr " in line for line in lines), lines
     config = FinetuneConfig(data=DATA, mode="finetune", epochs=2, patience=None, batch_size=8)
     assert evaluate(config, "random", model_config)["accuracy"] == row["accuracy"]
+    default = FinetuneConfig(data=DATA, mode="finetune", epochs=2, batch_size=8)
+    assert default.patience is None and default == config  # the default: no early stopping
 
 
 @pytest.mark.parametrize(
     ("options", "named"),
     [
         (["--mode", "finetune", "--no-early-stopping", "--patience", "4"], "--patience 4"),
-        (["--mode", "probe", "--no-early-stopping"], "--mode probe"),
+        (["--mode", "probe", "--early-stopping"], "--early-stopping with --mode probe"),
+        (["--mode", "probe", "--patience", "4"], "--patience 4 with --mode probe"),
         (["--mode", "finetune", "--patience", "0"], "patience"),
     ],
 )

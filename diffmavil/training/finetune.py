@@ -222,12 +222,13 @@ class FineTuneClassifier(nn.Module):
         return self.head(self.norm(_select_features(encoded, self.config)))
 
 
-# A fine-tune trains for about this many optimizer steps at most (epochs = steps / batches
-# per epoch, within [FINETUNE_MIN_EPOCHS, FINETUNE_MAX_EPOCHS]); early stopping on the
-# validation split usually ends it sooner. **choice**: 200 steps cap the default fine-tune
-# of ~500 clips at tiny at 25 epochs, about 2 minutes on a 2-core CPU where 100 epochs took
-# 7.5 to 9; the accuracy comparison with 100 epochs is in reports/compile.md.
-FINETUNE_STEPS = 200
+# A fine-tune trains for about this many optimizer steps (epochs = steps / batches per
+# epoch, within [FINETUNE_MIN_EPOCHS, FINETUNE_MAX_EPOCHS]), its learning rate warming up
+# and decaying over them. **choice**: 160 steps are 20 epochs of the default fine-tune of
+# 500 clips at tiny, under 2 minutes on a 2-core CPU (25 epochs took 2 min 14 s, 100
+# took 7.5 to 9 min); the paired accuracy comparison with 100 epochs is in
+# reports/finetune/README.md.
+FINETUNE_STEPS = 160
 FINETUNE_MIN_EPOCHS = 5
 FINETUNE_MAX_EPOCHS = 100
 

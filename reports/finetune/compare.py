@@ -3,12 +3,12 @@
 Arms (``diffbench finetune RUN --mode finetune`` with the modality, features and batch size
 of its defaults; only the arm's settings differ):
 
-- ``default``: today's default fine-tune (epochs chosen for the data size, early stopping,
-  warm-up + cosine learning rate over the planned epochs);
-- ``epochs100``: the long fine-tune, 100 epochs (the schedule over all 100) and no early
-  stopping (no validation split);
+- ``default``: today's default fine-tune (epochs chosen for the data size, warm-up +
+  cosine learning rate over them, every item trains: no early stopping);
+- ``epochs100``: the long fine-tune, 100 epochs (the schedule over all 100);
+- ``early-stopping``: the default with early stopping (10% held out, patience 3);
 - ``constant``: the default at a constant learning rate (the schedule before the cosine);
-- ``lr1e-3``: the default at a peak learning rate of 1e-3 instead of 1e-4.
+- ``lr1e-4``: the default at a peak learning rate of 1e-4 instead of 1e-3.
 
 Every seed runs every arm (seed ``s``: data, initialisation, validation split and batch
 order of seed ``s``), the arms of a seed in a per-seed shuffled order, seed after seed, so
@@ -45,9 +45,10 @@ from typing import Any
 
 ARMS: dict[str, dict[str, Any]] = {
     "default": {},
-    "epochs100": {"epochs": 100, "patience": None},
+    "epochs100": {"epochs": 100},
+    "early-stopping": {"patience": 3},
     "constant": {"lr_schedule": "constant"},
-    "lr1e-3": {"lr": 1e-3},
+    "lr1e-4": {"lr": 1e-4},
 }
 REFERENCE = "default"
 POINTS = 100.0
