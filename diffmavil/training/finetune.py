@@ -225,8 +225,9 @@ class FineTuneClassifier(nn.Module):
 # A fine-tune trains for about this many optimizer steps (epochs = steps / batches per
 # epoch, within [FINETUNE_MIN_EPOCHS, FINETUNE_MAX_EPOCHS]), its learning rate warming up
 # and decaying over them. **choice**: 160 steps are 20 epochs of the default fine-tune of
-# 500 clips at tiny, under 2 minutes on a 2-core CPU (25 epochs took 2 min 14 s, 100
-# took 7.5 to 9 min); the paired accuracy comparison with 100 epochs is in
+# 500 clips at tiny, about 2 minutes on a 2-core CPU (20 epochs took 2 min 15 s in one
+# measurement, 25 epochs 2 min 14 s in another: the machine's speed varies by 15%; 100
+# epochs took 7.5 to 9 min); the paired accuracy comparison with 100 epochs is in
 # reports/finetune/README.md.
 FINETUNE_STEPS = 160
 FINETUNE_MIN_EPOCHS = 5
