@@ -1,11 +1,10 @@
-"""``diffbench pretrain`` and ``diffbench finetune``.
+"""``diffbench pretrain`` (``diffbench finetune``: ``bench.finetune_cli``).
 
-Each command builds its typed request (``bench.requests``) from its options, validated
+The command builds its typed request (``bench.requests``) from its options, validated
 once, and hands it to the model library."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +18,6 @@ from bench.options import (
     OUTPUT_PANEL,
     BatchKind,
     BatchRule,
-    CompileOption,
     CurriculumShape,
     DecoderAudioOption,
     DecoderVideoOption,
@@ -29,21 +27,8 @@ from bench.options import (
     MaskingKind,
     OptionalPresetOption,
     OptionalVariantOption,
-    OutOption,
     OutputFormat,
-    Preset,
-    PresetOption,
     TrainDevice,
-    Variant,
-    VariantOption,
-)
-from bench.progress import epoch_reporter
-from bench.requests import FinetuneRequest
-from diffmavil.training.config import (
-    EARLY_STOPPING_PATIENCE,
-    FINETUNE_LR,
-    PROBE_LR,
-    FinetuneConfig,
 )
 
 SCHEDULE_PANEL = "Schedules and budget"
@@ -329,201 +314,3 @@ def _format_value(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 10**6:
         return si(value)
     return str(value)
-
-
-class Init(StrEnum):
-    checkpoint = "checkpoint"
-    random = "random"
-    fbank = "fbank"
-
-
-class ProbeMode(StrEnum):
-    probe = "probe"
-    finetune = "finetune"
-
-
-class Modality(StrEnum):
-    audio = "audio"
-    audio_video = "audio-video"
-
-
-class LrSchedule(StrEnum):
-    cosine = "cosine"
-    constant = "constant"
-
-
-class Features(StrEnum):
-    encoder = "encoder"
-    fused = "fused"
-
-
-PROBE = FinetuneConfig()  # the probe's defaults (one place: diffmavil.training.config)
-LR_DEFAULTS = f"probe {PROBE_LR:g}, finetune {FINETUNE_LR:g}"
-FINETUNE = FinetuneRequest.model_construct()
-PROBE_PANEL = "Probe / fine-tune"
-
-
-def early_stopping_patience(
-    early_stopping: bool | None, patience: int | None, mode: str
-) -> int | None:
-    """``FinetuneConfig.patience`` from ``--patience`` and ``--[no-]early-stopping``: off
-    (None) unless asked for; ``--early-stopping`` alone stops after
-    ``EARLY_STOPPING_PATIENCE`` epochs, ``--patience N`` after N. Either needs a finetune;
-    ``--no-early-stopping`` takes no ``--patience``."""
-    if early_stopping is None and patience is None:
-        return None
-    if early_stopping is False:
-        if patience is not None:
-            message = "patience only applies to early stopping; give one of the two"
-            raise BadInput(f"--patience {patience} with --no-early-stopping: {message}")
-        return None
-    if mode != ProbeMode.finetune:
-        flag = "--early-stopping" if patience is None else f"--patience {patience}"
-        raise BadInput(f"{flag} with --mode {mode}: only --mode finetune stops early")
-    return EARLY_STOPPING_PATIENCE if patience is None else patience
-
-
-def finetune_command(
-    checkpoint: Annotated[
-        Path | None, typer.Argument(help="A pre-training run directory or its checkpoint.pt.")
-    ] = None,
-    init: Annotated[
-        Init,
-        typer.Option(
-            help="Initialisation (random init and raw fbank are controls).",
-            case_sensitive=False,
-            rich_help_panel=MODEL_PANEL,
-        ),
-    ] = Init[FINETUNE.init],
-    preset: PresetOption = Preset[FINETUNE.preset],
-    variant: VariantOption = Variant[FINETUNE.variant],
-    data: Annotated[
-        str, typer.Option(help="Downstream data spec.", rich_help_panel=INPUT_PANEL)
-    ] = PROBE.data,
-    mode: Annotated[
-        ProbeMode,
-        typer.Option(
-            help="Linear probe (frozen) or full fine-tune.",
-            case_sensitive=False,
-            rich_help_panel=PROBE_PANEL,
-        ),
-    ] = ProbeMode[PROBE.mode],
-    modality: Annotated[
-        Modality,
-        typer.Option(help="Input modalities.", case_sensitive=False, rich_help_panel=PROBE_PANEL),
-    ] = Modality.audio,
-    features: Annotated[
-        Features,
-        typer.Option(
-            help="Pool encoder outputs or fusion outputs.",
-            case_sensitive=False,
-            rich_help_panel=PROBE_PANEL,
-        ),
-    ] = Features[PROBE.features],
-    fold: Annotated[
-        int | None, typer.Option(help="ESC-50 evaluation fold.", rich_help_panel=INPUT_PANEL)
-    ] = PROBE.fold,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            help="Training epochs (finetune: the schedule's, at most with early stopping; "
-            "default: probe 100, finetune chosen for the data size).",
-            rich_help_panel=PROBE_PANEL,
-            show_default=False,
-        ),
-    ] = PROBE.epochs,
-    patience: Annotated[
-        int | None,
-        typer.Option(
-            help="Finetune: stop early after this many epochs without a better validation "
-            "loss (implies --early-stopping).",
-            rich_help_panel=PROBE_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    early_stopping: Annotated[
-        bool | None,
-        typer.Option(
-            "--early-stopping/--no-early-stopping",
-            help="Finetune: hold out 10% of the items as a validation split and stop early "
-            f"(patience {EARLY_STOPPING_PATIENCE}). Default: off, every item trains for "
-            "the planned epochs.",
-            rich_help_panel=PROBE_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    lr: Annotated[
-        float | None,
-        typer.Option(help="Learning rate.", rich_help_panel=PROBE_PANEL, show_default=LR_DEFAULTS),
-    ] = None,
-    lr_schedule: Annotated[
-        LrSchedule,
-        typer.Option(
-            help="Finetune: warm-up + cosine to 0 over the planned epochs, or constant.",
-            case_sensitive=False,
-            rich_help_panel=PROBE_PANEL,
-        ),
-    ] = LrSchedule[PROBE.lr_schedule],
-    batch_size: Annotated[
-        int, typer.Option(help="Batch size.", rich_help_panel=PROBE_PANEL)
-    ] = PROBE.batch_size,
-    specaugment_freq: Annotated[
-        int, typer.Option(help="SpecAugment frequency mask.", rich_help_panel=PROBE_PANEL)
-    ] = PROBE.specaugment_freq,
-    specaugment_time: Annotated[
-        int, typer.Option(help="SpecAugment time mask.", rich_help_panel=PROBE_PANEL)
-    ] = PROBE.specaugment_time,
-    mixup: Annotated[
-        float, typer.Option(help="Mixup alpha (0: off).", rich_help_panel=PROBE_PANEL)
-    ] = PROBE.mixup,
-    seed: Annotated[int, typer.Option(help="Seed.", rich_help_panel=PROBE_PANEL)] = PROBE.seed,
-    device: Annotated[
-        TrainDevice,
-        typer.Option(help="Device.", case_sensitive=False, rich_help_panel=EXECUTION_PANEL),
-    ] = TrainDevice[FINETUNE.device],
-    compile: CompileOption = PROBE.compile,
-    fmt: FormatOption = OutputFormat.table,
-    out: OutOption = None,
-) -> None:
-    """Linear probe or fine-tune a checkpoint (or a random-init / raw-fbank control).
-
-    A fine-tune runs --epochs (default: chosen for the data size) under a warm-up + cosine
-    learning rate; with --early-stopping it holds out 10% of the items and stops on their
-    loss. Progress shows on a terminal, one line per epoch otherwise (stderr)."""
-    from bench.output import emit, rows_table
-    from diffmavil.training.finetune import evaluate
-
-    request = FinetuneRequest(
-        init=init,
-        checkpoint=checkpoint,
-        preset=preset,
-        variant=variant,
-        device=device,
-        probe=FinetuneConfig(
-            data=data,
-            mode=mode,
-            modality=modality,
-            features=features,
-            fold=fold,
-            epochs=epochs,
-            lr=lr,
-            lr_schedule=lr_schedule,
-            batch_size=batch_size,
-            specaugment_freq=specaugment_freq,
-            specaugment_time=specaugment_time,
-            mixup=mixup,
-            seed=seed,
-            patience=early_stopping_patience(early_stopping, patience, mode),
-            compile=compile,
-        ),
-    )
-    model_config = request.resolve_model()
-    with epoch_reporter() as on_epoch:
-        result = evaluate(
-            request.probe, request.init, model_config, request.checkpoint, request.device,
-            on_epoch=on_epoch,
-        )  # fmt: skip
-    table = rows_table(
-        [{"name": k, "value": v} for k, v in result.items()], ["name", "value"], title="finetune"
-    )
-    emit([result], fmt, table=table, out=out)
