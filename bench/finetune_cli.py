@@ -168,6 +168,22 @@ def finetune_command(
             rich_help_panel=PROBE_PANEL,
         ),
     ] = LrSchedule[PROBE.lr_schedule],
+    head_epochs: Annotated[
+        int,
+        typer.Option(
+            help="Finetune: first train the head alone on frozen features for this many "
+            "epochs, then fine-tune everything (LP-FT); 0: start from a random head.",
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = PROBE.head_epochs,
+    patch_keep: Annotated[
+        float,
+        typer.Option(
+            help="Finetune: share of each clip's patches the encoders see in a training "
+            "step (patch dropout; evaluation sees all).",
+            rich_help_panel=PROBE_PANEL,
+        ),
+    ] = PROBE.patch_keep,
     batch_size: Annotated[
         int, typer.Option(help="Batch size.", rich_help_panel=PROBE_PANEL)
     ] = PROBE.batch_size,
@@ -212,6 +228,8 @@ def finetune_command(
             epochs=epochs,
             lr=lr,
             lr_schedule=lr_schedule,
+            head_epochs=head_epochs,
+            patch_keep=patch_keep,
             batch_size=batch_size,
             specaugment_freq=specaugment_freq,
             specaugment_time=specaugment_time,

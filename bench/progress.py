@@ -10,8 +10,14 @@ from typing import Any
 
 def describe_epoch(row: dict[str, Any]) -> str:
     """'epoch 3/24: train loss 0.512, lr 9.1e-05, val loss 0.611, val accuracy 83.3%
-    (4.1 s)'."""
+    (4.1 s)'; a head-first stage (``stage: head``): 'head on frozen features: train loss
+    0.402, train accuracy 88.0% (1.2 s)'."""
     parts = [f"train loss {row['train_loss']:.3f}"]
+    if row.get("stage") == "head":
+        for key in ("train_accuracy", "train_mAP"):
+            if key in row:
+                parts.append(f"{key.replace('_', ' ')} {100 * row[key]:.1f}%")
+        return f"head on frozen features: {', '.join(parts)} ({row['seconds']:.1f} s)"
     if "lr" in row:
         parts.append(f"lr {row['lr']:.2g}")
     if "val_loss" in row:

@@ -306,17 +306,35 @@ class DiffMAViL(nn.Module):
         return self.encode_with_grad(audio, video)
 
     def encode_with_grad(
-        self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None
+        self,
+        audio: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        keep_fraction: float = 1.0,
     ) -> EncodedFeatures:
-        """audio [B, T, F] and/or video [B, C, T, H, W], all patches visible -> pooled
-        features. With one modality, the fusion encoder runs over that modality alone."""
+        """audio [B, T, F] and/or video [B, C, T, H, W] -> pooled features. With one
+        modality, the fusion encoder runs over that modality alone. ``keep_fraction`` < 1
+        (fine-tuning's patch dropout): each clip's encoder sees a random subset of
+        ``round(keep_fraction * L)`` of its L patches (torch's global generator), so a step
+        costs about that fraction; 1 (the default): every patch."""
         if audio is None and video is None:
             raise ValueError("encode needs audio, video or both")
-        tokens: dict[str, torch.Tensor] = {}
+        if not 0 < keep_fraction <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+        patches: dict[str, torch.Tensor] = {}
         if audio is not None:
-            tokens["audio"] = self.audio_encoder.embed_all(patchify_audio(audio, self.config.audio))
+            patches["audio"] = patchify_audio(audio, self.config.audio)
         if video is not None:
-            tokens["video"] = self.video_encoder.embed_all(patchify_video(video, self.config.video))
+            patches["video"] = patchify_video(video, self.config.video)
+        tokens: dict[str, torch.Tensor] = {}
+        for m, grid in patches.items():
+            if keep_fraction == 1:
+                tokens[m] = self.encoder(m).embed_all(grid)
+                continue
+            batch, length = grid.shape[:2]
+            kept = max(1, round(keep_fraction * length))
+            keep = torch.rand(batch, length, device=grid.device).argsort(dim=1)[:, :kept]
+            keep = keep.sort(dim=1).values
+            tokens[m] = self.encoder(m)(gather_tokens(grid, keep), keep)
         fused = dict(zip(tokens, self.fusion(*tokens.values()), strict=True))
         joint = torch.cat([t[:, 1:] for t in fused.values()], dim=1).mean(dim=1)
         pooled = {m: mean_pool_patches(t) for m, t in tokens.items()}

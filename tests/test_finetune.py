@@ -174,6 +174,8 @@ def test_finetune_cli_on_speech_commands_layout(tmp_path, checkpoint_dir):
         (["/nonexistent/run"], "not found"),
         (["--init", "random", "--mode", "linear"], "mode"),
         (["--init", "random", "--data", "esc50:/nonexistent"], "does not exist"),
+        (["--init", "random", "--mode", "finetune", "--patch-keep", "1.5"], "patch_keep"),
+        (["--init", "random", "--mode", "finetune", "--head-epochs", "-1"], "head_epochs"),
     ],
 )
 def test_finetune_cli_bad_input_exits_2(args, message):

@@ -91,8 +91,11 @@ def test_arms_differ_from_the_default_only_in_their_settings():
     assert (default.data, default.mode, default.seed) == ("synthetic:eval_size=2000", "finetune", 2)
     assert (default.max_train_items, default.max_eval_items) == (500, 2000)
     assert default.epochs is None and default.patience is None  # the library's defaults
+    assert default.patch_keep < 1  # patch dropout by default
     for arm, changed in (
-        ("epochs100", {"epochs": 100}),
+        ("epochs100", {"epochs": 100, "patch_keep": 1.0}),
+        ("previous", {"epochs": 20, "patch_keep": 1.0}),
+        ("head-first", {"epochs": 20, "patch_keep": 1.0, "head_epochs": 100}),
         ("early-stopping", {"patience": 3}),
         ("lr1e-4", {"lr": 1e-4}),
         ("constant", {"lr_schedule": "constant"}),

@@ -188,3 +188,111 @@ def test_early_stopping_bad_combinations_are_one_line_and_exit_2(options, named)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+
+
+def test_head_first_trains_the_head_alone_on_frozen_features(datasets):
+    """LP-FT's first stage: only the head (LayerNorm + linear) moves, its loss on the frozen
+    features falls from the random head's, and the reported train accuracy is that of the
+    head on features computed independently (``extract_features``)."""
+    from diffmavil.training.finetune import (
+        FineTuneClassifier,
+        classification_metrics,
+        extract_features,
+        train_head_first,
+    )
+
+    model_config, (train_set, _) = datasets
+    config = FinetuneConfig(data=DATA, mode="finetune", head_epochs=30, batch_size=8)
+    torch.manual_seed(0)
+    model = FineTuneClassifier(DiffMAViL(model_config), config, train_set.num_classes)
+    backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    head_before = model.head.weight.detach().clone()
+    features = extract_features(model.backbone, train_set, config)
+    with torch.no_grad():
+        loss_before = float(_loss(model.head(model.norm(features.features)), features.labels,
+                                  False, 0.0))  # fmt: skip
+    info = train_head_first(
+        model, train_set, False, config, "cpu", torch.Generator().manual_seed(0)
+    )
+    assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in backbone_before.items())
+    assert not torch.equal(head_before, model.head.weight)
+    with torch.no_grad():
+        logits = model.head(model.norm(features.features))
+    assert info["stage"] == "head" and info["train_loss"] < loss_before
+    assert info["train_loss"] == pytest.approx(float(_loss(logits, features.labels, False, 0.0)),
+                                               rel=1e-4)  # fmt: skip
+    expected = classification_metrics(logits, features.labels, False)["accuracy"]
+    assert info["train_accuracy"] == pytest.approx(expected)
+
+
+def test_head_first_enters_finetune_ids_and_the_cli(datasets):
+    """``--head-epochs``: one line for the head stage before the epoch lines, the head's
+    figures in the result, and a fine-tune id of its own (probe ids and head-less
+    fine-tune ids unchanged)."""
+    from diffmavil.training.config import config_hash
+
+    def run_id(**kw):
+        return config_hash(FinetuneConfig(**kw).identity())
+
+    assert run_id(head_epochs=5) == run_id()  # a probe has no head stage
+    assert run_id(mode="finetune", head_epochs=5) != run_id(mode="finetune")
+    assert "head_epochs" not in FinetuneConfig(mode="finetune").identity()
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "--init", "random", "--data", DATA, "--mode", "finetune",
+            "--epochs", "2", "--head-epochs", "3", "--batch-size", "8", "--format", "json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    assert 0 <= row["head_train_accuracy"] <= 1 and row["head_seconds"] > 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("finetune ")]
+    assert lines[0].startswith("finetune head on frozen features: train loss")
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "finetune epoch 1/2",
+        "finetune epoch 2/2",
+    ]
+
+
+def test_patch_dropout_in_training_only(datasets):
+    """``patch_keep``: in training the encoder sees ``round(keep * L)`` patches per clip, a
+    fresh random subset per call (seeded by torch's generator); in eval mode every patch,
+    so scoring equals the head-less encoder's full features. It enters fine-tune ids only."""
+    from diffmavil.training.config import config_hash
+    from diffmavil.training.finetune import FineTuneClassifier
+
+    model_config, (train_set, _) = datasets
+    audio = torch.stack([train_set[i]["audio"] for i in range(4)])
+    config = FinetuneConfig(data=DATA, mode="finetune", patch_keep=0.5)
+    torch.manual_seed(0)
+    model = FineTuneClassifier(DiffMAViL(model_config), config, train_set.num_classes)
+    encoder = model.backbone.audio_encoder
+    seen = []
+    hook = encoder.register_forward_hook(lambda _m, args, _o: seen.append(args[1].clone()))
+    model.train()
+    torch.manual_seed(1)
+    first = model(audio, None)
+    torch.manual_seed(1)
+    again = model(audio, None)
+    second = model(audio, None)
+    model.eval()
+    with torch.no_grad():
+        full = model(audio, None)
+    hook.remove()
+    length = seen[-1].shape[1]
+    kept = round(0.5 * length)
+    assert [k.shape for k in seen[:3]] == [(4, kept)] * 3 and length == 2 * kept
+    assert all(bool((k[:, 1:] > k[:, :-1]).all()) for k in seen[:3])  # sorted, no repeats
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
+    assert torch.equal(first, again) and not torch.allclose(first, second)
+    expected = model.head(model.norm(model.backbone.encode(audio).audio))
+    assert torch.allclose(full, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="keep_fraction"):
+        model.backbone.encode_with_grad(audio, keep_fraction=0.0)
+
+    def run_id(**kw):
+        return config_hash(FinetuneConfig(**kw).identity())
+
+    assert run_id(patch_keep=0.5) == run_id()  # a probe has no patch dropout
+    assert run_id(mode="finetune", patch_keep=1.0) != run_id(mode="finetune")

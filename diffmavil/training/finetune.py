@@ -24,7 +24,7 @@ from diffmavil.config import ModelConfig
 from diffmavil.model import DiffMAViL
 from diffmavil.schedules import lr_at
 from diffmavil.training.checkpoint import load_verified
-from diffmavil.training.config import FinetuneConfig, PretrainConfig
+from diffmavil.training.config import PROBE_LR, FinetuneConfig, PretrainConfig
 
 Init = Literal["checkpoint", "random", "fbank"]
 DOWNSTREAM_TRAIN_SPLIT = {"synthetic": "val"}  # the synthetic pre-training split is "train"
@@ -205,7 +205,8 @@ def spec_augment(
 
 
 class FineTuneClassifier(nn.Module):
-    """The pre-trained encoders (+ fusion) with a linear head on mean-pooled features."""
+    """The pre-trained encoders (+ fusion) with a linear head on mean-pooled features; in
+    training mode the encoders see ``config.patch_keep`` of each clip's patches."""
 
     def __init__(self, backbone: DiffMAViL, config: FinetuneConfig, num_classes: int) -> None:
         super().__init__()
@@ -218,18 +219,19 @@ class FineTuneClassifier(nn.Module):
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor | None) -> torch.Tensor:
-        encoded = self.backbone.encode_with_grad(audio, video)
+        keep = self.config.patch_keep if self.training else 1.0
+        encoded = self.backbone.encode_with_grad(audio, video, keep_fraction=keep)
         return self.head(self.norm(_select_features(encoded, self.config)))
 
 
 # A fine-tune trains for about this many optimizer steps (epochs = steps / batches per
 # epoch, within [FINETUNE_MIN_EPOCHS, FINETUNE_MAX_EPOCHS]), its learning rate warming up
-# and decaying over them. **choice**: 160 steps are 20 epochs of the default fine-tune of
-# 500 clips at tiny, about 2 minutes on a 2-core CPU (20 epochs took 2 min 15 s in one
-# measurement, 25 epochs 2 min 14 s in another: the machine's speed varies by 15%; 100
-# epochs took 7.5 to 9 min); the paired accuracy comparison with 100 epochs is in
-# reports/finetune/README.md.
-FINETUNE_STEPS = 160
+# and decaying over them. **choice**: 480 steps are 60 epochs of the default fine-tune of
+# 500 clips at tiny; with the default patch dropout (``FinetuneConfig.patch_keep``, a
+# quarter of the patches per step) they take about as long as 20 epochs on every patch
+# did, and score as well as 100 epochs on every patch (paired comparison:
+# reports/finetune/README.md).
+FINETUNE_STEPS = 480
 FINETUNE_MIN_EPOCHS = 5
 FINETUNE_MAX_EPOCHS = 100
 
@@ -365,6 +367,11 @@ def train_classifier(
     train_data = torch.utils.data.Subset(resident, train_indices)
     val_data = torch.utils.data.Subset(resident, val_indices)
     epochs = config.epochs or finetune_epochs(len(train_indices), config.batch_size)
+    head = {}
+    if config.head_epochs:
+        head = train_head_first(model, train_data, multi_label, config, device, generator)
+        if on_epoch is not None:
+            on_epoch({"epoch": 0, "epochs": epochs, **head})
     loader = torch.utils.data.DataLoader(
         train_data, batch_size=config.batch_size, shuffle=True, generator=generator
     )
@@ -420,6 +427,54 @@ def train_classifier(
         "epochs_run": epoch + 1,
         "best_epoch": best[1] if best is not None else epoch + 1,
         "validation_items": len(val_indices),
+        **{f"head_{key}": value for key, value in head.items() if key != "stage"},
+    }
+
+
+def train_head_first(
+    model: FineTuneClassifier,
+    dataset,
+    multi_label: bool,
+    config: FinetuneConfig,
+    device: str,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    """LP-FT's first stage: ``model``'s head (LayerNorm + linear) trained alone for
+    ``config.head_epochs`` epochs with AdamW at ``PROBE_LR`` on the frozen encoders' pooled
+    features of ``dataset`` (computed once, in eval mode: [N, D]), so that the fine-tune
+    starts from a head that already separates the classes rather than from a random one
+    whose large early gradients disturb the pre-trained encoders.
+    Returns {stage, train_loss, train_accuracy or train_mAP, seconds}."""
+    start = time.perf_counter()
+    model.eval()
+    chunks, labels = [], []
+    with torch.no_grad():
+        for batch in _loader(dataset, config.batch_size, None):
+            video = batch["video"].to(device) if config.modality == "audio-video" else None
+            encoded = model.backbone.encode(batch["audio"].to(device), video)
+            chunks.append(_select_features(encoded, config))
+            labels.append(batch["label"].to(device))
+    features, targets = torch.cat(chunks), torch.cat(labels)
+    parameters = [*model.norm.parameters(), *model.head.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=PROBE_LR, weight_decay=config.weight_decay)
+    for _ in range(config.head_epochs):
+        order = torch.randperm(len(features), generator=generator).to(device)
+        for first in range(0, len(order), config.batch_size):
+            index = order[first : first + config.batch_size]
+            logits = model.head(model.norm(features[index]))
+            loss = _loss(logits, targets[index], multi_label, config.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        logits = model.head(model.norm(features))
+        loss = float(_loss(logits, targets, multi_label, 0.0))
+        metrics = classification_metrics(logits.cpu(), targets.cpu(), multi_label)
+    return {
+        "stage": "head",
+        "train_loss": loss,
+        **{f"train_{key}": value for key, value in metrics.items()},
+        "seconds": time.perf_counter() - start,
     }
 
 

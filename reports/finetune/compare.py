@@ -4,11 +4,16 @@ Arms (``diffbench finetune RUN --mode finetune`` with the modality, features and
 of its defaults; only the arm's settings differ):
 
 - ``default``: today's default fine-tune (epochs chosen for the data size, warm-up +
-  cosine learning rate over them, every item trains: no early stopping);
-- ``epochs100``: the long fine-tune, 100 epochs (the schedule over all 100);
+  cosine learning rate over them, every item trains: no early stopping; patch dropout,
+  the encoders seeing a quarter of each clip's patches per step);
+- ``epochs100``: the long fine-tune, 100 epochs on every patch (the schedule over all 100);
+- ``previous``: the default before patch dropout, 20 epochs on every patch;
+- ``keep50-epochs40``: half of the patches per step, 40 epochs;
 - ``early-stopping``: the default with early stopping (10% held out, patience 3);
 - ``constant``: the default at a constant learning rate (the schedule before the cosine);
-- ``lr1e-4``: the default at a peak learning rate of 1e-4 instead of 1e-3.
+- ``lr1e-4``: the default at a peak learning rate of 1e-4 instead of 1e-3;
+- ``head-first``: ``previous`` after 100 epochs of the head alone on frozen features
+  (LP-FT, ``head_epochs``); ``lr2e-3``: ``previous`` at a peak of 2e-3.
 
 Every seed runs every arm (seed ``s``: data, initialisation, validation split and batch
 order of seed ``s``), the arms of a seed in a per-seed shuffled order, seed after seed, so
@@ -43,12 +48,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Arms that predate patch dropout name every setting they keep from the default of their
+# day (20 epochs, every patch), so that their runs stay valid under today's default.
+PREVIOUS = {"patch_keep": 1.0, "epochs": 20}
 ARMS: dict[str, dict[str, Any]] = {
     "default": {},
-    "epochs100": {"epochs": 100},
+    "epochs100": {"epochs": 100, "patch_keep": 1.0},
+    "previous": PREVIOUS,
+    "keep50-epochs40": {"patch_keep": 0.5, "epochs": 40},
     "early-stopping": {"patience": 3},
     "constant": {"lr_schedule": "constant"},
     "lr1e-4": {"lr": 1e-4},
+    "head-first": {**PREVIOUS, "head_epochs": 100},
+    "lr2e-3": {**PREVIOUS, "lr": 2e-3},
 }
 REFERENCE = "default"
 POINTS = 100.0
@@ -337,6 +349,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     atomic_write_json(args.out / RESULT_FILE, result)
     for arm, row in summary["arms"].items():
+        if not row["runs"]:
+            continue
         print(
             f"{arm}: median {row['median_wall_clock_seconds']:.1f} s wall-clock, "
             f"{row['median_epochs_run']:g} epochs, mean accuracy {row['mean_accuracy_points']:.2f}%"
