@@ -69,6 +69,28 @@ def _labels_of(batch: dict[str, Any]) -> torch.Tensor:
 
 
 @torch.no_grad()
+def pooled_features(
+    model: DiffMAViL | None,
+    dataset,
+    config: FinetuneConfig,
+    device: str = "cpu",
+    limit: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled features [N, D] on ``device``, labels [N] or [N, C]) of every item, no grad.
+    ``model=None`` gives the raw-fbank baseline: the mean and standard deviation over time
+    of each mel bin [N, 2 * bins]."""
+    chunks, labels = [], []
+    for batch in _loader(dataset, config.batch_size, limit):
+        audio = batch["audio"].to(device)
+        if model is None:
+            chunks.append(torch.cat([audio.mean(dim=1), audio.std(dim=1)], dim=1))
+        else:
+            video = batch["video"].to(device) if config.modality == "audio-video" else None
+            chunks.append(_select_features(model.encode(audio, video), config))
+        labels.append(_labels_of(batch))
+    return torch.cat(chunks), torch.cat(labels)
+
+
 def extract_features(
     model: DiffMAViL | None,
     dataset,
@@ -76,23 +98,10 @@ def extract_features(
     device: str = "cpu",
     limit: int | None = None,
 ) -> FeatureSet:
-    """Pooled features of every item. ``model=None`` gives the raw-fbank baseline: the
-    mean and standard deviation over time of each mel bin [N, 2 * bins]."""
-    chunks, labels = [], []
-    for batch in _loader(dataset, config.batch_size, limit):
-        audio = batch["audio"].to(device)
-        if model is None:
-            chunks.append(torch.cat([audio.mean(dim=1), audio.std(dim=1)], dim=1).cpu())
-        else:
-            video = batch["video"].to(device) if config.modality == "audio-video" else None
-            encoded = model.encode(audio, video)
-            chunks.append(_select_features(encoded, config).cpu())
-        labels.append(_labels_of(batch))
+    """``pooled_features`` of every item as a CPU float ``FeatureSet`` (what probes cache)."""
+    features, labels = pooled_features(model, dataset, config, device, limit)
     return FeatureSet(
-        torch.cat(chunks).float(),
-        torch.cat(labels),
-        bool(dataset.multi_label),
-        int(dataset.num_classes),
+        features.cpu().float(), labels, bool(dataset.multi_label), int(dataset.num_classes)
     )
 
 
@@ -146,17 +155,8 @@ def linear_probe(
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     head = nn.Linear(x_train.shape[1], train.num_classes)
-    optimizer = torch.optim.AdamW(
-        head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    for _ in range(config.probe_epochs):
-        order = torch.randperm(len(x_train), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            loss = _loss(head(x_train[index]), train.labels[index], train.multi_label, 0.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    fit_head(head, x_train, train.labels, train.multi_label, config, config.learning_rate,
+             config.probe_epochs, generator)  # fmt: skip
     with torch.no_grad():
         train_metrics = classification_metrics(head(x_train), train.labels, train.multi_label)
         eval_metrics = classification_metrics(head(x_eval), evaluation.labels, train.multi_label)
@@ -164,6 +164,30 @@ def linear_probe(
         **{f"train_{k}": v for k, v in train_metrics.items()},
         **eval_metrics,
     }
+
+
+def fit_head(
+    head: nn.Module,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    multi_label: bool,
+    config: FinetuneConfig,
+    lr: float,
+    epochs: int,
+    generator: torch.Generator,
+    smoothing: float = 0.0,
+) -> None:
+    """Train ``head`` on fixed ``features`` [N, D] with AdamW (``lr``, the config's weight
+    decay and batch size) for ``epochs`` shuffled epochs: the probe's and LP-FT's loop."""
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=config.weight_decay)
+    for _ in range(epochs):
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            loss = _loss(head(features[index]), labels[index], multi_label, smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
 
 def repeated_linear_probe(
@@ -447,25 +471,10 @@ def train_head_first(
     Returns {stage, train_loss, train_accuracy or train_mAP, seconds}."""
     start = time.perf_counter()
     model.eval()
-    chunks, labels = [], []
-    with torch.no_grad():
-        for batch in _loader(dataset, config.batch_size, None):
-            video = batch["video"].to(device) if config.modality == "audio-video" else None
-            encoded = model.backbone.encode(batch["audio"].to(device), video)
-            chunks.append(_select_features(encoded, config))
-            labels.append(batch["label"].to(device))
-    features, targets = torch.cat(chunks), torch.cat(labels)
-    parameters = [*model.norm.parameters(), *model.head.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=PROBE_LR, weight_decay=config.weight_decay)
-    for _ in range(config.head_epochs):
-        order = torch.randperm(len(features), generator=generator).to(device)
-        for first in range(0, len(order), config.batch_size):
-            index = order[first : first + config.batch_size]
-            logits = model.head(model.norm(features[index]))
-            loss = _loss(logits, targets[index], multi_label, config.label_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    features, targets = pooled_features(model.backbone, dataset, config, device)
+    targets = targets.to(device)
+    fit_head(nn.Sequential(model.norm, model.head), features, targets, multi_label, config,
+             PROBE_LR, config.head_epochs, generator, config.label_smoothing)  # fmt: skip
     with torch.no_grad():
         logits = model.head(model.norm(features))
         loss = float(_loss(logits, targets, multi_label, 0.0))
