@@ -110,7 +110,6 @@ def test_two_invocations_on_one_output_directory_run_each_run_exactly_once(tmp_p
         "r1": {"baseline": True},
         "r2": {"variant": "cross-attn"},
         "r3": {"variant": "diff-self"},
-        "r4": {"variant": "cross-attn-both"},
     }
     grid = _grid(tmp_path, rows)
     out = tmp_path / "out"

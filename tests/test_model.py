@@ -23,10 +23,10 @@ RATIO_PAIRS = [(0.8, 0.9), (0.9, 0.95), (0.5, 0.75)]
 
 
 # --------------------------------------------------------------------------- shapes
-@pytest.mark.parametrize("preset", ["base", "small"])
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
-def test_meta_shapes_at_full_input_sizes(meta_models, preset, variant):
-    model = meta_models[(preset, variant)]
+def test_meta_shapes_at_full_input_sizes(meta_models, variant):
+    """base on meta (small has base's inputs and token grids at half the width)."""
+    model = meta_models[("base", variant)]
     config = model.config
     with torch.device("meta"):
         audio, video = make_inputs_meta(config, batch=2)
@@ -279,7 +279,7 @@ def test_overfitting_one_batch_halves_the_loss(variant):
     audio, video = _smooth_inputs(model.config, batch=2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(50):
+    for _ in range(40):  # measured min of the last 5 / first: mavil 0.44, the others < 0.05
         loss = model(audio, video, (0.8, 0.9)).loss
         optimizer.zero_grad()
         loss.backward()

@@ -110,16 +110,17 @@ def test_every_step_logs_what_it_used(finished_run):
 
 def test_adaptive_batch_changes_steps_not_samples(tmp_path):
     curriculum = {"kind": "curriculum", "audio_end": 0.95, "video_end": 0.97}
-    fixed = pretrain(tiny_config(masking=curriculum, budget_samples=64), tmp_path / "fixed")
+    fixed = pretrain(tiny_config(masking=curriculum, budget_samples=32), tmp_path / "fixed")
     adaptive = pretrain(
         tiny_config(
-            masking=curriculum, budget_samples=64, batch={"kind": "adaptive", "batch_size": 8}
+            masking=curriculum, budget_samples=32, batch={"kind": "adaptive", "batch_size": 8}
         ),
         tmp_path / "adaptive",
     )
-    assert fixed["samples"] == adaptive["samples"] == 64
-    assert adaptive["steps"] < fixed["steps"]
+    assert fixed["samples"] == adaptive["samples"] == 32
+    assert adaptive["steps"] < fixed["steps"]  # 3 steps vs 4
     # the same samples at (almost) the same ratios: FLOPs agree within the rounding of steps
+    # (+2.7% here)
     assert abs(adaptive["total_flops"] / fixed["total_flops"] - 1) < 0.05
 
 
@@ -143,7 +144,7 @@ def _final_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
-    config = tiny_config(budget_samples=96, batch={"batch_size": 8}, checkpoint_every=3)
+    config = tiny_config(budget_samples=64, batch={"batch_size": 8}, checkpoint_every=3)
     reference = tmp_path / "reference"
     pretrain(config, reference)
 
