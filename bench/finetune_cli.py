@@ -1,5 +1,5 @@
 """``diffbench finetune``: a linear probe or a full fine-tune of a checkpoint, or of a
-random-init / raw-fbank control (``diffmavil.training.finetune``). The command builds its
+random-init / raw-fbank control (``diffmavil.training.downstream``). The command builds its
 typed request (``bench.requests.FinetuneRequest``) from its options, validated once."""
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def finetune_command(
     learning rate; with --early-stopping it holds out 10% of the items and stops on their
     loss. Progress shows on a terminal, one line per epoch otherwise (stderr)."""
     from bench.output import emit, rows_table
-    from diffmavil.training.finetune import evaluate
+    from diffmavil.training.downstream import evaluate
 
     request = FinetuneRequest(
         init=init,

@@ -49,7 +49,7 @@ Version = Literal[2]
 
 
 class ProbeMetrics(Frozen):
-    """``diffmavil.training.finetune.evaluate``'s result: the probe (or fine-tune) of one
+    """``diffmavil.training.downstream.evaluate``'s result: the probe (or fine-tune) of one
     initialisation on the downstream task."""
 
     schema_version: Version = SCHEMA_VERSION

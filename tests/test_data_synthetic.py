@@ -15,7 +15,7 @@ from diffmavil.data import build_dataset, make_loader, synthetic, waveform_fbank
 from diffmavil.data.synthetic import SyntheticAVDataset, SyntheticOptions, synth_clip
 from diffmavil.model import DiffMAViL
 from diffmavil.training.config import FinetuneConfig
-from diffmavil.training.finetune import FeatureSet, linear_probe
+from diffmavil.training.probe import FeatureSet, linear_probe
 from tests.conftest import SESSION_THREADS
 from tests.data_helpers import tiny_config
 

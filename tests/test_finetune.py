@@ -14,14 +14,10 @@ from typer.testing import CliRunner
 from bench.cli import app
 from diffmavil import make_config
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
-from diffmavil.training.finetune import (
-    FeatureSet,
-    evaluate,
-    linear_probe,
-    mean_average_precision,
-    spec_augment,
-)
+from diffmavil.training.downstream import evaluate
+from diffmavil.training.finetune import spec_augment
 from diffmavil.training.pretrain import pretrain
+from diffmavil.training.probe import FeatureSet, linear_probe, mean_average_precision
 
 DATA = "synthetic:classes=4,size=48,eval_size=24"
 

@@ -18,13 +18,13 @@ from diffmavil.training.finetune import (
     FINETUNE_MAX_EPOCHS,
     FINETUNE_MIN_EPOCHS,
     FINETUNE_STEPS,
-    _batches,
-    _loss,
     finetune_epochs,
     finetune_lr,
+    logits_and_labels,
     train_classifier,
     validation_split,
 )
+from diffmavil.training.probe import classification_loss
 
 DATA = "synthetic:classes=4,size=16,eval_size=16"  # downstream: train on val, score test
 
@@ -99,8 +99,12 @@ def test_early_stopping_keeps_the_best_epoch(datasets):
     assert info == {"epochs_run": len(rows), "best_epoch": best, "validation_items": held_out}
     assert len(rows) == min(6, best + 2) and all(row["epochs"] == 6 for row in rows)
     _, val = validation_split(len(train_set), 0.25, config.seed)
-    logits, labels = _batches(model, torch.utils.data.Subset(train_set, val), config, "cpu")
-    assert float(_loss(logits, labels, False, 0.0)) == pytest.approx(losses[best - 1], rel=1e-5)
+    logits, labels = logits_and_labels(
+        model, torch.utils.data.Subset(train_set, val), config, "cpu"
+    )
+    assert float(classification_loss(logits, labels, False, 0.0)) == pytest.approx(
+        losses[best - 1], rel=1e-5
+    )
 
 
 def test_finetune_cli_prints_one_line_per_epoch(datasets):
@@ -152,7 +156,7 @@ def test_items_are_loaded_once_and_train_the_same_weights(datasets, monkeypatch)
 def test_no_early_stopping_trains_every_epoch_on_every_item(datasets):
     """``--no-early-stopping``: no validation split, every epoch run, and the same result as
     ``FinetuneConfig(patience=None)`` through the library."""
-    from diffmavil.training.finetune import evaluate
+    from diffmavil.training.downstream import evaluate
 
     model_config, _ = datasets
     result = CliRunner().invoke(
@@ -194,12 +198,8 @@ def test_head_first_trains_the_head_alone_on_frozen_features(datasets):
     """LP-FT's first stage: only the head (LayerNorm + linear) moves, its loss on the frozen
     features falls from the random head's, and the reported train accuracy is that of the
     head on features computed independently (``extract_features``)."""
-    from diffmavil.training.finetune import (
-        FineTuneClassifier,
-        classification_metrics,
-        extract_features,
-        train_head_first,
-    )
+    from diffmavil.training.finetune import FineTuneClassifier, train_head_first
+    from diffmavil.training.probe import classification_metrics, extract_features
 
     model_config, (train_set, _) = datasets
     config = FinetuneConfig(data=DATA, mode="finetune", head_epochs=30, batch_size=8)
@@ -209,8 +209,8 @@ def test_head_first_trains_the_head_alone_on_frozen_features(datasets):
     head_before = model.head.weight.detach().clone()
     features = extract_features(model.backbone, train_set, config)
     with torch.no_grad():
-        loss_before = float(_loss(model.head(model.norm(features.features)), features.labels,
-                                  False, 0.0))  # fmt: skip
+        head_logits = model.head(model.norm(features.features))
+        loss_before = float(classification_loss(head_logits, features.labels, False, 0.0))
     info = train_head_first(
         model, train_set, False, config, "cpu", torch.Generator().manual_seed(0)
     )
@@ -219,8 +219,8 @@ def test_head_first_trains_the_head_alone_on_frozen_features(datasets):
     with torch.no_grad():
         logits = model.head(model.norm(features.features))
     assert info["stage"] == "head" and info["train_loss"] < loss_before
-    assert info["train_loss"] == pytest.approx(float(_loss(logits, features.labels, False, 0.0)),
-                                               rel=1e-4)  # fmt: skip
+    loss_after = float(classification_loss(logits, features.labels, False, 0.0))
+    assert info["train_loss"] == pytest.approx(loss_after, rel=1e-4)
     expected = classification_metrics(logits, features.labels, False)["accuracy"]
     assert info["train_accuracy"] == pytest.approx(expected)
 

@@ -7,7 +7,7 @@ import torch
 
 from bench.ablate.plan import control_run_id, row_run_id
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
-from diffmavil.training.finetune import FeatureSet, linear_probe, repeated_linear_probe
+from diffmavil.training.probe import FeatureSet, linear_probe, repeated_linear_probe
 
 
 def _features(n: int, seed: int) -> FeatureSet:

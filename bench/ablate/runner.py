@@ -137,9 +137,9 @@ def _warm_pretrain_data(config):
 
 
 def run_probe(probe, init: str, model_config, checkpoint: Path | None, device: str = "cpu"):
-    """``diffmavil.training.finetune.evaluate`` on this process's cached downstream datasets
+    """``diffmavil.training.downstream.evaluate`` on this process's cached downstream datasets
     (the pre-trained probe and its controls share them)."""
-    from diffmavil.training.finetune import downstream_splits, evaluate
+    from diffmavil.training.downstream import downstream_splits, evaluate
 
     train_split, eval_split = downstream_splits(probe.data)
     datasets = (

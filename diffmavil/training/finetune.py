@@ -1,209 +1,30 @@
-"""Downstream evaluation: linear probes on frozen features and full fine-tuning.
-
-Every initialisation (a pre-training checkpoint, random init, raw fbank) goes through the
-same probe: features pooled the same way, standardised with the training split's
-statistics, a linear classifier trained with the same optimiser for the same epochs. Only
-the features differ, so probe accuracies compare like for like.
+"""End-to-end fine-tuning: the pre-trained encoders (+ fusion) and a linear head trained
+together, with SpecAugment, mixup, patch dropout, LP-FT's head-first stage and early
+stopping on a held-out validation split, as configured (``FinetuneConfig``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffmavil.config import ModelConfig
 from diffmavil.model import DiffMAViL
 from diffmavil.schedules import lr_at
-from diffmavil.training.checkpoint import load_verified
-from diffmavil.training.config import PROBE_LR, FinetuneConfig, PretrainConfig
-
-Init = Literal["checkpoint", "random", "fbank"]
-DOWNSTREAM_TRAIN_SPLIT = {"synthetic": "val"}  # the synthetic pre-training split is "train"
-ENCODE_COMPONENTS = ("audio_encoder", "video_encoder", "fusion")  # what probes and fine-tunes run
-
-
-@dataclass
-class FeatureSet:
-    """features [N, D], labels [N] (single-label) or [N, C] (multi-label)."""
-
-    features: torch.Tensor
-    labels: torch.Tensor
-    multi_label: bool
-    num_classes: int
-
-
-def load_pretrained(checkpoint: str | Path, device: str = "cpu") -> DiffMAViL:
-    """A DiffMAViL restored from a pre-training run's checkpoint (and its config.json)."""
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "checkpoint.pt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    config_path = checkpoint.parent / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} is missing beside the checkpoint")
-    run_config = PretrainConfig.model_validate(json.loads(config_path.read_text()))
-    model = DiffMAViL(run_config.model)
-    state = load_verified(checkpoint)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
-
-
-def _loader(dataset, batch_size: int, limit: int | None):
-    if limit is not None and limit < len(dataset):
-        dataset = torch.utils.data.Subset(dataset, range(limit))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-
-
-def _labels_of(batch: dict[str, Any]) -> torch.Tensor:
-    return batch["label"]
-
-
-@torch.no_grad()
-def pooled_features(
-    model: DiffMAViL | None,
-    dataset,
-    config: FinetuneConfig,
-    device: str = "cpu",
-    limit: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pooled features [N, D] on ``device``, labels [N] or [N, C]) of every item, no grad.
-    ``model=None`` gives the raw-fbank baseline: the mean and standard deviation over time
-    of each mel bin [N, 2 * bins]."""
-    chunks, labels = [], []
-    for batch in _loader(dataset, config.batch_size, limit):
-        audio = batch["audio"].to(device)
-        if model is None:
-            chunks.append(torch.cat([audio.mean(dim=1), audio.std(dim=1)], dim=1))
-        else:
-            video = batch["video"].to(device) if config.modality == "audio-video" else None
-            chunks.append(_select_features(model.encode(audio, video), config))
-        labels.append(_labels_of(batch))
-    return torch.cat(chunks), torch.cat(labels)
-
-
-def extract_features(
-    model: DiffMAViL | None,
-    dataset,
-    config: FinetuneConfig,
-    device: str = "cpu",
-    limit: int | None = None,
-) -> FeatureSet:
-    """``pooled_features`` of every item as a CPU float ``FeatureSet`` (what probes cache)."""
-    features, labels = pooled_features(model, dataset, config, device, limit)
-    return FeatureSet(
-        features.cpu().float(), labels, bool(dataset.multi_label), int(dataset.num_classes)
-    )
-
-
-def _select_features(encoded, config: FinetuneConfig) -> torch.Tensor:
-    if config.modality == "audio":
-        return encoded.audio if config.features == "encoder" else encoded.audio_fused
-    if config.features == "encoder":
-        return torch.cat([encoded.audio, encoded.video], dim=1)
-    return encoded.joint
-
-
-def classification_metrics(
-    logits: torch.Tensor, labels: torch.Tensor, multi_label: bool
-) -> dict[str, float]:
-    """accuracy (single-label) or mAP over classes with a positive (multi-label)."""
-    if not multi_label:
-        return {"accuracy": float((logits.argmax(dim=1) == labels).float().mean())}
-    return {"mAP": mean_average_precision(logits, labels)}
-
-
-def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
-    """scores, targets [N, C] -> mean over classes (with >= 1 positive) of average precision."""
-    precisions = []
-    for c in range(scores.shape[1]):
-        positives = targets[:, c] > 0.5
-        if positives.sum() == 0:
-            continue
-        order = torch.argsort(scores[:, c], descending=True)
-        hits = positives[order].float()
-        precision_at_k = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
-        precisions.append(float((precision_at_k * hits).sum() / hits.sum()))
-    return sum(precisions) / max(len(precisions), 1)
-
-
-def _loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool, smoothing: float):
-    if multi_label or targets.dtype.is_floating_point:
-        if multi_label:
-            return F.binary_cross_entropy_with_logits(logits, targets.float())
-        return torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
-    return F.cross_entropy(logits, targets, label_smoothing=smoothing)
-
-
-def linear_probe(
-    train: FeatureSet, evaluation: FeatureSet, config: FinetuneConfig
-) -> dict[str, float]:
-    """Standardise with train statistics, train a linear classifier, score ``evaluation``."""
-    mean = train.features.mean(dim=0)
-    std = train.features.std(dim=0).clamp_min(1e-6)
-    x_train = (train.features - mean) / std
-    x_eval = (evaluation.features - mean) / std
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    head = nn.Linear(x_train.shape[1], train.num_classes)
-    fit_head(head, x_train, train.labels, train.multi_label, config, config.learning_rate,
-             config.probe_epochs, generator)  # fmt: skip
-    with torch.no_grad():
-        train_metrics = classification_metrics(head(x_train), train.labels, train.multi_label)
-        eval_metrics = classification_metrics(head(x_eval), evaluation.labels, train.multi_label)
-    return {
-        **{f"train_{k}": v for k, v in train_metrics.items()},
-        **eval_metrics,
-    }
-
-
-def fit_head(
-    head: nn.Module,
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    multi_label: bool,
-    config: FinetuneConfig,
-    lr: float,
-    epochs: int,
-    generator: torch.Generator,
-    smoothing: float = 0.0,
-) -> None:
-    """Train ``head`` on fixed ``features`` [N, D] with AdamW (``lr``, the config's weight
-    decay and batch size) for ``epochs`` shuffled epochs: the probe's and LP-FT's loop."""
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=config.weight_decay)
-    for _ in range(epochs):
-        order = torch.randperm(len(features), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            loss = _loss(head(features[index]), labels[index], multi_label, smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-
-def repeated_linear_probe(
-    train: FeatureSet, evaluation: FeatureSet, config: FinetuneConfig
-) -> dict[str, Any]:
-    """``config.probe_seeds`` linear probes (seeds ``seed``, ``seed + 1``, ...) on the same
-    features: every metric is their mean; ``per_probe_seed`` keeps each probe's metrics.
-    One probe (the default) returns exactly :func:`linear_probe`'s metrics."""
-    if config.probe_seeds == 1:
-        return linear_probe(train, evaluation, config)
-    runs = [
-        linear_probe(train, evaluation, config.model_copy(update={"seed": config.seed + k}))
-        for k in range(config.probe_seeds)
-    ]
-    mean = {key: sum(run[key] for run in runs) / len(runs) for key in runs[0]}
-    return {**mean, "per_probe_seed": runs}
+from diffmavil.training.config import PROBE_LR, FinetuneConfig
+from diffmavil.training.probe import (
+    classification_loss,
+    classification_metrics,
+    fit_head,
+    ordered_loader,
+    pooled_features,
+    select_features,
+)
 
 
 def spec_augment(
@@ -245,7 +66,7 @@ class FineTuneClassifier(nn.Module):
     def forward(self, audio: torch.Tensor, video: torch.Tensor | None) -> torch.Tensor:
         keep = self.config.patch_keep if self.training else 1.0
         encoded = self.backbone.encode_with_grad(audio, video, keep_fraction=keep)
-        return self.head(self.norm(_select_features(encoded, self.config)))
+        return self.head(self.norm(select_features(encoded, self.config)))
 
 
 # A fine-tune trains for about this many optimizer steps (epochs = steps / batches per
@@ -326,12 +147,12 @@ def validation_split(items: int, fraction: float, seed: int) -> tuple[list[int],
     return sorted(order[held:]), sorted(order[:held])
 
 
-def _batches(model: nn.Module, dataset, config: FinetuneConfig, device: str, limit=None):
+def logits_and_labels(model: nn.Module, dataset, config: FinetuneConfig, device: str, limit=None):
     """(logits [N, C] on CPU, labels [N]) of ``dataset`` in eval mode, no grad."""
     model.eval()
     logits, labels = [], []
     with torch.no_grad():
-        for batch in _loader(dataset, config.batch_size, limit):
+        for batch in ordered_loader(dataset, config.batch_size, limit):
             video = batch["video"].to(device) if config.modality == "audio-video" else None
             logits.append(model(batch["audio"].to(device), video).float().cpu())
             labels.append(batch["label"])
@@ -349,7 +170,7 @@ def full_finetune(
     """Fine-tune (``train_classifier``), then score ``eval_set``: metrics, epochs_run,
     best_epoch, validation_items."""
     model, info = train_classifier(backbone, train_set, config, device, on_epoch)
-    logits, labels = _batches(model, eval_set, config, device, config.max_eval_items)
+    logits, labels = logits_and_labels(model, eval_set, config, device, config.max_eval_items)
     return {**classification_metrics(logits, labels, bool(train_set.multi_label)), **info}
 
 
@@ -420,7 +241,9 @@ def train_classifier(
             for group in optimizer.param_groups:
                 group["lr"] = finetune_lr(config, step, planned_steps)
             step += 1
-            loss = _loss(model(audio, video), targets, multi_label, config.label_smoothing)
+            loss = classification_loss(
+                model(audio, video), targets, multi_label, config.label_smoothing
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -432,8 +255,8 @@ def train_classifier(
             "lr": optimizer.param_groups[0]["lr"],  # the epoch's last step's
         }
         if val_indices:
-            logits, labels = _batches(model, val_data, config, device)
-            val_loss = float(_loss(logits, labels, multi_label, 0.0))
+            logits, labels = logits_and_labels(model, val_data, config, device)
+            val_loss = float(classification_loss(logits, labels, multi_label, 0.0))
             row["val_loss"] = val_loss
             for key, value in classification_metrics(logits, labels, multi_label).items():
                 row[f"val_{key}"] = value
@@ -477,7 +300,7 @@ def train_head_first(
              PROBE_LR, config.head_epochs, generator, config.label_smoothing)  # fmt: skip
     with torch.no_grad():
         logits = model.head(model.norm(features))
-        loss = float(_loss(logits, targets, multi_label, 0.0))
+        loss = float(classification_loss(logits, targets, multi_label, 0.0))
         metrics = classification_metrics(logits.cpu(), targets.cpu(), multi_label)
     return {
         "stage": "head",
@@ -494,75 +317,3 @@ def _mixup(audio, video, targets, num_classes, multi_label, config, generator):
     mixed_audio = weight * audio + (1 - weight) * audio[order]
     mixed_video = None if video is None else weight * video + (1 - weight) * video[order]
     return mixed_audio, mixed_video, weight * soft + (1 - weight) * soft[order]
-
-
-def downstream_splits(spec: str) -> tuple[str, str]:
-    """(train split, evaluation split) of the downstream task for a data spec."""
-    kind = spec.split(":", 1)[0]
-    return DOWNSTREAM_TRAIN_SPLIT.get(kind, "train"), "test"
-
-
-def evaluate(
-    config: FinetuneConfig,
-    init: Init,
-    model_config: ModelConfig,
-    checkpoint: str | Path | None = None,
-    device: str = "cpu",
-    datasets: tuple[Any, Any] | None = None,
-    on_epoch: EpochCallback | None = None,
-) -> dict[str, Any]:
-    """Probe or fine-tune one initialisation on the downstream task; returns metrics.
-
-    ``datasets``: prebuilt (train, evaluation) datasets to share between calls (e.g. the
-    pre-trained probe and its controls); built from ``config.data`` otherwise.
-    ``on_epoch``: called after each fine-tuning epoch (see ``full_finetune``).
-    """
-    from diffmavil.data import build_dataset
-
-    if datasets is None:
-        train_split, eval_split = downstream_splits(config.data)
-        datasets = (
-            build_dataset(
-                config.data, model_config, train_split, seed=config.seed, fold=config.fold
-            ),
-            build_dataset(
-                config.data, model_config, eval_split, seed=config.seed, fold=config.fold
-            ),
-        )
-    train_set, eval_set = datasets
-    if init == "checkpoint":
-        if checkpoint is None:
-            raise ValueError("init=checkpoint needs a checkpoint path")
-        model: DiffMAViL | None = load_pretrained(checkpoint, device)
-    elif init == "random":
-        torch.manual_seed(config.seed)
-        model = DiffMAViL(model_config).to(device).eval()
-    else:
-        model = None
-        if config.mode == "finetune":
-            raise ValueError("init=fbank has no encoder to fine-tune; use mode=probe")
-    if config.compile and model is not None:
-        from diffmavil.training.compile import compile_components
-
-        stats = compile_components(model, ENCODE_COMPONENTS)
-    if config.mode == "probe":
-        train = extract_features(model, train_set, config, device, config.max_train_items)
-        evaluation = extract_features(model, eval_set, config, device, config.max_eval_items)
-        metrics = repeated_linear_probe(train, evaluation, config)
-    else:
-        assert model is not None
-        metrics = full_finetune(model, train_set, eval_set, config, device, on_epoch)
-    if config.compile and model is not None:
-        metrics["compile"] = stats.summary()
-    return {
-        "init": init,
-        "mode": config.mode,
-        "modality": config.modality,
-        "data": config.data,
-        "num_classes": int(train_set.num_classes),
-        "train_items": min(len(train_set), config.max_train_items or len(train_set)),
-        "eval_items": min(len(eval_set), config.max_eval_items or len(eval_set)),
-        "skipped_files": int(getattr(train_set, "skipped", 0))
-        + int(getattr(eval_set, "skipped", 0)),
-        **metrics,
-    }

@@ -198,7 +198,7 @@ def run_one(settings: dict[str, Any], seed: int, arm: str) -> dict[str, Any]:
     """One fine-tune of ``arm`` at ``seed`` through ``evaluate`` (as ``diffbench finetune``)."""
     from bench.progress import epoch_reporter
     from bench.requests import FinetuneRequest
-    from diffmavil.training.finetune import evaluate
+    from diffmavil.training.downstream import evaluate
 
     config = arm_config(arm, seed, settings["train_items"], settings["eval_items"])
     request = FinetuneRequest(
