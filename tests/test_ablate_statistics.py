@@ -241,9 +241,18 @@ def test_paired_deltas_pair_each_seed_with_the_baselines_run() -> None:
     assert delta["wall_clock_delta_sd"] == pytest.approx(sd)
     assert delta["wall_clock_delta_low"] == pytest.approx(mean - half, abs=1e-6)
     assert delta["accuracy_delta_points_mean"] == pytest.approx(2.0)
+    assert delta["wall_clock_split_pairs"] == 0  # no record says which process ran it
+    # pairs run by different processes (--rows waves, a resumed grid) are counted as split
+    for record in records:
+        record["execution"] = {"host": "vm", "pid": 10}
+    records[4]["execution"] = {"host": "vm", "pid": 11}  # diffmavil seed 1: another invocation
+    assert paired_deltas(records)[0]["wall_clock_split_pairs"] == 1
+    records[4]["execution"] = {"host": "other", "pid": 10}  # same pid, another host
+    assert paired_deltas(records)[0]["wall_clock_split_pairs"] == 1
     # a run whose wall-clock is not comparable (parallel workers) is left out of the pairs
     records[3]["wall_clock_comparable"] = False
     assert paired_deltas(records)[0]["wall_clock_pairs"] == 2
+    assert paired_deltas(records)[0]["wall_clock_split_pairs"] == 1
 
 
 def test_summary_table_puts_cost_accuracy_and_verdict_on_one_line(tmp_path: Path) -> None:
@@ -266,7 +275,18 @@ def test_summary_table_puts_cost_accuracy_and_verdict_on_one_line(tmp_path: Path
     assert "| −20.0% |" in line  # FLOPs
     assert "−18.3% [" in line  # paired wall-clock delta: mean of -20, -15, -20 %
     assert "| +27.0 |" in line and "vs mavil: no loss within the margin" in line
+    assert "pairs split" not in line
     assert text.index("Cost and accuracy per row") < text.index("Pre-training cost and downstream")
+    # one pair whose runs ran in different invocations is flagged in the runs' cell
+    for record in records:
+        pid = 8 if record["run_id"] == "diffmavil@2" else 7
+        record["execution"] = {"host": "vm", "pid": pid, "token": "t", "started_at": 0.0,
+                               "finished_at": 1.0}  # fmt: skip
+    write_results(tmp_path / "g", records, {"grid": "s", "statistics": GRID["statistics"]}, True)
+    text = render_report(tmp_path / "g", ("md",), tmp_path / "out2")["md"].read_text()
+    line = next(x for x in text.splitlines() if x.startswith("| diffmavil | 3 |"))
+    assert "−18.3% [" in line and "], 1/3 pairs split |" in line
+    assert '"k/n pairs split"' in text
 
 
 def test_table2_grid_carries_its_statistical_design() -> None:

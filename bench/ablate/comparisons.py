@@ -42,6 +42,18 @@ def _by_seed(
     return out
 
 
+def executors(records: list[dict[str, Any]], row: str) -> dict[int, tuple[Any, Any]]:
+    """{seed: (host, pid)} of the processes that ran ``row``'s completed runs, from their
+    records' ``execution`` (runs whose record does not say are left out)."""
+    out: dict[int, tuple[Any, Any]] = {}
+    for record in records:
+        execution = record.get("execution") or {}
+        done = record.get("row") == row and record.get("status") == "completed"
+        if done and execution.get("pid") is not None:
+            out[int(record["seed"])] = (execution.get("host"), execution.get("pid"))
+    return out
+
+
 def accuracy_by_seed(records: list[dict[str, Any]], row: str) -> dict[int, float]:
     """{seed: probe accuracy in points} of ``row``'s completed runs."""
     return _by_seed(records, row, _accuracy_points)
@@ -180,7 +192,10 @@ def paired_deltas(
     fraction of the baseline's, per seed: ``row / baseline - 1``; only runs whose
     wall-clock is comparable) and the probe accuracy delta (points), each with its mean,
     sd and two-sided interval. Pairing by seed takes the seed's data order and the
-    machine's drift between neighbouring runs out of the comparison."""
+    machine's drift between neighbouring runs out of the comparison, but only within one
+    invocation of the grid: ``wall_clock_split_pairs`` counts the pairs whose two runs
+    were executed by different processes (``execution``'s host and pid: ``--rows`` waves,
+    a grid resumed after an interruption), whose delta carries the drift between them."""
     confidence = (spec or StatisticsSpec()).confidence
     baseline = next(
         (str(r["row"]) for r in records if r.get("baseline") and r.get("kind") == "row"), None
@@ -193,6 +208,7 @@ def paired_deltas(
         return record.get("wall_clock_seconds") if comparable else None
 
     base_wall = _by_seed(records, baseline, wall)
+    base_ran_by = executors(records, baseline)
     base_accuracy = accuracy_by_seed(records, baseline)
     rows = dict.fromkeys(str(r["row"]) for r in records if r.get("kind") == "row")
     out = []
@@ -204,6 +220,10 @@ def paired_deltas(
         wall_seeds = sorted(set(walls) & set(base_wall))
         accuracy_seeds = sorted(set(accuracy) & set(base_accuracy))
         wall_stats = t_interval([walls[s] / base_wall[s] - 1 for s in wall_seeds], confidence)
+        ran_by = executors(records, row)
+        split = sum(
+            s in ran_by and s in base_ran_by and ran_by[s] != base_ran_by[s] for s in wall_seeds
+        )
         accuracy_stats = t_interval(
             [accuracy[s] - base_accuracy[s] for s in accuracy_seeds], confidence
         )
@@ -213,6 +233,7 @@ def paired_deltas(
                 "baseline": baseline,
                 "confidence": confidence,
                 "wall_clock_pairs": len(wall_seeds),
+                "wall_clock_split_pairs": split,
                 **{f"wall_clock_delta_{k}": v for k, v in wall_stats.items()},
                 "accuracy_pairs": len(accuracy_seeds),
                 **{f"accuracy_delta_points_{k}": v for k, v in accuracy_stats.items()},

@@ -166,6 +166,13 @@ def _fraction_interval(mean: Any, low: Any, high: Any) -> str:
     return text if low is None else f"{text} [{signed(100 * low)}, {signed(100 * high)}]"
 
 
+def _split_note(delta: dict[str, Any]) -> str:
+    """ ", k/n pairs split" when k of the row's n wall-clock pairs ran in different
+    invocations of the grid, else nothing."""
+    split = delta.get("wall_clock_split_pairs") or 0
+    return f", {split}/{delta['wall_clock_pairs']} pairs split" if split else ""
+
+
 def summary_table(
     rows: list[RowGroup],
     base: RowGroup | None,
@@ -228,7 +235,8 @@ def summary_table(
                 d.get("wall_clock_delta_mean"),
                 d.get("wall_clock_delta_low"),
                 d.get("wall_clock_delta_high"),
-            ),
+            )
+            + _split_note(d),
             projected_text,
             mean_std(accuracy, points, 100),
             DASH
@@ -263,6 +271,9 @@ def summary_table(
         "two-sided 95% Student's t interval over seeds; the baseline shows its mean seconds. "
         "Projected: the whole run's wall-clock from `diffbench time`'s projection (its 95% "
         "interval), when the grid asked for one. Accuracy: the probe's, points paired by "
-        "seed. Gain over random init and verdicts: the tables below."
+        'seed. Gain over random init and verdicts: the tables below. "k/n pairs split": '
+        "k of the n pairs ran in different invocations of the grid (`--rows` waves, a resumed "
+        "grid), so the machine's drift between the invocations is part of their delta; the "
+        "projection, measured interleaved, is not affected."
     )
     return table
