@@ -19,18 +19,39 @@ import time
 import traceback
 from pathlib import Path
 
-import click
 import typer
 
-try:  # typer >= 0.20 carries its own copy of click; its commands raise that copy's errors
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _typer_click = click.exceptions
 
-_EXIT = (click.exceptions.Exit, typer.Exit)
-_ABORT = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
-_NO_ARGS = (click.exceptions.NoArgsIsHelpError, _typer_click.NoArgsIsHelpError)
-_USAGE = (click.ClickException, _typer_click.ClickException)
+def _click_exception_modules() -> list:
+    """The click exception modules a typer command may raise from: typer's own copy of
+    click (typer >= 0.20, which no longer installs click) and click itself (older typer
+    depends on it; another package may install it beside a newer typer)."""
+    modules = []
+    try:
+        from typer._click import exceptions as vendored
+
+        modules.append(vendored)
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        pass
+    try:
+        from click import exceptions as installed
+
+        modules.append(installed)
+    except ImportError:  # typer >= 0.20 without click installed
+        pass
+    return modules
+
+
+def _classes(name: str, *extra: type) -> tuple[type, ...]:
+    """``name`` from every click exception module that has it, plus ``extra``."""
+    found = [getattr(m, name) for m in _click_exception_modules() if hasattr(m, name)]
+    return (*found, *extra)
+
+
+_EXIT = _classes("Exit", typer.Exit)
+_ABORT = _classes("Abort", typer.Abort, KeyboardInterrupt)
+_NO_ARGS = _classes("NoArgsIsHelpError")
+_USAGE = _classes("ClickException")
 
 TRACEBACK_ENV = "DIFFBENCH_TRACEBACK"
 TRACEBACK_DIR_ENV = "DIFFBENCH_TRACEBACK_DIR"
@@ -88,32 +109,32 @@ def handle_error(error: BaseException) -> int:
     if isinstance(error, _EXIT):
         return error.exit_code
     if isinstance(error, _ABORT):
-        click.echo("error: interrupted", err=True)
+        typer.echo("error: interrupted", err=True)
         return 130
     if isinstance(error, _NO_ARGS):  # the help is already printed
         return BAD_INPUT_EXIT
     if isinstance(error, _USAGE):  # a rejected value, a missing argument
         message = first_line(error.format_message()).replace("Value error, ", "")
-        click.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {message}", err=True)
         return error.exit_code
     verbose = bool(os.environ.get(TRACEBACK_ENV))
     if isinstance(error, _bad_input_types()):
         if verbose:
             traceback.print_exception(type(error), error, error.__traceback__)
-        click.echo(f"error: {first_line(_describe_validation(error))}", err=True)
+        typer.echo(f"error: {first_line(_describe_validation(error))}", err=True)
         return BAD_INPUT_EXIT
     what = f"unexpected {type(error).__name__}"
     if _is_compile_error(error):  # never a silent fallback to eager: say what failed
         what = f"torch.compile failed ({type(error).__name__}; run without --compile)"
     if verbose:
         traceback.print_exception(type(error), error, error.__traceback__)
-        click.echo(f"error: {what}: {first_line(error)}", err=True)
+        typer.echo(f"error: {what}: {first_line(error)}", err=True)
         return UNEXPECTED_EXIT
     try:
         where = f"full traceback: {write_traceback(error)}"
     except OSError as write_error:
         where = f"traceback not written: {write_error}; set {TRACEBACK_ENV}=1 to print it"
-    click.echo(f"error: {what}: {first_line(error)} ({where})", err=True)
+    typer.echo(f"error: {what}: {first_line(error)} ({where})", err=True)
     return UNEXPECTED_EXIT
 
 
