@@ -106,6 +106,7 @@ class TimingRow(Frozen):
     utilisation: float | None = None
     mfu: float | None = None
     samples_per_s: float | None = None
+    aten_ops: int | None = None  # ATen calls in one eager step's phase (bench.timing.dispatch)
     # components_sum
     components_ms: float | None = None
     step_fwd_bwd_ms: float | None = None

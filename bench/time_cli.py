@@ -227,6 +227,8 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
         ("util", "utilisation"),
         ("samples/s", "samples_per_s"),
     ]
+    if any(r.get("aten_ops") is not None for r in timed):
+        columns.append(("ATen ops", "aten_ops"))
     if any(r.get("mfu") is not None for r in timed):
         columns.append(("MFU", "mfu"))
     cells = []
@@ -236,6 +238,8 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
             value = row.get(key)
             if key in ("utilisation", "mfu") and value is not None:
                 line.append(f"{100 * value:.0f}%")
+            elif key == "aten_ops":
+                line.append("-" if value is None else f"{value:,}")
             else:
                 line.append(_fmt(value, 1 if key != "samples_per_s" else 2))
         cells.append(line)

@@ -423,6 +423,7 @@ def _time_payload() -> dict:
                 "samples_per_s": 8 / (ms / 1e3),
                 "achieved_gflops_per_s": 50.0,
                 "utilisation": 0.33,
+                **({"aten_ops": 4010} if variant == "cross-attn" else {}),  # a file without it
                 **common,
             }
         )
@@ -502,6 +503,7 @@ def test_flops_and_time_json_in_one_directory(tmp_path):
     times = _md_table(text, "Train step (forward, backward, optimizer) per variant")
     assert _column(times, "median")["cross-attn"] == "80.0 ms"
     assert _column(times, "Δ time")["cross-attn"] == "−20.0%"
+    assert _column(times, "ATen ops") == {"mavil": "—", "cross-attn": "4,010"}
     parts = _md_table(
         text, "Time per component, forward + backward (median ms; each component timed on its own)"
     )

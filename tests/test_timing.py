@@ -197,6 +197,25 @@ def test_train_step_times_every_phase(one_thread):
     assert all(p.grad is None for p in model.parameters())  # zero_grad(set_to_none)
 
 
+def test_step_ops_are_counted_per_phase_and_views_count():
+    from bench.timing.dispatch import count_step_ops
+
+    a, b = torch.ones(3, 3), torch.ones(3, 3)
+
+    def run(region):
+        a.add(1)  # outside every phase: "other"
+        with region("forward"):
+            torch.mm(a, b.t())  # a view and a matmul: 2 calls
+        with region("backward"):
+            a.mul(2).sum()  # 2 calls
+            with region("optimizer"):  # regions nest: the inner one counts
+                a.neg()
+
+    assert count_step_ops(run) == {
+        "other": 1, "forward": 2, "backward": 2, "optimizer": 1, "step": 6
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("variant", ["mavil", "cross-attn"])
 def test_components_alone_see_real_inputs_and_fill_grads(one_thread, variant):
     config = make_config("tiny", variant)
@@ -251,6 +270,15 @@ def test_time_cli_json_rows_carry_environment_and_savings(one_thread, tmp_path):
     assert whole["repeats"] == 2 and whole["samples_per_s"] > 0
     assert whole["q1_ms"] <= whole["median_ms"] <= whole["q3_ms"]
     assert whole["utilisation"] > 0 and whole["flops"] > 0
+    for variant in ("mavil", "cross-attn"):  # ATen calls per phase, counted before timing
+        ops = {
+            r["phase"]: r["aten_ops"]
+            for r in rows
+            if r["kind"] == "step" and r["variant"] == variant
+        }
+        assert all(isinstance(n, int) and n > 0 for n in ops.values()), ops
+        phases = ops["forward"] + ops["backward"] + ops["optimizer"]
+        assert phases <= ops["step"] <= phases + 2  # + the sample ids outside the phases
     components = {r["component"] for r in rows if r["kind"] == "component"}
     assert components == set(TIMED_COMPONENTS)
     saving = {r["component"]: r for r in rows if r["kind"] == "saving"}

@@ -42,6 +42,7 @@ def time_section(result: TimeFile, index: int) -> Section:
             Column("samples/s"),
             Column("achieved GFLOP/s"),
             Column("utilisation"),
+            Column("ATen ops"),
             Column("Δ time"),
         ],
         [],
@@ -59,6 +60,7 @@ def time_section(result: TimeFile, index: int) -> Section:
                     num(r.samples_per_s),
                     num(r.achieved_gflops_per_s),
                     pct(r.utilisation, 0),
+                    DASH if r.aten_ops is None else f"{r.aten_ops:,}",
                     signed(delta_pct(r.median_ms, base)),
                 ]
             )
@@ -74,6 +76,7 @@ def time_section(result: TimeFile, index: int) -> Section:
                     "achieved_gflops_per_s",
                     "utilisation",
                     "flops",
+                    "aten_ops",
                 },
                 exclude_none=True,
             )

@@ -22,6 +22,7 @@ from bench.timing.compile_compare import (
     comparison_tasks,
     compile_row,
 )
+from bench.timing.dispatch import count_step_ops
 from bench.timing.environment import (
     PeakMemory,
     capture_environment,
@@ -152,6 +153,15 @@ def run_time_benchmark(
                     getattr(ours, name), calls[name], autocast=autocast, compile=request.compile
                 )
 
+    # ATen calls per phase of the eager steps, counted on a second call (the first one
+    # creates the optimizer's state), before anything is timed.
+    ops: dict[str, dict[str, int]] = {}
+    if not request.compile:
+        for name, task in tasks.items():
+            if name.endswith("/train_step") and name.split("/")[1] in ("ours", "peer"):
+                count_step_ops(task.run)
+                ops[name] = count_step_ops(task.run)
+
     rate = matmul_rate(device, request.dtype, size=MATMUL_SIZE, repeats=request.matmul_repeats)
     # The reference matmul also runs once per round, so that a burst of load at the start
     # does not set it: the rate is the best over the up-front and the interleaved samples.
@@ -220,8 +230,9 @@ def run_time_benchmark(
             implementations += COMPARED_IMPLEMENTATIONS
         for implementation in implementations:
             step = samples[f"{variant}/{implementation}/train_step"]
+            step_ops = ops.get(f"{variant}/{implementation}/train_step", {})
             for phase in ("forward", "backward", "optimizer", "step"):
-                extra = {}
+                extra: dict[str, Any] = {"aten_ops": step_ops.get(phase)}
                 if phase == "step":
                     extra["samples_per_s"] = round(
                         request.batch_size / Stats.of(step["step"]).median, 3
