@@ -42,9 +42,12 @@ def _click_exception_modules() -> list:
     return modules
 
 
+_CLICK_EXCEPTIONS = _click_exception_modules()
+
+
 def _classes(name: str, *extra: type) -> tuple[type, ...]:
     """``name`` from every click exception module that has it, plus ``extra``."""
-    found = [getattr(m, name) for m in _click_exception_modules() if hasattr(m, name)]
+    found = [getattr(m, name) for m in _CLICK_EXCEPTIONS if hasattr(m, name)]
     return (*found, *extra)
 
 

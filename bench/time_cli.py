@@ -239,7 +239,7 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
             if key in ("utilisation", "mfu") and value is not None:
                 line.append(f"{100 * value:.0f}%")
             elif key == "aten_ops":
-                line.append("-" if value is None else f"{value:,}")
+                line.append(_fmt(value if value is None else f"{value:,}"))
             else:
                 line.append(_fmt(value, 1 if key != "samples_per_s" else 2))
         cells.append(line)

@@ -31,27 +31,22 @@ def _accuracy_points(record: Mapping[str, Any]) -> float | None:
 
 def _by_seed(
     records: list[dict[str, Any]], row: str, value: Callable[[Mapping[str, Any]], Any]
-) -> dict[int, float]:
+) -> dict[int, Any]:
     """{seed: value(record)} of ``row``'s completed runs (runs without a value left out)."""
-    out: dict[int, float] = {}
+    out: dict[int, Any] = {}
     for record in records:
         if record.get("row") == row and record.get("status") == "completed":
-            number = value(record)
-            if number is not None:
-                out[int(record["seed"])] = float(number)
+            found = value(record)
+            if found is not None:
+                out[int(record["seed"])] = found
     return out
 
 
-def executors(records: list[dict[str, Any]], row: str) -> dict[int, tuple[Any, Any]]:
-    """{seed: (host, pid)} of the processes that ran ``row``'s completed runs, from their
-    records' ``execution`` (runs whose record does not say are left out)."""
-    out: dict[int, tuple[Any, Any]] = {}
-    for record in records:
-        execution = record.get("execution") or {}
-        done = record.get("row") == row and record.get("status") == "completed"
-        if done and execution.get("pid") is not None:
-            out[int(record["seed"])] = (execution.get("host"), execution.get("pid"))
-    return out
+def _executor(record: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    """(host, pid) of the process that ran ``record``'s run (its ``execution``), if known."""
+    execution = record.get("execution") or {}
+    pid = execution.get("pid")
+    return None if pid is None else (execution.get("host"), pid)
 
 
 def accuracy_by_seed(records: list[dict[str, Any]], row: str) -> dict[int, float]:
@@ -204,11 +199,12 @@ def paired_deltas(
         return []
 
     def wall(record: dict[str, Any]) -> float | None:
+        seconds = record.get("wall_clock_seconds")
         comparable = record.get("wall_clock_comparable", True) is not False
-        return record.get("wall_clock_seconds") if comparable else None
+        return float(seconds) if comparable and seconds is not None else None
 
     base_wall = _by_seed(records, baseline, wall)
-    base_ran_by = executors(records, baseline)
+    base_ran_by = _by_seed(records, baseline, _executor)
     base_accuracy = accuracy_by_seed(records, baseline)
     rows = dict.fromkeys(str(r["row"]) for r in records if r.get("kind") == "row")
     out = []
@@ -220,7 +216,7 @@ def paired_deltas(
         wall_seeds = sorted(set(walls) & set(base_wall))
         accuracy_seeds = sorted(set(accuracy) & set(base_accuracy))
         wall_stats = t_interval([walls[s] / base_wall[s] - 1 for s in wall_seeds], confidence)
-        ran_by = executors(records, row)
+        ran_by = _by_seed(records, row, _executor)
         split = sum(
             s in ran_by and s in base_ran_by and ran_by[s] != base_ran_by[s] for s in wall_seeds
         )
