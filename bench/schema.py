@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bench.timing.whole_run import PointRow, WholeRunRow
 from diffmavil.config import Frozen
@@ -359,6 +359,12 @@ class GridRecord(Frozen):
     execution: RunExecution | None = None
     overlapped_runs: list[str] = Field(default_factory=list)  # runs of this host that overlapped it
     environment: Environment | None = None
+
+    @field_validator("overlapped_runs", mode="before")
+    @classmethod
+    def _no_overlap_recorded(cls, value: Any) -> Any:
+        # Results migrated from schema 1 store null where no overlap was recorded.
+        return [] if value is None else value
 
     def value(self, metric: str) -> Any:
         """A metric by its aggregate name: ``total_flops``, ``flops.<component>``,
