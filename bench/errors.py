@@ -1,6 +1,6 @@
 """Errors of the CLI and the one handler that turns them into messages and exit codes.
 
-``handle_error`` is called by ``bench.cli``'s root command (every command, ``data`` and
+``handle_error`` is called by ``bench.cli.app``'s root command (every command, ``data`` and
 ``info`` included, runs under it):
 
 - bad input (``BadInput``, ``ConfigError``, ``DataError``, a pydantic ``ValidationError``,

@@ -368,7 +368,7 @@ class RunSpec(Frozen):
     flops_only: bool = Field(False, description="no training: planned FLOPs of the whole run")
     time: TimeSpec | None = Field(None, description="time each row's model (a TimeSpec)")
     project_time: ProjectTimeSpec | None = Field(
-        None, description="project every row's whole-run wall-clock (bench.timing.whole_run)"
+        None, description="project every row's whole-run wall-clock (bench.projection.recipes)"
     )
     compile: bool = Field(
         False, description="torch.compile every pre-training and probe/fine-tune of the grid"

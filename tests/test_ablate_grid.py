@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bench.ablate.grid import load_grid
 from bench.ablate.plan import plan_config, solve_matched_budget
 from bench.ablate.results import aggregate, read_results, write_results
-from bench.cli import app
+from bench.cli.app import app
 from bench.schema import GridRecord
 from diffmavil.flops import model_flops
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from bench.ablate.claims import process_start
 from bench.ablate.results import read_results
-from bench.cli import app
+from bench.cli.app import app
 from tests.test_ablate_run import _small_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +56,8 @@ def test_a_corrupt_checkpoint_does_not_fail_its_row(tmp_path):
 
 
 def _tasks_by_row(grid: Path, out: Path) -> dict:
-    from bench.ablate import build_tasks
     from bench.ablate.grid import load_grid
+    from bench.ablate.orchestrate import build_tasks
 
     return {task.row: task for task in build_tasks(load_grid(grid), out)}
 
@@ -113,7 +113,7 @@ def test_two_invocations_on_one_output_directory_run_each_run_exactly_once(tmp_p
     }
     grid = _grid(tmp_path, rows)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "bench.cli", "ablate", "--grid", str(grid), "--out"]
+    command = [sys.executable, "-m", "bench.cli.app", "ablate", "--grid", str(grid), "--out"]
     command += [str(out), "--no-progress", "--no-report", "--format", "json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "300"}
     processes = [

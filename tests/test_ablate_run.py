@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from bench.ablate.grid import load_grid
 from bench.ablate.plan import plan_config
 from bench.ablate.results import read_results
-from bench.cli import app
+from bench.cli.app import app
 from tests.conftest import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +209,7 @@ def test_resume_after_sigkill_runs_every_row_exactly_once(tmp_path):
         [
             sys.executable,
             "-m",
-            "bench.cli",
+            "bench.cli.app",
             "ablate",
             "--grid",
             str(grid),

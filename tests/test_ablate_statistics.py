@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.ablate import build_tasks, execution_order
 from bench.ablate.comparisons import comparisons, control_gains
 from bench.ablate.grid import GridError, load_grid
+from bench.ablate.orchestrate import build_tasks, execution_order
 from bench.ablate.results import write_results
 from bench.ablate.verdicts import LOSS, NO_LOSS, UNDECIDED
 from bench.requests import StatisticsSpec

@@ -16,7 +16,7 @@ import torch
 import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from diffmavil.training.checkpoint import (
     CorruptCheckpoint,
     UnsafeCheckpoint,

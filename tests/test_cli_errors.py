@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 
 runner = CliRunner()
 
@@ -137,7 +137,7 @@ def test_console_script_exit_codes():
     """``main()`` as the console script runs it: SystemExit carries the same exit codes."""
     import sys
 
-    from bench import cli
+    from bench.cli import app as cli
 
     argv = sys.argv
     try:

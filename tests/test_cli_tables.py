@@ -7,7 +7,7 @@ import re
 
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 
 WIDTH = 80
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from diffmavil.data import BadFileWarning, build_dataset, compute_norm_stats
 from tests.data_helpers import tiny_config, write_garbage, write_wav
 

@@ -11,7 +11,7 @@ import soundfile
 import torch
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from diffmavil import make_config
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
 from diffmavil.training.downstream import evaluate

@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from diffmavil import make_config
 from diffmavil.data import build_dataset
 from diffmavil.model import DiffMAViL

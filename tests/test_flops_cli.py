@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from diffmavil import COMPONENTS, make_config
 from diffmavil.flops import model_flops
 

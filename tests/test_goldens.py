@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDENS = Path(__file__).parent / "goldens"

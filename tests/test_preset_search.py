@@ -9,9 +9,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from bench.flops.run import baseline_config
-from bench.preset_search import (
+from bench.presets.search import (
     TABLE2_ROWS,
     TOLERANCE,
     SearchSpace,

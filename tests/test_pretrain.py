@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from diffmavil.data import BadFileWarning
 from diffmavil.flops import model_flops
 from diffmavil.schedules import plan_run
@@ -154,7 +154,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "bench.cli",
+        "bench.cli.app",
         "pretrain",
         "--config",
         str(config_file),

@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from bench.options import OutputFormat
-from bench.train_cli import _print_summary
+from bench.cli.options import OutputFormat
+from bench.cli.pretrain import _print_summary
 from diffmavil.data import build_dataset
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.pretrain import DATA_BOUND_RATIO, data_bound, pretrain

@@ -7,7 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from bench.timing.step import TIMED_COMPONENTS
 
 

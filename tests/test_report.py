@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.ablate.results import write_results
-from bench.cli import app
+from bench.cli.app import app
 from bench.report.render import render_report
 from diffmavil.environment import environment
 

@@ -9,7 +9,7 @@ import re
 from typer.testing import CliRunner
 
 from bench.ablate.results import write_results
-from bench.cli import app
+from bench.cli.app import app
 from bench.report.render import render_report
 from diffmavil.environment import environment
 from tests.test_report import _md_table, _record, _time_payload, build_results

@@ -9,9 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from bench.timing import harness
-from bench.timing.environment import (
+from bench.timing.device import (
     capture_environment,
     datasheet_peak_flops,
     matmul_rate,

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 from bench.flops import baseline_config, run_saving
-from bench.timing import harness
-from bench.timing.harness import RegionTimer, run_interleaved
-from bench.timing.projection import (
+from bench.projection.estimate import (
     BOOTSTRAP_BLOCKS,
     Term,
     block_picks,
@@ -27,7 +25,7 @@ from bench.timing.projection import (
     select_points,
     step_coefficients,
 )
-from bench.timing.whole_run import (
+from bench.projection.recipes import (
     FixedCosts,
     Loading,
     Measurements,
@@ -37,6 +35,8 @@ from bench.timing.whole_run import (
     mavil_recipe,
     plan_recipe,
 )
+from bench.timing import harness
+from bench.timing.harness import RegionTimer, run_interleaved
 from diffmavil.config import make_config
 from diffmavil.flops import model_flops
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run

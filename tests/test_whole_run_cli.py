@@ -10,11 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
+from bench.cli.options import OutputFormat
+from bench.cli.time_projection import emit_result
 from bench.flops import run_saving
-from bench.options import OutputFormat
-from bench.time_whole_run import emit_result
-from bench.timing.whole_run import PointRow, WholeRunResult, WholeRunRow
+from bench.projection.recipes import PointRow, WholeRunResult, WholeRunRow
 from diffmavil.config import make_config
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
 
@@ -150,8 +150,8 @@ def test_whole_run_bad_input_exits_2(args, message):
 def test_peak_memory_of_one_recipe_does_not_hide_the_next():
     """Each recipe's probe runs in its own process: a small recipe measured after a large
     one reports its own, smaller peak (in one process the resident peak only grows)."""
-    from bench.timing.whole_run import plan_recipe
-    from bench.timing.whole_run_measure import measure_peak_memory
+    from bench.projection.measure import measure_peak_memory
+    from bench.projection.recipes import plan_recipe
     from diffmavil.training.config import PretrainConfig
 
     def recipe(batch: int):

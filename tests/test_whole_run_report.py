@@ -10,8 +10,7 @@ import pytest
 
 from bench.ablate.grid import GridError, load_grid
 from bench.ablate.project_time import projection_request
-from bench.report.render import render_report
-from bench.timing.whole_run import (
+from bench.projection.recipes import (
     FixedCosts,
     Loading,
     Measurements,
@@ -20,6 +19,7 @@ from bench.timing.whole_run import (
     mavil_recipe,
     plan_recipe,
 )
+from bench.report.render import render_report
 from diffmavil.training.config import PretrainConfig
 
 GRID = """
@@ -175,7 +175,7 @@ def test_report_takes_several_inputs_together(tmp_path):
     input that does not exist is one line, exit 2."""
     from typer.testing import CliRunner
 
-    from bench.cli import app
+    from bench.cli.app import app
 
     payload = base_projection()
     rows = [{**r, "preset": "tiny"} if r["kind"] == "whole_run" else r for r in payload["rows"]]

@@ -31,7 +31,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bench.ablate.plan import differences, format_value, solve_matches
+from bench.ablate.plan import (
+    describe_differences,
+    differences,
+    format_value,
+    plan_config,
+    row_run_id,
+    solve_matched_budget,
+)
 from bench.errors import BadInput
 from bench.requests import ProjectTimeSpec, RunSpec, StatisticsSpec, TimeSpec
 from diffmavil.config import (
@@ -489,3 +496,82 @@ def flatten_grid(raw: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[str(key)] = value
     return flat
+
+
+def dry_run_rows(grid: Grid) -> list[dict[str, Any]]:
+    """One row per grid row: its resolved differences, planned steps and FLOPs, run ids."""
+    baseline_flops = plan_config(grid.baseline.config).total_flops
+    out = []
+    for row in grid.rows:
+        plan = plan_config(row.config)
+        ids = [
+            row_run_id(row.at_seed(s), grid.probe_at_seed(s), grid.run.flops_only)
+            for s in grid.seeds_of(row)
+        ]
+        out.append(
+            {
+                "row": row.name,
+                "baseline": row.baseline,
+                "differences": describe_differences(row.differences),
+                "budget_samples": row.config.budget_samples,
+                "planned_steps": plan.steps,
+                "planned_flops": plan.total_flops,
+                "delta_flops_pct": 100.0 * (plan.total_flops - baseline_flops) / baseline_flops,
+                "match_flops_of": row.match_flops_of or "",
+                "seeds": ",".join(str(s) for s in grid.seeds_of(row)),
+                "run_ids": ",".join(ids),
+            }
+        )
+    return out
+
+
+def solve_matches(rows: list[GridRow], path: Path) -> None:
+    """Give every row with ``budget.match_flops_of`` the budget at which its planned FLOPs
+    equal its target row's (``solve_matched_budget``); a bad target is a ``GridError``."""
+    by_name = {row.name: row for row in rows}
+    for row in rows:
+        if row.match_flops_of is None:
+            continue
+        where = f"{path}: row {row.name!r}: key 'budget.match_flops_of'"
+        target = by_name.get(row.match_flops_of)
+        if target is None:
+            hint = difflib.get_close_matches(row.match_flops_of, list(by_name), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise GridError(
+                f"{where}: unknown row {row.match_flops_of!r}{suggestion}; rows: "
+                f"{', '.join(by_name)}"
+            )
+        if target is row:
+            raise GridError(f"{where}: a row cannot match its own FLOPs")
+        if target.match_flops_of is not None:
+            raise GridError(
+                f"{where}: row {target.name!r} is itself FLOP-matched; match a row with a budget"
+            )
+        budget = solve_matched_budget(row.config, plan_config(target.config).total_flops)
+        row.config = row.config.model_copy(update={"budget_samples": budget})
+        row.differences["budget_samples"] = budget
+
+
+def select_rows(grid: Grid, names: list[str]) -> Grid:
+    """The grid restricted to ``names`` (budgets stay solved against the whole grid; the
+    baseline row is kept, for the deltas)."""
+    known = [row.name for row in grid.rows]
+    for name in names:
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise GridError(
+                f"{grid.path}: --rows: unknown row {name!r}{suggestion}; rows: {', '.join(known)}"
+            )
+    keep = set(names) | {grid.baseline.name}
+    return Grid(
+        grid.path,
+        grid.name,
+        grid.description,
+        grid.base,
+        [row for row in grid.rows if row.name in keep],
+        grid.seeds,
+        grid.run,
+        grid.probe,
+        grid.statistics,
+    )

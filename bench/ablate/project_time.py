@@ -1,5 +1,5 @@
 """``run.project_time``: after a grid's runs, the projected whole-run wall-clock of every
-row (``bench.timing.whole_run``), written to ``whole-run.json`` next to results.json, which
+row (``bench.projection.recipes``), written to ``whole-run.json`` next to results.json, which
 ``diffbench report`` shows beside the runs' measured wall-clock."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 from bench.ablate.grid import Grid
-from bench.report.whole_run import PROJECTION_FILE
+from bench.report.projection import PROJECTION_FILE
 
 
 def projection_request(grid: Grid):
-    from bench.timing.whole_run import grid_projection_request
+    from bench.projection.recipes import grid_projection_request
 
     spec = grid.run.project_time
     assert spec is not None
@@ -22,7 +22,7 @@ def projection_request(grid: Grid):
 
 def project_grid(grid: Grid, out: Path) -> Path:
     """Run the projection unless ``whole-run.json`` already holds this very request."""
-    from bench.timing.whole_run_measure import project_whole_run
+    from bench.projection.measure import project_whole_run
     from diffmavil.atomic import atomic_write_json
     from diffmavil.training.config import config_hash
 

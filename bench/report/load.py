@@ -35,7 +35,7 @@ from bench.migrate import (
     load_time,
     read_json,
 )
-from bench.report.whole_run import PROJECTION_FILE, ProjectionFile
+from bench.report.projection import PROJECTION_FILE, ProjectionFile
 from bench.schema import (
     FlopRow,
     FlopsResults,

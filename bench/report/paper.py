@@ -18,8 +18,8 @@ from typing import Any
 from bench.report.document import Section
 from bench.report.format import pct, si
 from bench.report.load import FlopsFile
+from bench.report.projection import ProjectionFile, full_recipe_rows, signed_saving
 from bench.report.tables import Column, Table, TableRow
-from bench.report.whole_run import ProjectionFile, full_recipe_rows, signed_saving
 from bench.schema import PaperHeadline
 
 

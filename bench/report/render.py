@@ -18,8 +18,8 @@ from bench.errors import BadInput
 from bench.report.document import Section
 from bench.report.format import FILTERS
 from bench.report.load import Inputs, load_inputs
+from bench.report.projection import ProjectionFile
 from bench.report.tables import inline_html, to_html, to_markdown
-from bench.report.whole_run import ProjectionFile
 from bench.schema import GridRecord, WholeRunRow
 from diffmavil.atomic import atomic_write, atomic_write_text
 from diffmavil.environment import Environment
@@ -78,12 +78,12 @@ def build_sections(inputs: Inputs, own_environment: Environment) -> list[Section
     recipes and for projections, the paper's headline beside our base-size figure and the
     sensitivity of that figure to our choices; the environment last."""
     from bench.report.ablation import ablation_section
-    from bench.report.environment import environment_section
     from bench.report.flops import flops_section
     from bench.report.paper import paper_section, sensitivity_section
+    from bench.report.projection import projection_section
+    from bench.report.provenance import environment_section
     from bench.report.runs import runs_section
     from bench.report.timing import time_section
-    from bench.report.whole_run import projection_section
 
     sections: list[Section] = [
         ablation_section(a, _projection_of(a.path, inputs.projections)) for a in inputs.ablations

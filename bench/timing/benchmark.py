@@ -22,13 +22,13 @@ from bench.timing.compile_compare import (
     comparison_tasks,
     compile_row,
 )
-from bench.timing.dispatch import count_step_ops
-from bench.timing.environment import (
+from bench.timing.device import (
     PeakMemory,
     capture_environment,
     datasheet_peak_flops,
     matmul_rate,
 )
+from bench.timing.dispatch import count_step_ops
 from bench.timing.harness import Stats, bootstrap_ratio_of_medians, run_interleaved
 from bench.timing.step import (
     TIMED_COMPONENTS,
@@ -50,7 +50,7 @@ ROW_SKIPS_ENVIRONMENT = ("schema_version", "date", "packages", "command", "git_c
 
 
 def _matmul_task(device: torch.device, dtype: str) -> Callable:
-    from bench.timing.environment import DTYPES
+    from bench.timing.device import DTYPES
 
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(device=device, dtype=DTYPES[dtype])
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(device=device, dtype=DTYPES[dtype])

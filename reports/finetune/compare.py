@@ -196,7 +196,7 @@ def paired_summary(
 
 def run_one(settings: dict[str, Any], seed: int, arm: str) -> dict[str, Any]:
     """One fine-tune of ``arm`` at ``seed`` through ``evaluate`` (as ``diffbench finetune``)."""
-    from bench.progress import epoch_reporter
+    from bench.cli.progress import epoch_reporter
     from bench.requests import FinetuneRequest
     from diffmavil.training.downstream import evaluate
 

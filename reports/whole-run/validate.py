@@ -50,13 +50,13 @@ def uptime() -> str:
 def matmul() -> float:
     import torch
 
-    from bench.timing.environment import matmul_rate
+    from bench.timing.device import matmul_rate
 
     return matmul_rate(torch.device("cpu"), "fp32", repeats=5) / 1e9
 
 
 def recipes(args) -> dict:
-    from bench.timing.whole_run import mavil_recipe
+    from bench.projection.recipes import mavil_recipe
     from diffmavil.training.config import PretrainConfig
 
     full = PretrainConfig(
@@ -72,8 +72,8 @@ def recipes(args) -> dict:
 
 
 def project(args, configs) -> dict:
-    from bench.timing.whole_run import ProjectionRequest
-    from bench.timing.whole_run_measure import project_whole_run
+    from bench.projection.recipes import ProjectionRequest
+    from bench.projection.measure import project_whole_run
 
     request = ProjectionRequest(
         recipes=configs,

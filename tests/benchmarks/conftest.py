@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-from bench.timing.environment import capture_environment
+from bench.timing.device import capture_environment
 
 THREADS = int(os.environ.get("DIFFBENCH_THREADS", os.cpu_count() or 1))
 

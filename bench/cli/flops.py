@@ -1,7 +1,7 @@
 """``diffbench flops``: FLOPs per component (three counters that must agree), whole-run totals
 and the saving vs MAViL, and a sensitivity sweep of our own assumptions.
 
-Mounted in ``bench/cli.py`` as ``app.command("flops")(flops_command)``. Heavy imports live
+Mounted in ``bench/cli/app.py`` as ``app.command("flops")(flops_command)``. Heavy imports live
 inside the function so that ``--help`` stays instant.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.options import (
+from bench.cli.options import (
     DEFAULT_MASK_RATIO,
     EXECUTION_PANEL,
     INPUT_PANEL,
@@ -379,7 +379,7 @@ def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
 def _emit_results(kind: str, rows: list[dict[str, Any]], fmt, table, out, **meta: Any) -> None:
     """Print the rows; as JSON, a validated ``FlopsResults`` (schema 2) with the environment
     and the paper's headline figures (``bench.flops.headline``) stored beside them."""
-    from bench.output import emit
+    from bench.cli.output import emit
     from bench.schema import FlopsResults
 
     if fmt != OutputFormat.json:

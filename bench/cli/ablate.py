@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bench.cli.options import EXECUTION_PANEL, OUTPUT_PANEL, FormatOption, OutputFormat
 from bench.errors import BadInput
-from bench.options import EXECUTION_PANEL, OUTPUT_PANEL, FormatOption, OutputFormat
 
 
 class Executor(StrEnum):
@@ -130,12 +130,13 @@ def ablate_command(
     from rich.console import Console
     from rich.markup import escape
 
-    from bench.ablate import load_grid, run_grid
+    from bench.ablate.grid import load_grid
+    from bench.ablate.orchestrate import run_grid
 
     console = Console(stderr=True)
     grid = load_grid(grid_file, _parse_seeds(seeds))
     if rows is not None:
-        from bench.ablate.plan import select_rows
+        from bench.ablate.grid import select_rows
 
         names = [name.strip() for name in rows.split(",") if name.strip()]
         grid = select_rows(grid, names)
@@ -263,7 +264,7 @@ AGGREGATE_COLUMNS = (
 def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
     import json
 
-    from bench.output import emit
+    from bench.cli.output import emit
     from bench.report.format import si
     from bench.report.tables import Table
 
@@ -299,8 +300,8 @@ def _print_aggregate(out: Path, grid, fmt: OutputFormat) -> None:
 
 
 def _print_dry_run(grid, fmt: OutputFormat) -> None:
-    from bench.ablate.plan import dry_run_rows
-    from bench.output import emit
+    from bench.ablate.grid import dry_run_rows
+    from bench.cli.output import emit
     from bench.report.format import si
     from bench.report.tables import Table
 

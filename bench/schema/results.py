@@ -1,19 +1,4 @@
-"""Typed results (schema_version 2): what every command writes and every reader reads.
-
-- ``RunSummary``: a pre-training run's ``summary.json`` (``diffmavil.training.summary``);
-- ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``;
-- ``FlopRow``, ``WholeRunFlopRow``, ``SensitivityRow`` / ``FlopsResults``: ``diffbench
-  flops --format json``;
-- ``TimingRow`` / ``TimeResults``: ``diffbench time --format json`` (and a grid row's timing);
-- ``ProjectionResults``: a whole-run projection (``diffbench time --masking/--batch``, a
-  grid's ``whole-run.json``): rows of kind ``whole_run`` and ``whole_run_point``;
-- ``PaperHeadline``: the paper's headline figures beside ours at base size, computed when
-  results are produced and stored in them (the report renders it);
-- ``Environment``: the block every result carries (``diffmavil.environment``).
-
-Every model is frozen and rejects unknown fields. Results of schema 1 are migrated once on
-read (``bench.migrate``); ``diffbench migrate`` rewrites them in place.
-"""
+"""The result models of schema_version 2, re-exported by ``bench.schema``."""
 
 from __future__ import annotations
 
@@ -21,29 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from bench.timing.whole_run import PointRow, WholeRunRow
+from bench.schema.projection import PointRow, WholeRunRow
 from diffmavil.config import Frozen
 from diffmavil.environment import Environment
-from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
-
-__all__ = [
-    "SCHEMA_VERSION",
-    "Environment",
-    "FlopRow",
-    "FlopsResults",
-    "GridRecord",
-    "GridResults",
-    "PaperHeadline",
-    "PointRow",
-    "ProbeMetrics",
-    "ProjectionResults",
-    "RunSummary",
-    "SensitivityRow",
-    "TimeResults",
-    "TimingRow",
-    "WholeRunFlopRow",
-    "WholeRunRow",
-]
+from diffmavil.training.summary import SCHEMA_VERSION
 
 Version = Literal[2]
 

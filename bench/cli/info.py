@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bench.options import (
+from bench.cli.options import (
     DecoderAudioOption,
     DecoderVideoOption,
     DiffusionOption,
@@ -41,13 +41,13 @@ def info_command(
     """Print a model's components, token grid and parameter counts (built on `meta`)."""
     import torch
 
-    from bench.output import emit, rows_table
+    from bench.cli.output import emit, rows_table
     from diffmavil import DiffMAViL, count_parameters_by_component, make_config
 
     config = make_config(preset, variant, model_overrides(decoder_audio, decoder_video, diffusion))
     if proportions:
-        from bench.preset_cli import proportions_table
-        from bench.preset_search import comparison_rows
+        from bench.cli.preset_search import proportions_table
+        from bench.presets.search import comparison_rows
 
         rows = comparison_rows(str(preset))
         title = f"FLOP proportions @ {preset} beside base (Table-2 rows, whole runs)"

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.options import OutputFormat
+from bench.cli.options import OutputFormat
 from bench.report.tables import Table, print_tables
 from diffmavil.atomic import atomic_write_text
 

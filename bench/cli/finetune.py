@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bench.errors import BadInput
-from bench.options import (
+from bench.cli.options import (
     EXECUTION_PANEL,
     INPUT_PANEL,
     MODEL_PANEL,
@@ -25,7 +24,8 @@ from bench.options import (
     Variant,
     VariantOption,
 )
-from bench.progress import epoch_reporter
+from bench.cli.progress import epoch_reporter
+from bench.errors import BadInput
 from bench.requests import FinetuneRequest
 from diffmavil.training.config import (
     EARLY_STOPPING_PATIENCE,
@@ -210,7 +210,7 @@ def finetune_command(
     A fine-tune runs --epochs (default: chosen for the data size) under a warm-up + cosine
     learning rate; with --early-stopping it holds out 10% of the items and stops on their
     loss. Progress shows on a terminal, one line per epoch otherwise (stderr)."""
-    from bench.output import emit, rows_table
+    from bench.cli.output import emit, rows_table
     from diffmavil.training.downstream import evaluate
 
     request = FinetuneRequest(

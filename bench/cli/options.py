@@ -1,7 +1,7 @@
 """Shared CLI option types and choices (defined once, used by every command).
 
 Choices are ``StrEnum``s: typer lists them in ``--help`` and rejects anything else before
-the command runs (one line, exit code 2, from the error handler in ``bench.cli``). A
+the command runs (one line, exit code 2, from the error handler in ``bench.cli.app``). A
 ``StrEnum`` member is a ``str`` whose ``str()`` is its value, so it passes straight into
 the typed configs.
 """

@@ -1,4 +1,4 @@
-"""``diffbench pretrain`` (``diffbench finetune``: ``bench.finetune_cli``).
+"""``diffbench pretrain`` (``diffbench finetune``: ``bench.cli.finetune``).
 
 The command builds its typed request (``bench.requests``) from its options, validated
 once, and hands it to the model library."""
@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.errors import BadInput
-from bench.options import (
+from bench.cli.options import (
     EXECUTION_PANEL,
     INPUT_PANEL,
     MODEL_PANEL,
@@ -30,6 +29,7 @@ from bench.options import (
     OutputFormat,
     TrainDevice,
 )
+from bench.errors import BadInput
 
 SCHEDULE_PANEL = "Schedules and budget"
 
@@ -268,7 +268,7 @@ def run_pretrain(request, fmt: OutputFormat) -> None:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, fmt: OutputFormat) -> None:
-    from bench.output import emit, rows_table
+    from bench.cli.output import emit, rows_table
 
     row = {
         "run_dir": str(run_dir),

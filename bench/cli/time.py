@@ -1,4 +1,4 @@
-"""``diffbench time`` and ``diffbench profile`` (mounted in ``bench/cli.py``).
+"""``diffbench time`` and ``diffbench profile`` (mounted in ``bench/cli/app.py``).
 
 Heavy imports (torch, the model) happen inside the command bodies so ``--help`` is instant.
 """
@@ -10,9 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bench import time_whole_run as wr
-from bench.errors import BadInput
-from bench.options import (
+from bench.cli import time_projection as wr
+from bench.cli.options import (
     DEFAULT_MASK_RATIO,
     EXECUTION_PANEL,
     INPUT_PANEL,
@@ -41,6 +40,7 @@ from bench.options import (
     VariantsOption,
     model_overrides,
 )
+from bench.errors import BadInput
 from bench.requests import TimeRequest
 
 TIME = TimeRequest.model_construct()  # the defaults (bench.requests), not validated
@@ -252,7 +252,7 @@ def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> l
 
 
 def _emit_tables(tables: list, fmt: OutputFormat, measurement, out: Path | None):
-    from bench.output import emit
+    from bench.cli.output import emit
 
     if fmt == OutputFormat.json:
         payload = measurement.stored().model_dump(mode="json")
@@ -341,8 +341,8 @@ def time_command(
     validate_device(device)
     variants = tuple(dict.fromkeys(str(v) for v in variant or TIME.variants))
     if masking is not None or batch is not None:
+        from bench.cli.time_projection import WholeRunOptions, run_whole_run
         from bench.requests import FlopsRequest
-        from bench.time_whole_run import WholeRunOptions, run_whole_run
 
         schedules = FlopsRequest(
             preset=str(preset),
@@ -460,7 +460,7 @@ def profile_command(
     operators per component, forward and backward (self time)."""
     import torch
 
-    from bench.output import emit, rows_table
+    from bench.cli.output import emit, rows_table
     from bench.timing.profile import profile_train_step
     from diffmavil import DiffMAViL
     from diffmavil.config import make_config, parse_mask_ratio

@@ -1,4 +1,4 @@
-"""Whole-run projection: the measurements (``bench.timing.whole_run`` assembles them).
+"""Whole-run projection: the measurements (``bench.projection.recipes`` assembles them).
 
 - Steps: one model and optimizer per recipe, built as ``pretrain`` builds them, driven by
   the shared ``diffmavil.training.step.TrainStep``; one task per measured point (batch
@@ -28,9 +28,7 @@ from typing import Any
 
 import torch
 
-from bench.timing.environment import PeakMemory, capture_environment, matmul_rate
-from bench.timing.harness import RegionTimer, run_interleaved
-from bench.timing.whole_run import (
+from bench.projection.recipes import (
     FixedCosts,
     Loading,
     Measurements,
@@ -40,6 +38,8 @@ from bench.timing.whole_run import (
     assemble,
     plan_recipe,
 )
+from bench.timing.device import PeakMemory, capture_environment, matmul_rate
+from bench.timing.harness import RegionTimer, run_interleaved
 from diffmavil.inputs import random_inputs
 from diffmavil.training.config import PretrainConfig
 
@@ -252,7 +252,7 @@ def measure_peak_memory(recipe: RecipePlan, compile: bool) -> tuple[float, str]:
 
 
 def _matmul_task(device: torch.device, dtype: str) -> Callable[[RegionTimer], None]:
-    from bench.timing.environment import DTYPES
+    from bench.timing.device import DTYPES
 
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(device=device, dtype=DTYPES[dtype])
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE).to(device=device, dtype=DTYPES[dtype])

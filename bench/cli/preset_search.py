@@ -1,5 +1,5 @@
 """``diffbench preset-search``: the cheapest presets with base's FLOP proportions
-(``bench.preset_search``), and the table ``diffbench info --proportions`` prints."""
+(``bench.presets.search``), and the table ``diffbench info --proportions`` prints."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bench.cli.options import FormatOption, OutOption, OutputFormat
 from bench.errors import BadInput
-from bench.options import FormatOption, OutOption, OutputFormat
 
 COMPONENT_HEADERS = {
     "audio_encoder": "audio enc",
@@ -27,7 +27,7 @@ def _percent(value: Any) -> str:
 
 def proportions_table(rows: list[dict[str, Any]], title: str):
     """Table of ``preset_search.comparison_rows``."""
-    from bench.output import rows_table
+    from bench.cli.output import rows_table
 
     keys = ["row", "preset", "gflop_per_sample", "saving", *COMPONENT_HEADERS]
     formatters = {"gflop_per_sample": lambda v: f"{v:.3f}", "saving": _percent}
@@ -44,7 +44,7 @@ def proportions_table(rows: list[dict[str, Any]], title: str):
 def _load_space(path: Path | None):
     from pydantic import ValidationError
 
-    from bench.preset_search import SearchSpace
+    from bench.presets.search import SearchSpace
     from diffmavil.config import format_validation_error
 
     if path is None:
@@ -86,8 +86,8 @@ def preset_search_command(
 ) -> None:
     """List the cheapest presets whose Table-2 rows keep base's FLOP savings and component
     shares within --tolerance points (whole runs over the curriculum, closed-form FLOPs)."""
-    from bench.output import emit, rows_table
-    from bench.preset_search import describe, search
+    from bench.cli.output import emit, rows_table
+    from bench.presets.search import describe, search
 
     if not 0.0 < tolerance < 100.0:
         raise BadInput(f"--tolerance {tolerance}: allowed values lie strictly between 0 and 100")

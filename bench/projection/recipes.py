@@ -1,5 +1,5 @@
 """Whole-run projection: the request, the typed result, and the assembly of measurements
-into projected totals (``bench.timing.whole_run_measure`` takes the measurements).
+into projected totals (``bench.projection.measure`` takes the measurements).
 
 What is projected matches what ``pretrain`` records in summary.json, per recipe:
 
@@ -18,12 +18,11 @@ at the recipe's start ratios, fixed base batch, the same sample budget).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
-from bench.requests import ProjectTimeSpec
-from bench.timing.projection import (
+from bench.projection.estimate import (
     PlanPoint,
     Selection,
     Term,
@@ -37,6 +36,8 @@ from bench.timing.projection import (
     select_points,
     step_coefficients,
 )
+from bench.requests import ProjectTimeSpec
+from bench.schema import PointRow, WholeRunRow
 from diffmavil.config import Frozen
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
 from diffmavil.training.config import PretrainConfig
@@ -176,65 +177,6 @@ class Measurements:
     memory: dict[str, tuple[float, str] | None]
     matmul_flops_per_s: float
     environment: dict[str, Any]
-
-
-class WholeRunRow(Frozen):
-    """One recipe's projected whole run. Seconds are means-based totals; the interval is
-    the 95% percentile bootstrap; savings are fractions against the baseline recipe."""
-
-    kind: Literal["whole_run"] = "whole_run"
-    recipe: str
-    baseline: bool
-    variant: str
-    preset: str
-    device: str
-    dtype: str
-    compile: bool
-    threads: int
-    masking: str
-    batch: str
-    samples: int
-    steps: int
-    points: int
-    measured_points: int
-    compute_seconds: float
-    data_seconds: float
-    overhead_seconds: float
-    projected_seconds: float
-    ci_low: float
-    ci_high: float
-    loading_bound: bool
-    flops: int
-    flop_saving: float | None
-    time_saving: float | None
-    time_saving_ci_low: float | None
-    time_saving_ci_high: float | None
-    time_per_flop_saving: float | None
-    interpolation_error: float
-    interpolated_share: float
-    peak_memory_mb: float | None
-    peak_memory_kind: str | None
-    checkpoints: int
-    logged_rows: int
-    repeats: int
-    matmul_gflops_per_s: float
-
-
-class PointRow(Frozen):
-    """One measured point of a recipe: its shape, steps and mean step seconds."""
-
-    kind: Literal["whole_run_point"] = "whole_run_point"
-    recipe: str
-    batch_size: int
-    visible_audio: int
-    visible_video: int
-    audio_mask_ratio: float
-    video_mask_ratio: float
-    steps: int
-    flops: int
-    role: Literal["anchor", "check"]
-    mean_ms: float
-    repeats: int
 
 
 class WholeRunResult(Frozen):

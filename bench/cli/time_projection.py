@@ -1,6 +1,6 @@
 """``diffbench time`` with whole-run options: the projected wall-clock of pre-training runs
 (the recipe(s) and MAViL's recipe, measured in one interleaved run), as a table, JSON or
-CSV. Called from ``bench/time_cli.py``; the work is in ``bench.timing.whole_run*``."""
+CSV. Called from ``bench/cli/time.py``; the work is in ``bench.projection.recipes*``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.errors import BadInput
-from bench.options import (
+from bench.cli.options import (
     WHOLE_RUN_PANEL,
     OutputFormat,
 )
+from bench.errors import BadInput
 
 DataOption = Annotated[
     str,
@@ -107,7 +107,7 @@ def recipe_name(config) -> str:
 
 def build_request(options: WholeRunOptions):
     """PretrainConfig per recipe (validated as ``pretrain`` validates it) plus MAViL's."""
-    from bench.timing.whole_run import BASELINE, ProjectionRequest, mavil_recipe
+    from bench.projection.recipes import BASELINE, ProjectionRequest, mavil_recipe
     from diffmavil.config import ConfigError
     from diffmavil.training.config import load_pretrain_config
 
@@ -221,7 +221,7 @@ def render_table(result) -> Any:
 def emit_result(result, fmt: OutputFormat, out: Path | None) -> None:
     """Rows of kind whole_run in ``fmt``; as JSON the typed ``ProjectionResults`` (schema 2),
     its points after its rows."""
-    from bench.output import emit
+    from bench.cli.output import emit
 
     if fmt == OutputFormat.json:
         payload = result.stored().model_dump(mode="json")
@@ -233,7 +233,7 @@ def emit_result(result, fmt: OutputFormat, out: Path | None) -> None:
 
 
 def run_whole_run(options: WholeRunOptions, fmt: OutputFormat, out: Path | None, progress) -> None:
-    from bench.timing.whole_run_measure import project_whole_run
+    from bench.projection.measure import project_whole_run
 
     request = build_request(options)
     bar, advance = progress(_task_count(request))
@@ -246,7 +246,7 @@ def run_whole_run(options: WholeRunOptions, fmt: OutputFormat, out: Path | None,
 
 
 def _task_count(request) -> int:
-    from bench.timing.whole_run import plan_recipe
+    from bench.projection.recipes import plan_recipe
 
     tasks = 1 + sum(
         len(plan_recipe(n, c, request.max_anchors).selection.measured)

@@ -65,16 +65,16 @@ def _root(
 
 def _register_commands() -> None:
     """Each command lives in its own module; their heavy imports stay inside the bodies."""
-    from bench.ablate_cli import ablate_command
-    from bench.data_cli import data_app
-    from bench.finetune_cli import finetune_command
-    from bench.flops_cli import flops_command
-    from bench.info_cli import info_command
-    from bench.migrate_cli import migrate_command
-    from bench.preset_cli import preset_search_command
-    from bench.report_cli import report_command
-    from bench.time_cli import profile_command, time_command
-    from bench.train_cli import pretrain_command
+    from bench.cli.ablate import ablate_command
+    from bench.cli.data import data_app
+    from bench.cli.finetune import finetune_command
+    from bench.cli.flops import flops_command
+    from bench.cli.info import info_command
+    from bench.cli.migrate import migrate_command
+    from bench.cli.preset_search import preset_search_command
+    from bench.cli.pretrain import pretrain_command
+    from bench.cli.report import report_command
+    from bench.cli.time import profile_command, time_command
 
     for name, command in (
         ("info", info_command),

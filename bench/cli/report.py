@@ -1,4 +1,4 @@
-"""``diffbench report`` (mounted in ``bench/cli.py``). Heavy imports happen inside the
+"""``diffbench report`` (mounted in ``bench/cli/app.py``). Heavy imports happen inside the
 command so that ``--help`` stays instant."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bench.options import OUTPUT_PANEL
+from bench.cli.options import OUTPUT_PANEL
 
 
 def report_command(

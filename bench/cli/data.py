@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.options import (
+from bench.cli.options import (
     INPUT_PANEL,
     FormatOption,
     OutOption,
@@ -67,7 +67,7 @@ def _build(spec: str, preset: str, split: str, fold: int | None, seed: int = 0):
 
 def _emit_record(record: dict[str, Any], fmt: OutputFormat, out, lines: list[str]) -> None:
     """JSON/CSV: the record; table: ``lines`` of text."""
-    from bench.output import emit
+    from bench.cli.output import emit
 
     if fmt == OutputFormat.table:
         text = "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bench.options import FormatOption, OutOption, OutputFormat
+from bench.cli.options import FormatOption, OutOption, OutputFormat
 
 
 def migrate_command(
@@ -25,8 +25,8 @@ def migrate_command(
 ) -> None:
     """Migrate results of schema_version 1 to 2 in place (atomically; readers also migrate
     on read, so this only saves doing it every time). Files already at 2 are left alone."""
+    from bench.cli.output import emit, rows_table
     from bench.migrate import migrate_path
-    from bench.output import emit, rows_table
 
     written = migrate_path(path)
     rows = [{"file": str(file), "schema_version": 2} for file in written]

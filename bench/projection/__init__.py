@@ -1,0 +1,14 @@
+"""Whole-run wall-clock projection (``diffbench time --masking/--batch``, a grid's
+``project_time``): what a pre-training run of a recipe would take on this machine,
+without running it.
+
+- ``recipes``: the request, the recipes (the baseline MAViL beside the asked one), their
+  planned step shapes, and the assembly of measurements into projected totals;
+- ``estimate``: the pure arithmetic: which step shapes to measure (anchors and checks),
+  interpolation of step seconds over the plan, fixed costs, the bootstrap interval;
+- ``measure``: the measurement itself (interleaved rounds of every recipe's step shapes,
+  data-loading rates, memory probes in child processes).
+
+Typed rows live in ``bench.schema.projection``; the report renders them in
+``bench.report.projection``.
+"""

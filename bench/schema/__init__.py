@@ -1,0 +1,56 @@
+"""Typed results (schema_version 2): what every command writes and every reader reads.
+
+- ``RunSummary``: a pre-training run's ``summary.json`` (``diffmavil.training.summary``);
+- ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``;
+- ``FlopRow``, ``WholeRunFlopRow``, ``SensitivityRow`` / ``FlopsResults``: ``diffbench
+  flops --format json``;
+- ``TimingRow`` / ``TimeResults``: ``diffbench time --format json`` (and a grid row's timing);
+- ``ProjectionResults``: a whole-run projection (``diffbench time --masking/--batch``, a
+  grid's ``whole-run.json``): rows of kind ``whole_run`` and ``whole_run_point``;
+- ``PaperHeadline``: the paper's headline figures beside ours at base size, computed when
+  results are produced and stored in them (the report renders it);
+- ``Environment``: the block every result carries (``diffmavil.environment``).
+
+Every model is frozen and rejects unknown fields. Results of schema 1 are migrated once on
+read (``bench.migrate``); ``diffbench migrate`` rewrites them in place.
+"""
+
+from bench.schema.projection import PointRow, WholeRunRow
+from bench.schema.results import (
+    FlopRow,
+    FlopsResults,
+    GridRecord,
+    GridResults,
+    HeadlineFigure,
+    PaperHeadline,
+    ProbeMetrics,
+    ProjectionResults,
+    RunExecution,
+    SensitivityRow,
+    TimeResults,
+    TimingRow,
+    WholeRunFlopRow,
+)
+from diffmavil.environment import Environment
+from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Environment",
+    "FlopRow",
+    "FlopsResults",
+    "GridRecord",
+    "GridResults",
+    "HeadlineFigure",
+    "PaperHeadline",
+    "PointRow",
+    "ProbeMetrics",
+    "ProjectionResults",
+    "RunExecution",
+    "RunSummary",
+    "SensitivityRow",
+    "TimeResults",
+    "TimingRow",
+    "WholeRunFlopRow",
+    "WholeRunRow",
+]

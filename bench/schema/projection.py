@@ -1,0 +1,68 @@
+"""Typed rows of a whole-run projection (``diffbench time --masking/--batch``), as stored in
+its JSON and read by reports: one ``WholeRunRow`` per recipe, one ``PointRow`` per measured
+step shape."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from diffmavil.config import Frozen
+
+
+class WholeRunRow(Frozen):
+    """One recipe's projected whole run. Seconds are means-based totals; the interval is
+    the 95% percentile bootstrap; savings are fractions against the baseline recipe."""
+
+    kind: Literal["whole_run"] = "whole_run"
+    recipe: str
+    baseline: bool
+    variant: str
+    preset: str
+    device: str
+    dtype: str
+    compile: bool
+    threads: int
+    masking: str
+    batch: str
+    samples: int
+    steps: int
+    points: int
+    measured_points: int
+    compute_seconds: float
+    data_seconds: float
+    overhead_seconds: float
+    projected_seconds: float
+    ci_low: float
+    ci_high: float
+    loading_bound: bool
+    flops: int
+    flop_saving: float | None
+    time_saving: float | None
+    time_saving_ci_low: float | None
+    time_saving_ci_high: float | None
+    time_per_flop_saving: float | None
+    interpolation_error: float
+    interpolated_share: float
+    peak_memory_mb: float | None
+    peak_memory_kind: str | None
+    checkpoints: int
+    logged_rows: int
+    repeats: int
+    matmul_gflops_per_s: float
+
+
+class PointRow(Frozen):
+    """One measured point of a recipe: its shape, steps and mean step seconds."""
+
+    kind: Literal["whole_run_point"] = "whole_run_point"
+    recipe: str
+    batch_size: int
+    visible_audio: int
+    visible_video: int
+    audio_mask_ratio: float
+    video_mask_ratio: float
+    steps: int
+    flops: int
+    role: Literal["anchor", "check"]
+    mean_ms: float
+    repeats: int
