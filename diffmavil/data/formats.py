@@ -2,7 +2,8 @@
 
 Spec strings (``parse_data_spec``):
 
-- ``synthetic`` or ``synthetic:classes=10,size=2000,eval_size=500`` (built-in default)
+- ``synthetic`` or ``synthetic:classes=10,size=2000,eval_size=500,difficulty=0`` (built-in
+  default; ``difficulty`` a number in [0, 1], see ``diffmavil.data.synthetic``)
 - ``manifest:/path/data.json`` or ``manifest:/path/data.csv`` (entries: wav, video or
   frames, labels; optional split)
 - ``esc50:/path`` (``audio/*.wav``, ``meta/esc50.csv``; ``fold`` picks the eval fold)
@@ -24,11 +25,17 @@ from diffmavil.config import ModelConfig
 from diffmavil.data.common import AVDataset, DataError, Split, check_split, warn_skip
 from diffmavil.data.fbank import AUDIOSET, ESC50, SPC, NormStats, audio_features
 from diffmavil.data.media import load_audio, load_video, probe_audio, probe_video
-from diffmavil.data.synthetic import SyntheticAVDataset, SyntheticOptions
+from diffmavil.data.synthetic import (
+    DIFFICULTY_HELP,
+    SyntheticAVDataset,
+    SyntheticOptions,
+    check_difficulty,
+)
 
 SPEC_KINDS: tuple[str, ...] = ("synthetic", "manifest", "esc50", "spc")
 SPEC_HELP = (
-    "allowed: 'synthetic[:classes=N,size=N,eval_size=N]', 'manifest:/path.json|.csv', "
+    "allowed: 'synthetic[:classes=N,size=N,eval_size=N,difficulty=0-1]', "
+    "'manifest:/path.json|.csv', "
     "'esc50:/path', 'spc:/path'"
 )
 SPC_SPECIAL = "_background_noise_"
@@ -41,7 +48,7 @@ class DataSpec:
 
     kind: str
     path: Path | None = None
-    options: dict[str, int] = field(default_factory=dict)
+    options: dict[str, int | float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         if self.path is not None:
@@ -59,16 +66,21 @@ def parse_data_spec(spec: str) -> DataSpec:
         raise DataError(f"unknown data spec {spec!r}; {SPEC_HELP}")
     if kind == "synthetic":
         allowed = {f.name for f in fields(SyntheticOptions)}
-        options: dict[str, int] = {}
+        options: dict[str, int | float] = {}
         for part in filter(None, (p.strip() for p in rest.split(","))):
             key, sep, value = part.partition("=")
-            if not sep or key.strip() not in allowed:
+            key = key.strip()
+            if not sep or key not in allowed:
                 raise DataError(
                     f"data spec {spec!r}: bad option {part!r}; allowed: "
-                    f"{', '.join(sorted(allowed))} as key=integer"
+                    f"{', '.join(sorted(allowed - {'difficulty'}))} as key=integer, "
+                    f"difficulty=number"
                 )
+            if key == "difficulty":
+                options[key] = _difficulty(spec, value)
+                continue
             try:
-                options[key.strip()] = int(value)
+                options[key] = int(value)
             except ValueError:
                 raise DataError(f"data spec {spec!r}: {key}={value!r} is not an integer") from None
         return DataSpec("synthetic", None, options)
@@ -80,6 +92,15 @@ def parse_data_spec(spec: str) -> DataSpec:
     if not path.exists():
         raise DataError(f"data spec {spec!r}: {path} does not exist")
     return DataSpec(kind, path, {})
+
+
+def _difficulty(spec: str, value: str) -> float:
+    try:
+        return check_difficulty(float(value))
+    except (ValueError, DataError):
+        raise DataError(
+            f"data spec {spec!r}: difficulty={value.strip()!r} is not allowed; {DIFFICULTY_HELP}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,21 @@ So the mean spectrum of a clip tells the pitch group at best (a linear probe on 
 near 1/2 with 8+ classes), the rhythm needs the time structure, and the audio-video pairing
 carries each clip's event timing. The waveform (16 kHz, ``target_frames * 10 ms + 15 ms``)
 goes through the same fbank path as real audio.
+
+``difficulty`` (``SyntheticOptions``, spec ``synthetic:...,difficulty=0.5``; a number in
+[0, 1]) makes the downstream task harder: 0 is the data above, bit for bit; as it rises,
+each setting of ``difficulty_settings`` moves linearly from its value at 0 to its value at
+1: less class signal (noisier audio, a smaller and fainter class object) and more nuisance
+(wider pitch jitter, so pitch groups overlap; wider colour and direction jitter; louder
+distractor tones, a decoy tone train at a random pitch and rhythm, more and more colourful
+distractor shapes). Draws that exist only above 0 come from a stream of their own, so
+difficulty 0 draws exactly what it always did.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -38,9 +47,8 @@ from diffmavil.data.common import (
 )
 from diffmavil.data.fbank import NormStats, audio_features, samples_for_frames, waveform_fbank
 
-# Bumped whenever a clip's content changes for the same (seed, split, index): it keys the
-# disk feature cache, so features of an older generator are never read back.
-# 2: class object radius 0.14-0.2 of the frame (was 0.08-0.12).
+# Bumped whenever a clip's content changes for the same (seed, split, index) and options:
+# it keys the disk feature cache, so features of an older generator are never read back.
 GENERATOR_VERSION = 2
 SPLIT_STREAMS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 SHAPES: tuple[str, ...] = ("circle", "square", "diamond", "ring", "cross")
@@ -56,13 +64,74 @@ ATTACK_MS, RELEASE_MS = 10, 30
 OBJECT_RADIUS = (0.14, 0.2)
 
 
+DIFFICULTY_HELP = "a number from 0 (the default data) to 1 (the hardest)"
+
+
+def check_difficulty(value: float) -> float:
+    """``value`` as a float when it is a difficulty in [0, 1]; else DataError (one line)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise DataError(f"synthetic: difficulty={value!r} is not allowed; {DIFFICULTY_HELP}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class SyntheticOptions:
-    """Options of the ``synthetic`` spec: ``synthetic:classes=10,size=2000,eval_size=500``."""
+    """Options of the ``synthetic`` spec:
+    ``synthetic:classes=10,size=2000,eval_size=500,difficulty=0.5`` (difficulty: see the
+    module docstring and ``difficulty_settings``; 0, the default, is the pre-training data)."""
 
     classes: int = 10
     size: int = 2000
     eval_size: int = 500
+    difficulty: float = 0.0
+
+
+@dataclass(frozen=True)
+class DifficultySettings:
+    """What one ``difficulty`` sets; at difficulty 0 each field is the default data's."""
+
+    noise_scale: float  # background noise std, x
+    pitch_jitter: float  # of the spacing between pitch groups, each way
+    distractor_level: float  # the distractor tone's level is uniform in [0, this]
+    decoy_probability: float  # chance of a decoy tone train (random pitch and rhythm)
+    object_scale: float  # class object radius, x
+    object_opacity: float  # class object blended over the background by this
+    hue_jitter: float  # class colour jitter, of the hue spacing between classes, each way
+    direction_jitter: float  # direction jitter, of the angle between classes, each way
+    distractor_probability: float  # chance of the distractor shape
+    distractor_saturation: float  # its colour's saturation
+    extra_shape_probability: float  # chance of a second distractor shape
+
+
+# (value at difficulty 0 = the default data, value at difficulty 1). **choice**: calibrated so
+# that a linear probe of pre-trained MAViL features (ablations/table2.yaml's probe, 10
+# classes) falls from ~99% at 0 into 75-90% in mid-range (docs/data.md has the figures).
+DIFFICULTY_RANGES: dict[str, tuple[float, float]] = {
+    "noise_scale": (1.0, 4.0),
+    "pitch_jitter": (PITCH_JITTER, 0.85),
+    "distractor_level": (0.7, 1.3),
+    "decoy_probability": (0.0, 0.75),
+    "object_scale": (1.0, 0.625),
+    "object_opacity": (1.0, 0.625),
+    "hue_jitter": (0.3, 1.2),
+    "direction_jitter": (0.5, 1.25),
+    "distractor_probability": (0.7, 0.925),
+    "distractor_saturation": (0.3, 0.75),
+    "extra_shape_probability": (0.0, 0.75),
+}
+DECOY_LEVEL = (0.3, 0.8)  # of the class tone's level
+
+
+def difficulty_settings(difficulty: float) -> DifficultySettings:
+    """Each setting linear in ``difficulty`` between its (0, 1) values in
+    ``DIFFICULTY_RANGES``: monotonic, and exactly the default data's values at 0."""
+    difficulty = check_difficulty(difficulty)
+    return DifficultySettings(
+        **{name: a + (b - a) * difficulty for name, (a, b) in DIFFICULTY_RANGES.items()}
+    )
+
+
+DEFAULT_SETTINGS = difficulty_settings(0.0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +148,7 @@ class ClipPlan:
     noise_std: float
     distractor: tuple[float, float, float, float]  # freq, start s, length s, level
     seed: int
+    decoy: ClipPlan | None = None  # a tone train unrelated to the label (difficulty > 0)
 
 
 def class_structure(label: int, num_classes: int) -> tuple[int, int, int]:
@@ -92,18 +162,39 @@ def clip_rng(seed: int, split: Split, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLIT_STREAMS[split], index, 0x5EED])
 
 
-def plan_clip(rng: np.random.Generator, label: int, num_classes: int, duration_ms: int) -> ClipPlan:
-    """Draw a clip's events and nuisances."""
-    group, rhythm, groups = class_structure(label, num_classes)
+def difficulty_rng(seed: int, split: Split, index: int) -> np.random.Generator:
+    """The stream of the draws that only a difficulty above 0 makes (decoys, extra shapes),
+    apart from ``clip_rng`` so that difficulty 0 draws what it always did."""
+    return np.random.default_rng([seed, SPLIT_STREAMS[split], index, 0xD1FF])
+
+
+def _events(rng: np.random.Generator, rhythm: int, duration_ms: int) -> tuple[np.ndarray, float]:
+    """(onsets [E] in ms, event length in ms) of one tone train of a rhythm."""
     events, fraction = RHYTHMS[rhythm]
     length_ms = fraction * duration_ms
     free_ms = duration_ms - events * length_ms
     gaps = rng.dirichlet(np.ones(events + 1)) * free_ms
-    onsets = np.cumsum(gaps[:-1]) + np.arange(events) * length_ms
+    return np.cumsum(gaps[:-1]) + np.arange(events) * length_ms, length_ms
+
+
+def plan_clip(
+    rng: np.random.Generator,
+    label: int,
+    num_classes: int,
+    duration_ms: int,
+    settings: DifficultySettings = DEFAULT_SETTINGS,
+    extra: np.random.Generator | None = None,
+) -> ClipPlan:
+    """Draw a clip's events and nuisances (``extra``: the stream of ``difficulty_rng``,
+    needed when ``settings`` ask for a decoy)."""
+    group, rhythm, groups = class_structure(label, num_classes)
+    onsets, length_ms = _events(rng, rhythm, duration_ms)
+    events = len(onsets)
     spacing = PITCH_SPAN_OCTAVES / max(groups, 1)
-    octave = group * spacing + rng.uniform(-PITCH_JITTER, PITCH_JITTER) * spacing
+    jitter = settings.pitch_jitter
+    octave = group * spacing + rng.uniform(-jitter, jitter) * spacing
     distractor_len = rng.uniform(0.1, 0.5) * duration_ms / 1000
-    return ClipPlan(
+    plan = ClipPlan(
         label=label,
         onsets_ms=onsets,
         offsets_ms=onsets + length_ms,
@@ -111,15 +202,33 @@ def plan_clip(rng: np.random.Generator, label: int, num_classes: int, duration_m
         f0=LOW_PITCH_HZ * 2.0**octave,
         harmonics=(1.0, float(rng.uniform(0.1, 0.8)), float(rng.uniform(0.0, 0.5))),
         gain=float(np.exp(rng.uniform(np.log(0.05), np.log(0.5)))),
-        noise_std=float(rng.uniform(0.01, 0.25)),
+        noise_std=float(rng.uniform(0.01, 0.25)) * settings.noise_scale,
         distractor=(
             float(np.exp(rng.uniform(np.log(150.0), np.log(3000.0)))),
             float(rng.uniform(0.0, duration_ms / 1000 - distractor_len)),
             float(distractor_len),
-            float(rng.uniform(0.0, 0.7)),
+            float(rng.uniform(0.0, settings.distractor_level)),
         ),
         seed=int(rng.integers(2**62)),
     )
+    if extra is not None and extra.uniform() < settings.decoy_probability:
+        # A tone train like a class's, at a random pitch (anywhere in the span) and rhythm,
+        # quieter than the class tone and not shown in the video.
+        decoy_onsets, decoy_length = _events(extra, int(extra.integers(len(RHYTHMS))), duration_ms)
+        decoy = ClipPlan(
+            label=-1,
+            onsets_ms=decoy_onsets,
+            offsets_ms=decoy_onsets + decoy_length,
+            event_gain=extra.uniform(0.6, 1.0, len(decoy_onsets)),
+            f0=LOW_PITCH_HZ * 2.0 ** extra.uniform(-0.5, PITCH_SPAN_OCTAVES),
+            harmonics=(1.0, float(extra.uniform(0.1, 0.8)), float(extra.uniform(0.0, 0.5))),
+            gain=plan.gain * float(extra.uniform(*DECOY_LEVEL)),
+            noise_std=0.0,
+            distractor=(0.0, 0.0, 0.0, 0.0),
+            seed=0,
+        )
+        plan = replace(plan, decoy=decoy)
+    return plan
 
 
 def event_envelope_ms(plan: ClipPlan, duration_ms: int) -> Tensor:
@@ -143,7 +252,8 @@ def noise_pool() -> Tensor:
 
 
 def synth_waveform(plan: ClipPlan, num_samples: int, sample_rate: int) -> Tensor:
-    """The clip's waveform [num_samples]: events of a harmonic tone + distractor + noise."""
+    """The clip's waveform [num_samples]: events of a harmonic tone + distractor + noise
+    (+ the decoy tone train, when the plan has one)."""
     rng = np.random.default_rng(plan.seed)
     pool = noise_pool()
     if num_samples <= pool.numel():
@@ -152,6 +262,21 @@ def synth_waveform(plan: ClipPlan, num_samples: int, sample_rate: int) -> Tensor
     else:
         generator = torch.Generator().manual_seed(plan.seed)
         wave = torch.randn(num_samples, generator=generator) * (plan.noise_std * plan.gain)
+    _add_tone_events(wave, plan, sample_rate)
+    freq, start, length, level = plan.distractor
+    lo, hi = int(start * sample_rate), min(int((start + length) * sample_rate), num_samples)
+    if level > 0 and hi > lo:
+        omega = 2 * math.pi * freq / sample_rate
+        phase = torch.arange(hi - lo, dtype=torch.float32).mul_(omega).add_((omega * lo) % math.tau)
+        wave[lo:hi] += torch.sin(phase).mul_(level * plan.gain)
+    if plan.decoy is not None:
+        _add_tone_events(wave, plan.decoy, sample_rate)
+    return wave
+
+
+def _add_tone_events(wave: Tensor, plan: ClipPlan, sample_rate: int) -> None:
+    """Add the plan's harmonic tone, sounding during its events, to ``wave`` in place."""
+    num_samples = wave.numel()
     per_ms = sample_rate / 1000
     nyquist = sample_rate / 2
     a2 = plan.harmonics[1] if 2 * plan.f0 < nyquist else 0.0
@@ -173,13 +298,6 @@ def synth_waveform(plan: ClipPlan, num_samples: int, sample_rate: int) -> Tensor
         if a3 > 0:
             tone.add_(sin * (3.0 - 4.0 * sin * sin), alpha=a3)  # sin 3p = sin p (3 - 4 sin^2 p)
         wave[lo:hi] += tone.mul_(envelope.mul_(gain * plan.gain))
-    freq, start, length, level = plan.distractor
-    lo, hi = int(start * sample_rate), min(int((start + length) * sample_rate), num_samples)
-    if level > 0 and hi > lo:
-        omega = 2 * math.pi * freq / sample_rate
-        phase = torch.arange(hi - lo, dtype=torch.float32).mul_(omega).add_((omega * lo) % math.tau)
-        wave[lo:hi] += torch.sin(phase).mul_(level * plan.gain)
-    return wave
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
@@ -223,11 +341,15 @@ def synth_video(
     height: int,
     width: int,
     normalise: bool = True,
+    settings: DifficultySettings = DEFAULT_SETTINGS,
+    extra: np.random.Generator | None = None,
 ) -> Tensor:
     """The clip's video [C, T, H, W]: the class object moving with the events.
 
     Colours are composited directly in ImageNet-normalised space when ``normalise`` (the
     compositing is affine, so this equals normalising afterwards), else in [0, 1].
+    ``extra``: the stream of ``difficulty_rng``, needed when ``settings`` ask for a second
+    distractor shape.
     """
     if channels not in (1, 3):
         raise DataError(f"synthetic video supports 1 or 3 channels, not {channels}")
@@ -252,33 +374,47 @@ def synth_video(
     background = (bg_colour.view(3, 1, 1, 1) * shade.unsqueeze(0) - mean) / std
     video = background.expand(3, frames, height, width).contiguous()
 
-    # Distractor shape: random shape, colour and straight motion, independent of the audio.
-    if rng.uniform() < 0.7:
-        shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        start = rng.uniform(0.2, 0.8, 2) * scale
-        velocity = rng.uniform(-0.08, 0.08, 2) * scale
-        k = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1)
+    # Distractor shapes: random shape, colour and straight motion, independent of the audio.
+    k = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1)
+
+    def distractor(draw: np.random.Generator, video: Tensor) -> Tensor:
+        shape = SHAPES[int(draw.integers(len(SHAPES)))]
+        start = draw.uniform(0.2, 0.8, 2) * scale
+        velocity = draw.uniform(-0.08, 0.08, 2) * scale
         cx, cy = start[0] + velocity[0] * k, start[1] + velocity[1] * k
-        radius = torch.tensor(rng.uniform(0.05, 0.1) * scale)
+        radius = torch.tensor(draw.uniform(0.05, 0.1) * scale)
         mask = _shape_mask(shape, xs - cx, ys - cy, radius).unsqueeze(0)
-        colour = torch.from_numpy(_hsv_to_rgb(rng.uniform(), 0.3, rng.uniform(0.3, 0.9)))
+        saturation = settings.distractor_saturation
+        colour = torch.from_numpy(_hsv_to_rgb(draw.uniform(), saturation, draw.uniform(0.3, 0.9)))
         colour = (colour.float().view(3, 1, 1, 1) - mean) / std
-        video = torch.lerp(video, colour.expand_as(video), mask)
+        return torch.lerp(video, colour.expand_as(video), mask)
+
+    if rng.uniform() < settings.distractor_probability:
+        video = distractor(rng, video)
+    if extra is not None and extra.uniform() < settings.extra_shape_probability:
+        video = distractor(extra, video)
 
     # Class object: moves along its class direction only while events sound.
     shape = SHAPES[label % len(SHAPES)]
-    hue = (label / num_classes + rng.uniform(-0.3, 0.3) / num_classes) % 1.0
+    hue_jitter, direction_jitter = settings.hue_jitter, settings.direction_jitter
+    hue = (label / num_classes + rng.uniform(-hue_jitter, hue_jitter) / num_classes) % 1.0
     colour = torch.from_numpy(
         _hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.8, 1.0))
     ).float()
-    direction = 2 * math.pi * label / num_classes + rng.uniform(-0.5, 0.5) * math.pi / num_classes
+    direction = (
+        2 * math.pi * label / num_classes
+        + rng.uniform(-direction_jitter, direction_jitter) * math.pi / num_classes
+    )
     travelled = torch.cumsum(activity, 0) - 0.5 * activity.sum()  # centred path
     speed = 0.6 * scale / max(float(activity.sum()), 1.0)
     centre = rng.uniform(0.4, 0.6, 2) * scale
     cx = (centre[0] + speed * math.cos(direction) * travelled).view(frames, 1, 1)
     cy = (centre[1] + speed * math.sin(direction) * travelled).view(frames, 1, 1)
-    radius = (rng.uniform(*OBJECT_RADIUS) * scale * (1.0 + 0.6 * activity)).view(frames, 1, 1)
+    size = rng.uniform(*OBJECT_RADIUS) * settings.object_scale * scale
+    radius = (size * (1.0 + 0.6 * activity)).view(frames, 1, 1)
     mask = _shape_mask(shape, xs - cx, ys - cy, radius).unsqueeze(0)
+    if settings.object_opacity != 1.0:
+        mask = mask * settings.object_opacity
     brightness = (0.45 + 0.55 * activity).view(1, frames, 1, 1)
     video = torch.lerp(video, (colour.view(3, 1, 1, 1) * brightness - mean) / std, mask)
     if channels == 1:
@@ -293,22 +429,35 @@ def synth_clip(
     index: int,
     num_classes: int,
     normalise: bool = True,
+    difficulty: float = 0.0,
 ) -> tuple[Tensor, Tensor, int, Tensor]:
     """One clip: (waveform [N] at 16 kHz, video [C, T, H, W], label, event activity [T]).
 
-    The video is ImageNet-normalised when ``normalise``, else in [0, 1].
+    The video is ImageNet-normalised when ``normalise``, else in [0, 1]. ``difficulty``:
+    see ``difficulty_settings`` (0: the default data).
     """
     audio, video = config.audio, config.video
+    settings = difficulty_settings(difficulty)
     rng = clip_rng(seed, split, index)
+    extra = difficulty_rng(seed, split, index) if difficulty > 0 else None
     label = index % num_classes
     num_samples = samples_for_frames(audio.target_frames, audio.sample_rate)
     duration_ms = math.ceil(num_samples * 1000 / audio.sample_rate)
-    plan = plan_clip(rng, label, num_classes, duration_ms)
+    plan = plan_clip(rng, label, num_classes, duration_ms, settings, extra)
     wave = synth_waveform(plan, num_samples, audio.sample_rate)
     activity = frame_activity(event_envelope_ms(plan, duration_ms), video.frames)
     activity = activity / plan.event_gain.max()
     frames = synth_video(
-        plan, rng, activity, num_classes, video.channels, video.height, video.width, normalise
+        plan,
+        rng,
+        activity,
+        num_classes,
+        video.channels,
+        video.height,
+        video.width,
+        normalise,
+        settings,
+        extra,
     )
     return wave, frames, label, activity
 
@@ -334,8 +483,9 @@ class SyntheticAVDataset(AVDataset):
             raise DataError(f"synthetic: classes={options.classes}; need at least 2")
         if options.size < 1 or options.eval_size < 1:
             raise DataError("synthetic: size and eval_size must be positive")
+        check_difficulty(options.difficulty)
         if stats is None:
-            stats = synthetic_stats(config, options.classes, seed)
+            stats = synthetic_stats(config, options.classes, seed, options.difficulty)
         super().__init__(config, split, stats, cache)
         self.options = options
         self.seed = seed
@@ -351,11 +501,24 @@ class SyntheticAVDataset(AVDataset):
         return self._size
 
     def fingerprint(self) -> str:
-        return f"synthetic-v{GENERATOR_VERSION}|{self.options}|{self.seed}|{self.split}"
+        """The generator version, options, seed and split. The options read as they did
+        before ``difficulty`` existed, with the difficulty added when it is not 0: features
+        of one difficulty are never read back for another, and difficulty 0 keeps the keys
+        of caches written before."""
+        o = self.options
+        options = f"SyntheticOptions(classes={o.classes}, size={o.size}, eval_size={o.eval_size})"
+        if o.difficulty:
+            options += f"|difficulty={float(o.difficulty)!r}"
+        return f"synthetic-v{GENERATOR_VERSION}|{options}|{self.seed}|{self.split}"
 
     def load_item(self, index: int) -> dict[str, Any]:
         wave, frames, label, _ = synth_clip(
-            self.config, self.seed, self.split, index, self.num_classes
+            self.config,
+            self.seed,
+            self.split,
+            index,
+            self.num_classes,
+            difficulty=self.options.difficulty,
         )
         spec = self.config.audio
         return {
@@ -367,12 +530,23 @@ class SyntheticAVDataset(AVDataset):
 
 
 @lru_cache(maxsize=16)
-def _synthetic_stats(audio_json: str, config: ModelConfig, classes: int, seed: int) -> NormStats:
-    waves = [synth_clip(config, seed, "train", i, classes)[0] for i in range(min(4 * classes, 64))]
+def _synthetic_stats(
+    audio_json: str, config: ModelConfig, classes: int, seed: int, difficulty: float
+) -> NormStats:
+    waves = [
+        synth_clip(config, seed, "train", i, classes, difficulty=difficulty)[0]
+        for i in range(min(4 * classes, 64))
+    ]
     fbank = waveform_fbank(torch.stack(waves), config.audio.sample_rate, config.audio)
     return NormStats(mean=float(fbank.mean()), std=float(fbank.std()))
 
 
-def synthetic_stats(config: ModelConfig, classes: int = 10, seed: int = 0) -> NormStats:
-    """Fbank mean/std of the synthetic data at this config (first train clips; cached)."""
-    return _synthetic_stats(config.audio.model_dump_json(), config, classes, seed)
+def synthetic_stats(
+    config: ModelConfig, classes: int = 10, seed: int = 0, difficulty: float = 0.0
+) -> NormStats:
+    """Fbank mean/std of the synthetic data at this config and difficulty (first train
+    clips; cached): each difficulty is normalised by its own statistics, as each real
+    dataset is by its own."""
+    return _synthetic_stats(
+        config.audio.model_dump_json(), config, classes, seed, float(difficulty)
+    )

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from diffmavil.config import ConfigError, Frozen, ModelConfig, make_config
 from diffmavil.schedules import BatchSchedule, MaskingSchedule
@@ -49,9 +49,15 @@ EXECUTION_FIELDS: dict[str, Any] = {
     "data_cache": True,
     "log_every": True,
     "checkpoint_every": True,
+    "snapshot_every": True,
     "compile": True,
     "optimizer": {"fused"},
 }
+
+
+# PretrainConfig fields left out of ``model_dump`` while they are None (see
+# ``PretrainConfig._drop_unset_fields``).
+UNSET_LEAVES_DUMP: tuple[str, ...] = ("snapshot_every",)
 
 
 class PretrainConfig(Frozen):
@@ -82,6 +88,12 @@ class PretrainConfig(Frozen):
     )
     log_every: int = Field(1, gt=0, description="steps between logged rows (host syncs)")
     checkpoint_every: int = Field(25, gt=0, description="steps between checkpoints")
+    snapshot_every: int | None = Field(
+        None,
+        gt=0,
+        description="samples between encoder snapshots for time-to-accuracy curves "
+        "(diffmavil.training.snapshots); None: no snapshots",
+    )
     inject_nan_at_step: int | None = Field(
         None, ge=0, description="testing knob: make the loss NaN at this step"
     )
@@ -94,14 +106,25 @@ class PretrainConfig(Frozen):
             raise ValueError("dtype=bf16: bf16 autocast is only supported with device=cuda")
         return self
 
+    @model_serializer(mode="wrap")
+    def _drop_unset_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Fields added after run ids were first hashed leave the dump while unset, so the
+        # dump (hashed whole by the ablation grids' row ids) of every existing config is
+        # what it was.
+        payload = handler(self)
+        for name in UNSET_LEAVES_DUMP:
+            if getattr(self, name) is None:
+                payload.pop(name, None)
+        return payload
+
     @property
     def model(self) -> ModelConfig:
         return make_config(self.preset, self.variant, dict(self.model_overrides))
 
     def run_id(self) -> str:
         """A short hash of what determines the run's results: the same config gives the same
-        id. Execution settings (threads, workers, cache, logging and checkpoint cadence)
-        change how a run executes, not what it computes, so they are left out."""
+        id. Execution settings (threads, workers, cache, logging, checkpoint and snapshot
+        cadence) change how a run executes, not what it computes, so they are left out."""
         return config_hash(self.model_dump(mode="json", exclude=EXECUTION_FIELDS))
 
 

@@ -1,6 +1,6 @@
-"""Downstream evaluation of one initialisation (a pre-training checkpoint, random init or
-raw fbank): build the downstream datasets, then a linear probe (``probe``) or a full
-fine-tune (``finetune``), and one result dict.
+"""Downstream evaluation of one initialisation (a pre-training checkpoint or encoder
+snapshot, random init or raw fbank): build the downstream datasets, then a linear probe
+(``probe``) or a full fine-tune (``finetune``), and one result dict.
 """
 
 from __future__ import annotations
@@ -17,27 +17,60 @@ from diffmavil.training.checkpoint import load_verified
 from diffmavil.training.config import FinetuneConfig, PretrainConfig
 from diffmavil.training.finetune import EpochCallback, full_finetune
 from diffmavil.training.probe import extract_features, repeated_linear_probe
+from diffmavil.training.snapshots import (
+    ENCODE_COMPONENTS,  # what probes and fine-tunes run
+    is_snapshot,
+    model_from_snapshot,
+)
 
 Init = Literal["checkpoint", "random", "fbank"]
 DOWNSTREAM_TRAIN_SPLIT = {"synthetic": "val"}  # the synthetic pre-training split is "train"
-ENCODE_COMPONENTS = ("audio_encoder", "video_encoder", "fusion")  # what probes and fine-tunes run
 
 
-def load_pretrained(checkpoint: str | Path, device: str = "cpu") -> DiffMAViL:
-    """A DiffMAViL restored from a pre-training run's checkpoint (and its config.json)."""
+def _checkpoint_file(checkpoint: str | Path) -> Path:
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / "checkpoint.pt"
     if not checkpoint.exists():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    return checkpoint
+
+
+def _run_config(checkpoint: Path) -> PretrainConfig:
     config_path = checkpoint.parent / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} is missing beside the checkpoint")
-    run_config = PretrainConfig.model_validate(json.loads(config_path.read_text()))
-    model = DiffMAViL(run_config.model)
+    return PretrainConfig.model_validate(json.loads(config_path.read_text()))
+
+
+def load_pretrained(checkpoint: str | Path, device: str = "cpu") -> DiffMAViL:
+    """A DiffMAViL restored from a pre-training run: its directory or ``checkpoint.pt``
+    (with the ``config.json`` beside it), or one of its encoder snapshots
+    (``snapshots/samples-*.pt``, self-contained; see ``diffmavil.training.snapshots``).
+
+    A snapshot restores the encoders and the fusion encoder, all that probes and
+    fine-tunes run; its decoders keep their initial weights.
+    """
+    checkpoint = _checkpoint_file(checkpoint)
     state = load_verified(checkpoint)
-    model.load_state_dict(state["model"])
+    if is_snapshot(state):
+        model = model_from_snapshot(state)
+    else:
+        model = DiffMAViL(_run_config(checkpoint).model)
+        model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def pretrained_model_config(checkpoint: str | Path) -> ModelConfig:
+    """The model config of what ``load_pretrained`` loads: from the ``config.json`` beside
+    a checkpoint, else from the file itself (a snapshot)."""
+    checkpoint = _checkpoint_file(checkpoint)
+    if (checkpoint.parent / "config.json").exists():
+        return _run_config(checkpoint).model
+    state = load_verified(checkpoint)
+    if not is_snapshot(state):
+        _run_config(checkpoint)  # raises: config.json missing
+    return ModelConfig.model_validate(state["model_config"])
 
 
 def downstream_splits(spec: str) -> tuple[str, str]:

@@ -14,6 +14,10 @@ atomically at the end, also when the run fails). Its times:
 ``data_seconds`` (waiting for the loader, moving the batch to the device),
 ``compute_seconds`` (the train step), ``overhead_seconds`` (logged rows and checkpoint
 writes), and ``wall_clock_seconds``, their sum.
+
+With ``snapshot_every`` set it also holds encoder snapshots, ``snapshots/`` and their index
+``snapshots.json`` (``diffmavil.training.snapshots``). Writing them is left out of every
+time above and recorded apart as ``snapshot_seconds``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from diffmavil.training import distributed
 from diffmavil.training.checkpoint import discard_previous, resume_checkpoint, save_checkpoint
 from diffmavil.training.compile import compile_components
 from diffmavil.training.config import PretrainConfig
+from diffmavil.training.snapshots import SnapshotWriter
 from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
 from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
 from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
@@ -118,7 +123,8 @@ def checkpoint_payload(
     elapsed: dict[str, float],
 ) -> dict[str, Any]:
     """What ``checkpoint.pt`` holds: the run id, the next step, model and optimizer state,
-    and the seconds spent so far ({compute, data, overhead})."""
+    and the seconds spent so far ({compute, data, overhead}, and snapshot when the run
+    writes snapshots)."""
     return {
         "run_id": config.run_id(),
         "next_step": next_step,
@@ -173,7 +179,8 @@ def pretrain(
     model = build_model(config, device)
     compiled = compile_components(model) if config.compile else None
     optimizer = make_optimizer(model, config.optimizer, peak_lr(config))
-    start_step, elapsed_before = 0, {"compute": 0.0, "data": 0.0, "overhead": 0.0}
+    start_step = 0
+    elapsed_before = {"compute": 0.0, "data": 0.0, "overhead": 0.0, "snapshot": 0.0}
     checkpoint_path = run_dir / CHECKPOINT_NAME
     state, discarded = resume_checkpoint(checkpoint_path, device, group) if resume else (None, [])
     if state is not None:
@@ -184,7 +191,8 @@ def pretrain(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_step = state["next_step"]
-        elapsed_before = {"overhead": 0.0, **state["elapsed"]}  # older checkpoints: none
+        # older checkpoints: no overhead; runs without snapshots: no snapshot seconds
+        elapsed_before = {"overhead": 0.0, "snapshot": 0.0, **state["elapsed"]}
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", config.model_dump(mode="json"))
@@ -215,9 +223,12 @@ def pretrain(
         pin_memory=device.type == "cuda",
     )
     log = MetricsLog(run_dir, start_step, enabled=group.is_main)
+    snapshots = SnapshotWriter(
+        run_dir, config.snapshot_every, plan, start_step, config.run_id(), main=group.is_main
+    )
     totals = _Totals.restore(plan[:start_step], model_config)
     compute_time, data_time = elapsed_before["compute"], elapsed_before["data"]
-    overhead_time = elapsed_before["overhead"]
+    overhead_time, snapshot_time = elapsed_before["overhead"], elapsed_before["snapshot"]
     status, failure = "completed", None
     bar = _progress(progress and group.is_main, len(plan), start_step)
     base_lr = peak_lr(config)
@@ -260,29 +271,50 @@ def pretrain(
 
             last = step.step == len(plan) - 1
             logged = last or step.step % config.log_every == 0
-            if logged:
+            snapshot = snapshots.due(step.step)
+            checked = logged or snapshot  # a snapshot holds finite weights only
+            if checked:
                 _sync(device)
             compute_seconds = time.perf_counter() - start
             compute_time += compute_seconds
             data_time += data_seconds
             totals.add(step, model_config)
             overhead_start = time.perf_counter()
+            if checked and not distributed.all_ranks_agree(not bool(non_finite.item())):
+                status = "failed"
+                failure = f"non-finite loss at step {step.step} (loss={loss.item()})"
+                break
             if logged:
-                if not distributed.all_ranks_agree(not bool(non_finite.item())):
-                    status = "failed"
-                    failure = f"non-finite loss at step {step.step} (loss={loss.item()})"
-                    break
                 row = _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, totals)
                 log.write(row)
                 if on_step is not None:
                     on_step(row)
+            snapshot_seconds = 0.0
+            if snapshot:  # before the step's checkpoint: see diffmavil.training.snapshots
+                snapshot_start = time.perf_counter()
+                snapshots.write(
+                    model,
+                    model_config,
+                    step=step.step,
+                    samples=totals.samples,
+                    flops=totals.flops,
+                    wall_clock_seconds=compute_time
+                    + data_time
+                    + overhead_time
+                    + (snapshot_start - overhead_start),
+                    compute_seconds=compute_time,
+                )
+                snapshot_seconds = time.perf_counter() - snapshot_start
+                snapshot_time += snapshot_seconds
             if group.is_main and (last or (step.step + 1) % config.checkpoint_every == 0):
                 elapsed = {"compute": compute_time, "data": data_time, "overhead": overhead_time}
+                if snapshots.enabled:
+                    elapsed["snapshot"] = snapshot_time
                 save_checkpoint(
                     checkpoint_path,
                     checkpoint_payload(config, model, optimizer, step.step + 1, elapsed),
                 )
-            overhead_time += time.perf_counter() - overhead_start
+            overhead_time += time.perf_counter() - overhead_start - snapshot_seconds
             bar.advance()
             tick = time.perf_counter()
     finally:
@@ -306,6 +338,7 @@ def pretrain(
         "compute_seconds": compute_time,
         "data_seconds": data_time,
         "overhead_seconds": overhead_time,
+        "snapshot_seconds": snapshot_time if snapshots.enabled else None,
         "samples_per_second": totals.samples / max(compute_time + data_time, 1e-9),
         **data_bound(data_time, compute_time),
         "compile": compiled.summary() if compiled is not None else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from diffmavil.config import Frozen
 from diffmavil.environment import Environment
@@ -36,6 +36,11 @@ class RunSummary(Frozen):
     compute_seconds: float
     data_seconds: float
     overhead_seconds: float = Field(0.0, description="checkpoints and log rows")
+    snapshot_seconds: float | None = Field(
+        None,
+        description="writing encoder snapshots (runs with snapshot_every), outside "
+        "wall_clock_seconds; absent from the file when None",
+    )
     samples_per_second: float
     data_to_compute_ratio: float | None = None
     data_bound: bool | None = None
@@ -49,3 +54,11 @@ class RunSummary(Frozen):
     skipped_files: int = 0
     final_losses: dict[str, float] = Field(default_factory=dict)
     environment: Environment
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_snapshot_seconds(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Runs without snapshots write the summary they wrote before the field existed.
+        payload = handler(self)
+        if self.snapshot_seconds is None:
+            payload.pop("snapshot_seconds", None)
+        return payload
