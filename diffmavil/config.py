@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -355,9 +356,15 @@ def dotted_to_nested(overrides: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def did_you_mean(value: object, allowed: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest allowed name, or ``""``: the one hint every
+    "unknown name" error of the project appends."""
+    hint = difflib.get_close_matches(str(value), list(allowed), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def _choice_error(kind: str, value: str, allowed: list[str]) -> ConfigError:
-    hint = difflib.get_close_matches(value, allowed, n=1)
-    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    suggestion = did_you_mean(value, allowed)
     return ConfigError(f"unknown {kind} {value!r}{suggestion}; allowed: {', '.join(allowed)}")
 
 

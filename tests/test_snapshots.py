@@ -218,3 +218,21 @@ def test_a_checkpoint_is_not_loaded_as_a_snapshot(snapshot_run):
     _, run_dir, _ = snapshot_run
     with pytest.raises(CorruptCheckpoint, match="not an encoder snapshot"):
         load_snapshot(run_dir / "checkpoint.pt")
+
+
+def test_diffbench_finetune_probes_a_snapshot_file(snapshot_run):
+    """The command line takes a snapshot as its CHECKPOINT (the model config comes from the
+    snapshot itself) and scores it as it scores the run directory of the same weights."""
+    from typer.testing import CliRunner
+
+    from bench.cli.app import app
+
+    _, run_dir, _ = snapshot_run
+    final = run_dir / read_index(run_dir)["snapshots"][-1]["file"]
+    args = ["--data", DATA, "--modality", "audio-video", "--features", "fused", "--epochs", "5"]
+    scores = []
+    for checkpoint in (final, run_dir):
+        result = CliRunner().invoke(app, ["finetune", str(checkpoint), *args, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        scores.append(json.loads(result.stdout)[0]["accuracy"])
+    assert scores[0] == scores[1]

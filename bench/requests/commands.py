@@ -132,7 +132,9 @@ class FinetuneRequest(Frozen):
     """One ``diffbench finetune`` run: which initialisation, and the probe."""
 
     init: Init = "checkpoint"
-    checkpoint: Path | None = Field(None, description="run directory or checkpoint.pt")
+    checkpoint: Path | None = Field(
+        None, description="run directory, checkpoint.pt, or a snapshot (snapshots/samples-*.pt)"
+    )
     preset: str = Field("tiny", description="model preset (init random | fbank)")
     variant: str = Field("cross-attn", description="model variant (init random)")
     device: Literal["cpu", "cuda"] = "cpu"
@@ -153,7 +155,8 @@ class FinetuneRequest(Frozen):
         return self.checkpoint if self.checkpoint.is_dir() else self.checkpoint.parent
 
     def resolve_model(self) -> ModelConfig:
-        """The model: the checkpoint's run's config, or the preset and variant."""
+        """The model: the checkpoint's run's config (a snapshot carries its own), or the
+        preset and variant."""
         import json
 
         from bench.errors import BadInput
@@ -162,6 +165,10 @@ class FinetuneRequest(Frozen):
             return make_config(self.preset, self.variant)
         assert self.run_dir is not None
         path = self.run_dir / "config.json"
+        if self.checkpoint is not None and self.checkpoint.is_file() and not path.exists():
+            from diffmavil.training.downstream import pretrained_model_config
+
+            return pretrained_model_config(self.checkpoint)
         if not path.exists():
             raise BadInput(f"{path}: not found (is {self.checkpoint} a pretrain run?)")
         return PretrainConfig.model_validate(json.loads(path.read_text())).model
