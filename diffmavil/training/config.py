@@ -137,20 +137,16 @@ PROBE_EPOCHS = 100
 PROBE_ID_PATIENCE = 3  # the patience default when probe run ids were first hashed
 EARLY_STOPPING_PATIENCE = 3  # --early-stopping without --patience
 PROBE_LR = 1e-2  # a linear head on standardised frozen features
-# **choice**: the peak of a fine-tune's warm-up + cosine schedule. A full fine-tune moves
-# the encoders' weights too: at the probe's 1e-2 AdamW wrecks them (the default tiny
-# fine-tune scored 10.6% on 10 classes, chance), and a constant 1e-3 reached 62.2%; with the
-# schedule's warm-up and decay, and every item training (no early stopping), 1e-3 scored
-# 91.4%, 5e-4 88.8%, where the constant 1e-4 of the previous default scored 80.0%
-# (reports/finetune/README.md).
+# **choice**: the peak of a fine-tune's warm-up + cosine schedule, ten times below the
+# probe's: a full fine-tune moves the encoders' weights too, and the probe's rate wrecks
+# them; the measured rates are compared in reports/finetune/README.md.
 FINETUNE_LR = 1e-3
 # **choice**: a fine-tune's encoders see a random quarter of each clip's patches per
 # training step (patch dropout, as in AudioMAE's fine-tune masking and FLIP): a step costs
 # about a quarter, so the default fine-tune runs three times the epochs in the time, and
-# the dropout regularises. On the synthetic task at tiny, 60 epochs at 0.25 scored 94.65%
-# and 93.60% (seeds 0 and 2) where 100 epochs on every patch scored 93.15% and 93.65% and
-# 20 epochs 87.70% and 89.95% (reports/finetune/README.md). Measured there only: on other
-# data, compare ``--patch-keep 1`` before relying on it.
+# the dropout regularises. It matched training on every patch on the synthetic task at tiny
+# (reports/finetune/README.md), and was measured there only: on other data, compare
+# ``--patch-keep 1`` before relying on it.
 FINETUNE_PATCH_KEEP = 0.25
 
 

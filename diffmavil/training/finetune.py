@@ -84,7 +84,7 @@ EpochCallback = Callable[[dict[str, Any]], None]
 
 # A fine-tune reads every training item once per epoch: it loads them once and keeps them in
 # memory while they fit in this many bytes (synthetic clips are otherwise generated again,
-# files decoded again, every epoch: at tiny that was most of an epoch's time).
+# files decoded again, every epoch: at tiny, most of an epoch's time).
 RESIDENT_BYTES = 2 * 1024**3
 
 
