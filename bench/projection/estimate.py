@@ -9,11 +9,11 @@ size, and integrates over the plan::
     compute seconds = sum over points p of steps(p) * mean step seconds(p)
 
 Means, not medians: a total adds means. Every estimate is linear in the measured means, so
-a projected total is a weighted sum ``sum_t W_t * mean(samples_t)`` and its 95% interval
-comes from a percentile bootstrap: interleaved rounds are resampled together (a round's
-load hits every task of the round), in blocks of consecutive rounds (the machine's speed
-drifts, so neighbouring rounds are correlated); other terms (data loading, checkpoint
-writes) are resampled on their own.
+a projected total is a weighted sum ``sum_t W_t * mean(samples_t)`` (``bench.stats.Term``)
+and its 95% interval comes from a percentile bootstrap (``bench.stats.bootstrap_totals``):
+interleaved rounds are resampled together (a round's load hits every task of the round),
+in blocks of consecutive rounds (the machine's speed drifts, so neighbouring rounds are
+correlated); other terms (data loading, checkpoint writes) are resampled on their own.
 
 Interpolation error: per batch size, at most ``max_anchors`` *anchors* spread evenly in
 FLOPs (both ends included) are measured, plus one *check* point between each pair of
@@ -26,12 +26,9 @@ wide, so the stated error over-states its per-step error.
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from diffmavil.config import MODALITIES, ModelConfig
 from diffmavil.flops import model_flops
@@ -223,98 +220,3 @@ def cold_samples(budget: int, dataset_size: int, cached: bool) -> int:
     """Samples loaded from their source: with an in-memory cache only the first epoch's
     (the stream visits every item once per epoch), otherwise all of them."""
     return min(budget, dataset_size) if cached else budget
-
-
-# ----------------------------------------------------------------------- totals and intervals
-@dataclass(frozen=True)
-class Term:
-    """``coefficient * mean(samples)`` seconds. ``paired``: the samples are interleaved
-    rounds (index i of every paired term ran in round i) and are resampled together."""
-
-    samples: tuple[float, ...]
-    coefficient: float
-    paired: bool = False
-
-    @property
-    def value(self) -> float:
-        return self.coefficient * float(np.mean(self.samples)) if self.coefficient else 0.0
-
-
-def total(terms: Sequence[Term]) -> float:
-    return sum(term.value for term in terms)
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-
-# Paired rounds are resampled in about this many blocks of consecutive rounds (the batch
-# means of simulation output analysis). **choice**: a machine's speed drifts over seconds
-# (a 2-thread tiny step wanders by +-15% over 5-30 s on this project's 2-core VM), so
-# neighbouring rounds are correlated and drawing rounds one by one would give an interval
-# too narrow; 10 blocks keep the interval's own noise moderate. Up to 10 rounds, blocks
-# are single rounds (the plain paired bootstrap).
-BOOTSTRAP_BLOCKS = 10
-
-
-def block_picks(generator: np.random.Generator, rounds: int, resamples: int) -> np.ndarray:
-    """[resamples, rounds] round indices of a circular block bootstrap: each draw strings
-    together blocks of ``ceil(rounds / BOOTSTRAP_BLOCKS)`` consecutive rounds (wrapping
-    round the end), each starting at a uniformly drawn round, cut to ``rounds``."""
-    block = math.ceil(rounds / BOOTSTRAP_BLOCKS)
-    blocks = math.ceil(rounds / block)
-    starts = generator.integers(0, rounds, size=(resamples, blocks))
-    picks = (starts[:, :, None] + np.arange(block)) % rounds  # [resamples, blocks, block]
-    return picks.reshape(resamples, blocks * block)[:, :rounds]
-
-
-def bootstrap_totals(
-    recipes: Mapping[str, Sequence[Term]],
-    baseline: str,
-    *,
-    resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[dict[str, Interval], dict[str, Interval]]:
-    """Percentile-bootstrap intervals of each recipe's total and of its saving against
-    ``baseline`` (1 - total / baseline total), resampling every recipe's terms in the same
-    draw: paired terms share their rounds, drawn in blocks of consecutive rounds
-    (``block_picks``); other terms are drawn on their own.
-
-    -> ({recipe: total interval}, {recipe: saving interval}) (the baseline's saving is 0).
-    """
-    generator = np.random.default_rng(seed)
-    rounds = {len(t.samples) for terms in recipes.values() for t in terms if t.paired}
-    if len(rounds) > 1:
-        raise ValueError(f"paired terms need equally many rounds, got {sorted(rounds)}")
-    n_rounds = rounds.pop() if rounds else 0
-    paired_picks = block_picks(generator, n_rounds, resamples) if n_rounds else None
-    draws: dict[str, np.ndarray] = {}
-    for name, terms in recipes.items():
-        sums = np.zeros(resamples)
-        for term in terms:
-            if not term.coefficient:
-                continue
-            values = np.asarray(term.samples, dtype=float)
-            if term.paired:
-                assert paired_picks is not None
-                picks = paired_picks
-            else:
-                picks = generator.integers(0, len(values), size=(resamples, len(values)))
-            sums += term.coefficient * values[picks].mean(axis=1)
-        draws[name] = sums
-    tail = (1.0 - confidence) / 2.0
-    totals: dict[str, Interval] = {}
-    savings: dict[str, Interval] = {}
-    base_value = total(recipes[baseline])
-    for name, terms in recipes.items():
-        value = total(terms)
-        low, high = np.quantile(draws[name], [tail, 1.0 - tail])
-        totals[name] = Interval(value, float(low), float(high))
-        saving = 1.0 - draws[name] / draws[baseline]
-        s_low, s_high = np.quantile(saving, [tail, 1.0 - tail])
-        savings[name] = Interval(1.0 - value / base_value, float(s_low), float(s_high))
-    return totals, savings

@@ -25,8 +25,6 @@ from pydantic import Field, model_validator
 from bench.projection.estimate import (
     PlanPoint,
     Selection,
-    Term,
-    bootstrap_totals,
     checkpoint_writes,
     cold_samples,
     interpolated_share,
@@ -38,6 +36,8 @@ from bench.projection.estimate import (
 )
 from bench.requests import ProjectTimeSpec
 from bench.schema import PointRow, WholeRunRow
+from bench.stats import Term, bootstrap_totals
+from bench.stats.bootstrap import total
 from diffmavil.config import Frozen
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
 from diffmavil.training.config import PretrainConfig
@@ -230,11 +230,7 @@ def recipe_terms(
         Term(fixed.checkpoint, float(checkpoint_writes(recipe.steps, config.checkpoint_every))),
         Term(fixed.log_row, float(logged_steps(recipe.steps, config.log_every))),
     ]
-    parts = {
-        "compute": sum(t.value for t in compute),
-        "data": sum(t.value for t in data),
-        "overhead": sum(t.value for t in overhead),
-    }
+    parts = {"compute": total(compute), "data": total(data), "overhead": total(overhead)}
     return [*compute, *data, *overhead], parts
 
 
@@ -265,7 +261,7 @@ def assemble(
         means = {i: _mean(v) for i, v in measurements.steps[name].items()}
         is_base = name == request.baseline
         flop_saving = None if is_base else 1.0 - recipe.flops / base.flops
-        time_saving = None if is_base else savings[name].value
+        time_saving = None if is_base else savings[name].estimate
         memory = measurements.memory.get(name)
         rows.append(
             WholeRunRow(
@@ -286,7 +282,7 @@ def assemble(
                 compute_seconds=parts[name]["compute"],
                 data_seconds=parts[name]["data"],
                 overhead_seconds=parts[name]["overhead"],
-                projected_seconds=totals[name].value,
+                projected_seconds=totals[name].estimate,
                 ci_low=totals[name].low,
                 ci_high=totals[name].high,
                 loading_bound=parts[name]["data"] > parts[name]["compute"],
