@@ -5,7 +5,8 @@ without running it.
 - ``recipes``: the request, the recipes (the baseline MAViL beside the asked one), their
   planned step shapes, and the assembly of measurements into projected totals;
 - ``estimate``: the pure arithmetic: which step shapes to measure (anchors and checks),
-  interpolation of step seconds over the plan, fixed costs, the bootstrap interval;
+  interpolation of step seconds over the plan, fixed costs (the bootstrap interval of the
+  totals is ``bench.stats.bootstrap_totals``);
 - ``measure``: the measurement itself (interleaved rounds of every recipe's step shapes,
   data-loading rates, memory probes in child processes).
 
