@@ -1,20 +1,19 @@
 """The grid's orchestration: a grid's tasks (rows x seeds, then control probes), their
-order, and ``run_grid``, which runs them through an executor, gathers the records, writes
-``results.json`` (with its comparisons) and, when asked, the whole-run projection."""
+order, and ``run_grid``, which runs them through an executor while ``GridRecords`` gathers
+their records and rewrites ``results.json`` (with its comparisons) after each, then, when
+asked, the whole-run projection."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.ablate.claims import results_lock
 from bench.ablate.grid import Grid
 from bench.ablate.plan import control_run_id, describe_differences, plan_config, row_run_id
-from bench.ablate.results import (
-    result_paths,
-    write_results,
-)
+from bench.ablate.results import result_paths, write_results
 from bench.ablate.runner import CLAIMED, Task, is_done, read_record
 from diffmavil.training.config import PretrainConfig
 
@@ -129,34 +128,59 @@ def run_grid(
     the output's lock); returns {"records", "paths", "ran", "skipped", "claimed",
     "complete"} ("claimed": records of the runs another process held, not run here)."""
     from bench.ablate import runner
-    from diffmavil.environment import environment
 
     tasks = build_tasks(grid, out)
     if executor == "submitit" and submitit_cluster is None:
         submitit_cluster = runner.default_submitit_cluster()
+    meta = results_meta(grid, executor, workers, submitit_cluster)
+    records = GridRecords(tasks, out, meta, on_record)
+    pending, shared = records.take_completed()
     parallel = (executor == "local" and workers > 1) or (
         executor == "submitit" and submitit_cluster == "local"
     )
-    records: dict[int, dict[str, Any]] = {}
-    pending: list[Task] = []
-    shared: list[Task] = []  # a second row resolving to a run already pending: read back
-    for index, task in enumerate(tasks):
-        done = is_done(task)
-        if done is not None:
-            records[index] = _relabel(done, task)
-            if on_record is not None:
-                on_record(task, records[index], True)
-        elif any(other.run_dir == task.run_dir for other in pending):
-            shared.append(task)
-        else:
-            pending.append(task)
+    pending = _prepare_pending(
+        pending, grid, parallel, progress and executor == "local" and workers == 1
+    )
+    if pending:
+        _execute(
+            pending, records.done, out, executor, workers, submitit_cluster, submitit_parameters
+        )
+    records.report_shared(shared)
+    complete = records.rebuild()
+    if complete and grid.run.project_time is not None:
+        from bench.ablate.project_time import project_grid
+
+        project_grid(grid, out)
+    elsewhere = len(records.claimed) + len(records.finished_elsewhere)
+    return {
+        "records": records.ordered(),
+        "paths": result_paths(out),
+        "ran": len(pending) - elsewhere,
+        "skipped": len(tasks) - len(pending) + len(records.finished_elsewhere),
+        "claimed": records.claimed,
+        "complete": complete,
+    }
+
+
+def _prepare_pending(pending: list[Task], grid: Grid, parallel: bool, progress: bool) -> list[Task]:
+    """The tasks to run, in their order (``execution_order``); runs sharing the machine
+    with another are marked wall-clock not comparable."""
     if parallel and len(pending) > 1:
         for task in pending:
             task.wall_clock_comparable = False
     pending = execution_order(pending, grid)
     for task in pending:
-        task.progress = progress and executor == "local" and workers == 1
-    meta = {
+        task.progress = progress
+    return pending
+
+
+def results_meta(
+    grid: Grid, executor: str, workers: int, submitit_cluster: str | None
+) -> dict[str, Any]:
+    """What results.json says about the grid and how it ran, beside the records."""
+    from diffmavil.environment import environment
+
+    return {
         "grid": grid.name,
         "grid_file": str(grid.path),
         "description": grid.description,
@@ -173,70 +197,109 @@ def run_grid(
         ),
         "environment": environment("cpu"),
     }
-    position = {id(task): index for index, task in enumerate(tasks)}
 
-    claimed: list[dict[str, Any]] = []
-    claimed_tasks: list[Task] = []
-    finished_elsewhere: list[Task] = []
 
-    def ordered() -> list[dict[str, Any]]:
-        return [records[i] for i in sorted(records)]
+def _execute(
+    pending: list[Task],
+    done: Callable[[Task, dict[str, Any]], None],
+    out: Path,
+    executor: str,
+    workers: int,
+    submitit_cluster: str | None,
+    submitit_parameters: dict[str, Any] | None,
+) -> None:
+    """Run ``pending`` through the executor; ``done`` is called with each run's record."""
+    from bench.ablate import runner
 
-    def rebuild() -> bool:
-        """Rebuild the results from the run directories (under the output's lock, so two
-        invocations finishing at once lose no record); True when every run has one."""
-        with results_lock(out):
-            for index, task in enumerate(tasks):
+    if executor == "submitit":
+        runner.run_submitit(
+            pending,
+            out / "submitit",
+            done,
+            cluster=submitit_cluster,
+            parameters=submitit_parameters,
+        )
+    elif workers > 1:
+        runner.run_workers(pending, workers, done)
+    else:
+        runner.run_local(pending, done)
+
+
+@dataclass
+class GridRecords:
+    """The records of a grid's tasks as its runs finish. After each run the results are
+    rebuilt from the run directories and written (under the output's lock, so two
+    invocations finishing at once lose no record)."""
+
+    tasks: list[Task]
+    out: Path
+    meta: dict[str, Any]  # results.json's, beside the records (``results_meta``)
+    on_record: Callable[[Task, dict[str, Any], bool], None] | None
+    by_index: dict[int, dict[str, Any]] = field(default_factory=dict)
+    claimed: list[dict[str, Any]] = field(default_factory=list)  # held by another process
+    claimed_tasks: list[Task] = field(default_factory=list)
+    finished_elsewhere: list[Task] = field(default_factory=list)  # done while this one waited
+    positions: dict[int, int] = field(init=False)  # id(task) -> its index in tasks
+
+    def __post_init__(self) -> None:
+        self.positions = {id(task): index for index, task in enumerate(self.tasks)}
+
+    def take_completed(self) -> tuple[list[Task], list[Task]]:
+        """Record the tasks already completed; returns (the tasks to run, the tasks whose
+        run another row resolves to: read back once it has run)."""
+        pending: list[Task] = []
+        shared: list[Task] = []
+        for index, task in enumerate(self.tasks):
+            completed = is_done(task)
+            if completed is not None:
+                self.by_index[index] = _relabel(completed, task)
+                self._tell(task, self.by_index[index], True)
+            elif any(other.run_dir == task.run_dir for other in pending):
+                shared.append(task)
+            else:
+                pending.append(task)
+        return pending, shared
+
+    def ordered(self) -> list[dict[str, Any]]:
+        return [self.by_index[i] for i in sorted(self.by_index)]
+
+    def rebuild(self) -> bool:
+        """Rebuild and write the results from the run directories; True when every run has
+        its record."""
+        with results_lock(self.out):
+            for index, task in enumerate(self.tasks):
                 record = read_record(task.run_dir)  # a GridRecord, schema 1 migrated
                 if record is not None:
-                    records[index] = _relabel(record.model_dump(mode="json"), task)
+                    self.by_index[index] = _relabel(record.model_dump(mode="json"), task)
             # a run another process held counts once that process has completed it
-            complete = len(records) == len(tasks) and all(map(is_done, claimed_tasks))
-            write_results(out, ordered(), meta, complete=complete)
+            complete = len(self.by_index) == len(self.tasks) and all(
+                map(is_done, self.claimed_tasks)
+            )
+            write_results(self.out, self.ordered(), self.meta, complete=complete)
         return complete
 
-    def done(task: Task, record: dict[str, Any]) -> None:
+    def done(self, task: Task, record: dict[str, Any]) -> None:
+        """The executors' callback: one run finished (or was found claimed or done)."""
         if record["status"] == CLAIMED:
-            claimed.append(_relabel(record, task))
-            claimed_tasks.append(task)
+            self.claimed.append(_relabel(record, task))
+            self.claimed_tasks.append(task)
         else:
-            records[position[id(task)]] = _relabel(record, task)
-            rebuild()
+            self.by_index[self.positions[id(task)]] = _relabel(record, task)
+            self.rebuild()
         if record.get("skipped"):  # completed by another process while this one waited
-            finished_elsewhere.append(task)
-        if on_record is not None:
-            on_record(task, _relabel(record, task), bool(record.get("skipped")))
+            self.finished_elsewhere.append(task)
+        self._tell(task, _relabel(record, task), bool(record.get("skipped")))
 
-    if pending:
-        if executor == "submitit":
-            runner.run_submitit(
-                pending,
-                out / "submitit",
-                done,
-                cluster=submitit_cluster,
-                parameters=submitit_parameters,
-            )
-        elif workers > 1:
-            runner.run_workers(pending, workers, done)
-        else:
-            runner.run_local(pending, done)
-    for task in shared:
-        record = read_record(task.run_dir)
-        if record is not None and on_record is not None:
-            on_record(task, _relabel(record.model_dump(mode="json"), task), True)
-    complete = rebuild()
-    if complete and grid.run.project_time is not None:
-        from bench.ablate.project_time import project_grid
+    def report_shared(self, shared: list[Task]) -> None:
+        """Tell ``on_record`` about the tasks whose run another row's task ran."""
+        for task in shared:
+            record = read_record(task.run_dir)
+            if record is not None:
+                self._tell(task, _relabel(record.model_dump(mode="json"), task), True)
 
-        project_grid(grid, out)
-    return {
-        "records": ordered(),
-        "paths": result_paths(out),
-        "ran": len(pending) - len(claimed) - len(finished_elsewhere),
-        "skipped": len(tasks) - len(pending) + len(finished_elsewhere),
-        "claimed": claimed,
-        "complete": complete,
-    }
+    def _tell(self, task: Task, record: dict[str, Any], skipped: bool) -> None:
+        if self.on_record is not None:
+            self.on_record(task, record, skipped)
 
 
 def _relabel(record: dict[str, Any], task: Task) -> dict[str, Any]:
