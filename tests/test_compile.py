@@ -191,7 +191,7 @@ def test_randomness_runs_eager_inside_a_whole_compiled_function():
 
 def test_profile_of_the_compiled_model_splits_matmuls_from_the_rest(runs, tmp_path):
     """The profiler's labels (hooks) stay eager around the compiled forwards."""
-    from bench.timing.profile import profile_train_step
+    from bench.timing.profiler import profile_train_step
 
     compiled, _, _ = runs["compiled"]
     audio, video = runs["inputs"]

@@ -10,19 +10,14 @@ import torch
 from typer.testing import CliRunner
 
 from bench.cli.app import app
+from bench.stats import bootstrap_ratio_of_medians, quantile
 from bench.timing import harness
 from bench.timing.device import (
     capture_environment,
     datasheet_peak_flops,
     matmul_rate,
 )
-from bench.timing.harness import (
-    RegionTimer,
-    Stats,
-    bootstrap_ratio_of_medians,
-    quantile,
-    run_interleaved,
-)
+from bench.timing.harness import RegionTimer, Stats, run_interleaved
 from bench.timing.step import (
     TIMED_COMPONENTS,
     ComponentPass,
@@ -144,16 +139,16 @@ def test_bootstrap_ratio_of_medians():
     peer = [2.0, 2.2, 1.8, 2.1, 1.9, 2.0, 2.05, 1.95, 2.0, 2.0]
     ours = [1.0] * 10
     interval = bootstrap_ratio_of_medians(peer, ours, resamples=500, seed=3)
-    assert interval.ratio == pytest.approx(2.0)
-    assert 1.8 <= interval.low <= interval.ratio <= interval.high <= 2.2
+    assert interval.estimate == pytest.approx(2.0)
+    assert 1.8 <= interval.low <= interval.estimate <= interval.high <= 2.2
     again = bootstrap_ratio_of_medians(peer, ours, resamples=500, seed=3)
     assert again == interval  # seeded: reproducible
     constant = bootstrap_ratio_of_medians([3.0] * 10, [1.5] * 10, resamples=50)
-    assert (constant.low, constant.ratio, constant.high) == (2.0, 2.0, 2.0)
+    assert (constant.low, constant.estimate, constant.high) == (2.0, 2.0, 2.0)
     with pytest.raises(ValueError):
         bootstrap_ratio_of_medians([1.0, 2.0], [1.0], paired=True)
     unpaired = bootstrap_ratio_of_medians([1.0, 2.0, 3.0], [1.0], paired=False, resamples=50)
-    assert unpaired.ratio == 2.0
+    assert unpaired.estimate == 2.0
 
 
 # ------------------------------------------------------------------------ environment

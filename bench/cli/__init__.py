@@ -4,10 +4,13 @@
 - one module per command: ``info``, ``flops``, ``time`` (and ``time_projection``, the
   whole-run projection of ``diffbench time --masking/--batch``), ``profile``, ``pretrain``,
   ``finetune``, ``ablate``, ``report``, ``preset_search``, ``migrate``, ``data``;
-- ``options`` (option types and choices declared once), ``output`` (tables, JSON and CSV
-  for ``--format``), ``progress`` (progress bars): what every command shares.
+- ``options`` (option types and choices declared once; ``RequestOptions``: options fill a
+  typed request by name), ``output`` (tables, JSON and CSV for ``--format``), ``progress``
+  (progress bars): what every command shares.
 
-A command parses its options into a typed request and hands it to the subject package
-below it (``bench.flops``, ``bench.timing``, ``bench.projection``, ``bench.ablate``,
-``bench.report``, ...); heavy imports stay inside command bodies, so ``--help`` is instant.
+A command declares each option once, in its signature; ``RequestOptions.build(locals())``
+turns them into its typed request (``bench.requests``), which it hands to the subject
+package below it (``bench.flops``, ``bench.timing``, ``bench.projection``, ``bench.ablate``,
+``bench.report``, ...). Tables are made by ``bench.report``'s table code. Heavy imports stay
+inside command bodies, so ``--help`` is instant.
 """

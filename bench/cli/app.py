@@ -73,8 +73,9 @@ def _register_commands() -> None:
     from bench.cli.migrate import migrate_command
     from bench.cli.preset_search import preset_search_command
     from bench.cli.pretrain import pretrain_command
+    from bench.cli.profile import profile_command
     from bench.cli.report import report_command
-    from bench.cli.time import profile_command, time_command
+    from bench.cli.time import time_command
 
     for name, command in (
         ("info", info_command),

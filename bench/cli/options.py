@@ -1,4 +1,6 @@
-"""Shared CLI option types and choices (defined once, used by every command).
+"""Shared CLI option types and choices (defined once, used by every command), and
+``RequestOptions``: how a command's options fill its typed request by name, so that each
+option is declared once, in the command's signature.
 
 Choices are ``StrEnum``s: typer lists them in ``--help`` and rejects anything else before
 the command runs (one line, exit code 2, from the error handler in ``bench.cli.app``). A
@@ -8,13 +10,21 @@ the typed configs.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Generic, TypeVar
 
 import typer
+from pydantic import BaseModel
 
+from bench.errors import BadInput
+from bench.requests import WholeRunSchedules
 from diffmavil.config import DECODER_KINDS, DEFAULT_MASK_RATIO_TEXT, PRESETS, VARIANTS
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
 
 # rich help panels: long option lists are grouped under these headings in --help
 MODEL_PANEL = "Model"
@@ -201,6 +211,43 @@ OutOption = Annotated[
 ]
 
 
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where to run: cpu or cuda (cuda:N for another GPU).",
+        rich_help_panel=EXECUTION_PANEL,
+    ),
+]
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", "-b", min=1, help="Samples per step.", rich_help_panel=INPUT_PANEL
+    ),
+]
+
+
+def validate_device(device: str) -> str:
+    """'cpu' | 'cuda' | 'cuda:N'; cuda only where torch sees a GPU. Raises BadInput."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and device != "cpu"):
+        raise BadInput(f"--device {device!r}: allowed values are cpu, cuda, cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(
+                f"--device {device}: no CUDA device is available to torch "
+                f"{torch.__version__}; use --device cpu"
+            )
+        index = torch.device(device).index or 0
+        if index >= torch.cuda.device_count():
+            raise BadInput(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    return device
+
+
 def model_overrides(
     decoder_audio: str | None, decoder_video: str | None, diffusion: bool | None
 ) -> dict[str, object]:
@@ -227,8 +274,12 @@ CompileOption = Annotated[
 ]
 
 
-# the whole-run options of `flops` (planned FLOPs) and `time` (projected wall-clock)
+# the whole-run options of `flops` (planned FLOPs) and `time` (projected wall-clock), their
+# defaults those of the requests (bench.requests.WholeRunSchedules)
 WHOLE_RUN_PANEL = "Whole run (--masking / --batch)"
+_SCHEDULES = WholeRunSchedules.model_construct()
+DEFAULT_SAMPLES = f"{_SCHEDULES.samples:.0e}".replace("e+0", "e")  # "2e6"
+DEFAULT_CURRICULUM_END = f"{_SCHEDULES.curriculum_end[0]},{_SCHEDULES.curriculum_end[1]}"
 MaskingOption = Annotated[
     MaskingKind | None,
     typer.Option(
@@ -274,3 +325,64 @@ CurriculumEndOption = Annotated[
         rich_help_panel=WHOLE_RUN_PANEL,
     ),
 ]
+
+
+# --------------------------------------------------------------------- options -> requests
+@dataclass(frozen=True)
+class RequestOptions(Generic[RequestT]):
+    """How a command's options become its typed request, so that an option is declared once,
+    in the command's signature, and reaches the request by its name.
+
+    Each field of ``model`` takes the option of the same name, except the ``derived`` ones
+    (a function of options, whose parameter names are the options it reads, or a nested
+    ``RequestOptions``) and the ``unset`` ones (no option sets them: the model's default
+    stands). A command calls ``build(locals())`` first thing; ``tests/test_cli_options.py``
+    checks every command both ways: each option reaches a request (or the command's body),
+    each request field has its option.
+    """
+
+    model: type[RequestT]
+    derived: Mapping[str, Callable[..., Any] | RequestOptions[Any]] = field(default_factory=dict)
+    unset: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls,
+        model: type[RequestT],
+        *,
+        unset: Iterable[str] = (),
+        **derived: Callable[..., Any] | RequestOptions[Any],
+    ) -> RequestOptions[RequestT]:
+        return cls(model, derived, frozenset(unset))
+
+    def by_name(self) -> list[str]:
+        """The fields that take the option of their name."""
+        skipped = set(self.derived) | self.unset
+        return [name for name in self.model.model_fields if name not in skipped]
+
+    def options(self) -> frozenset[str]:
+        """Every option this request reads."""
+        names = set(self.by_name())
+        for source in self.derived.values():
+            if isinstance(source, RequestOptions):
+                names |= source.options()
+            else:
+                names |= set(inspect.signature(source).parameters)
+        return frozenset(names)
+
+    def build(self, values: Mapping[str, Any]) -> RequestT:
+        """The request from option values (a command's ``locals()``), validated once."""
+        return self.model(**self.fields(values))
+
+    def fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        missing = [name for name in self.options() if name not in values]
+        if missing:
+            raise TypeError(f"{self.model.__name__}: no option named {', '.join(missing)}")
+        fields = {name: values[name] for name in self.by_name()}
+        for name, source in self.derived.items():
+            if isinstance(source, RequestOptions):
+                fields[name] = source.build(values)
+            else:
+                parameters = inspect.signature(source).parameters
+                fields[name] = source(**{p: values[p] for p in parameters})
+        return fields

@@ -1,4 +1,5 @@
-"""Progress of epoch loops: a bar on a terminal, one line per epoch otherwise (stderr)."""
+"""Progress on stderr: of epoch loops (a bar on a terminal, one line per epoch otherwise)
+and of interleaved timing tasks (a bar on a terminal, nothing otherwise)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,28 @@ def epoch_reporter(label: str = "finetune") -> Iterator[Callable[[dict[str, Any]
                             description=describe_epoch(row))  # fmt: skip
 
         yield bar
+
+
+def task_bar(total: int, label: str = "timing"):
+    """(a rich progress bar of ``total`` tasks, its ``advance(message)``) on stderr when it
+    is a terminal; otherwise (None, None): no output."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return None, None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task(label, total=total)
+
+    def advance(message: str) -> None:
+        progress.update(task, advance=1, description=message)
+
+    return progress, advance

@@ -1,29 +1,33 @@
-"""``diffbench time`` and ``diffbench profile`` (mounted in ``bench/cli/app.py``).
+"""``diffbench time``: wall-clock of the train step and of each component, side by side per
+variant (``bench.timing.benchmark``); with ``--masking``/``--batch``, the projected
+wall-clock of whole pre-training runs (``bench.cli.time_projection``). Its tables are the
+report's (``bench.report.timing``).
 
-Heavy imports (torch, the model) happen inside the command bodies so ``--help`` is instant.
+Heavy imports (torch, the model) happen inside the command body so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bench.cli import time_projection as wr
 from bench.cli.options import (
+    DEFAULT_CURRICULUM_END,
     DEFAULT_MASK_RATIO,
-    EXECUTION_PANEL,
-    INPUT_PANEL,
+    DEFAULT_SAMPLES,
     MEASURE_PANEL,
-    OUTPUT_PANEL,
     BatchRule,
     BatchRuleOption,
     BatchScheduleOption,
+    BatchSizeOption,
     CompileOption,
     CurriculumEndOption,
     DecoderAudioOption,
     DecoderVideoOption,
+    DeviceOption,
     DiffusionOption,
     Dtype,
     DtypeOption,
@@ -34,30 +38,17 @@ from bench.cli.options import (
     OutputFormat,
     Preset,
     PresetOption,
+    RequestOptions,
     SamplesOption,
     SeedOption,
     ThreadsOption,
     VariantsOption,
     model_overrides,
+    validate_device,
 )
-from bench.errors import BadInput
-from bench.requests import TimeRequest
+from bench.requests import TimeRequest, WholeRunRequest
 
 TIME = TimeRequest.model_construct()  # the defaults (bench.requests), not validated
-DeviceOption = Annotated[
-    str,
-    typer.Option(
-        "--device",
-        help="Where to run: cpu or cuda (cuda:N for another GPU).",
-        rich_help_panel=EXECUTION_PANEL,
-    ),
-]
-BatchOption = Annotated[
-    int,
-    typer.Option(
-        "--batch-size", "-b", min=1, help="Samples per step.", rich_help_panel=INPUT_PANEL
-    ),
-]
 RepeatsOption = Annotated[
     int,
     typer.Option(
@@ -79,186 +70,15 @@ WarmupOption = Annotated[
 ]
 
 
-def validate_device(device: str) -> str:
-    """'cpu' | 'cuda' | 'cuda:N'; cuda only where torch sees a GPU. Raises BadInput."""
-    import torch
-
-    kind = device.split(":", 1)[0]
-    if kind not in ("cpu", "cuda") or (kind == "cpu" and device != "cpu"):
-        raise BadInput(f"--device {device!r}: allowed values are cpu, cuda, cuda:N")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInput(
-                f"--device {device}: no CUDA device is available to torch "
-                f"{torch.__version__}; use --device cpu"
-            )
-        index = torch.device(device).index or 0
-        if index >= torch.cuda.device_count():
-            raise BadInput(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-    return device
+def distinct_variants(variant: list[str] | None) -> tuple[str, ...]:
+    """The ``--variant`` values in order, each once (default: the request's)."""
+    return tuple(dict.fromkeys(str(v) for v in variant or TIME.variants))
 
 
-def _progress_bar(total: int):
-    """A rich progress bar on stderr when it is a terminal; otherwise no output."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        return None, None
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    task = progress.add_task("timing", total=total)
-
-    def advance(message: str) -> None:
-        progress.update(task, advance=1, description=message)
-
-    return progress, advance
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-RATIO_TITLES = {
-    "peer_ratio": "speed vs the torch.nn peer: median(peer) / median(ours)",
-    "compile_ratio": "compiled vs eager: median(eager) / median(compiled)",
-    "fused_ratio": "fused vs default AdamW (eager): median(default) / median(fused)",
-}
-
-
-RATIO_COLUMNS = ["<variant", "<phase", "speed ratio", "95% CI", "repeats"]
-
-
-def _ratio_cells(r: dict[str, Any]) -> list[str]:
-    return [
-        r["variant"],
-        r["phase"],
-        f"{r['speed_ratio']:.3f}",
-        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-        str(r["repeats"]),
-    ]
-
-
-_OPTIONAL_TABLES = (
-    (
-        "components_sum",
-        "components",
-        "components timed alone vs the whole step (fwd+bwd)",
-        ["<variant", "sum of components ms", "step fwd+bwd ms", "share"],
-        lambda r: [
-            r["variant"],
-            _fmt(r["components_ms"]),
-            _fmt(r["step_fwd_bwd_ms"]),
-            f"{100 * r['components_share']:.0f}%",
-        ],
-    ),
-    *(
-        (
-            kind,
-            kind,
-            title,
-            ["<variant", "<phase", "speed ratio", "95% CI", "repeats"],
-            _ratio_cells,
-        )
-        for kind, title in RATIO_TITLES.items()
-    ),
-    (
-        "saving",
-        "savings",
-        "savings vs the first variant (fwd+bwd): time saving / FLOP saving",
-        [
-            "<variant",
-            "<vs",
-            "<component",
-            "base ms",
-            "variant ms",
-            "FLOP saving",
-            "time saving",
-            "time/FLOP",
-        ],
-        lambda r: [
-            r["variant"],
-            r["baseline"],
-            r["component"],
-            _fmt(r["baseline_ms"]),
-            _fmt(r["variant_ms"]),
-            f"{100 * r['flop_saving']:.1f}%",
-            f"{100 * r['time_saving']:.1f}%",
-            _fmt(r["time_per_flop_saving"], 2),
-        ],
-    ),
+TIME_REQUEST = RequestOptions.of(TimeRequest, variants=distinct_variants, overrides=model_overrides)
+WHOLE_RUN_REQUEST = RequestOptions.of(
+    WholeRunRequest, variants=distinct_variants, overrides=model_overrides
 )
-"""The tables printed when their rows were measured: (row kind, key, title, columns, cells)."""
-
-
-def _render_tables(rows: list[dict[str, Any]], environment: dict[str, Any]) -> list:
-    """The step and component timings, and when measured: components vs the step, speed
-    ratios (against the torch.nn peer, compiled, fused AdamW), time saving vs FLOP saving."""
-    from bench.report.tables import Table
-
-    timed = [r for r in rows if r["kind"] in ("step", "component")]
-    title = (
-        f"{rows[0]['preset']} batch {rows[0]['batch_size']} mask {rows[0]['mask_ratio']} "
-        f"{environment['dtype']} on {environment['device_name']} ({environment['device']}, "
-        f"{environment['torch_threads']} threads, torch {environment['torch_version']}); "
-        f"matmul {rows[0]['matmul_gflops_per_s']:.1f} GFLOP/s"
-    )
-    columns = [
-        ("<variant", "variant"),
-        ("<impl", "implementation"),
-        ("<component", "component"),
-        ("<phase", "phase"),
-        ("median ms", "median_ms"),
-        ("IQR ms", "iqr_ms"),
-        ("GFLOP/s", "achieved_gflops_per_s"),
-        ("util", "utilisation"),
-        ("samples/s", "samples_per_s"),
-    ]
-    if any(r.get("aten_ops") is not None for r in timed):
-        columns.append(("ATen ops", "aten_ops"))
-    if any(r.get("mfu") is not None for r in timed):
-        columns.append(("MFU", "mfu"))
-    cells = []
-    for row in timed:
-        line = []
-        for _, key in columns:
-            value = row.get(key)
-            if key in ("utilisation", "mfu") and value is not None:
-                line.append(f"{100 * value:.0f}%")
-            elif key == "aten_ops":
-                line.append(_fmt(value if value is None else f"{value:,}"))
-            else:
-                line.append(_fmt(value, 1 if key != "samples_per_s" else 2))
-        cells.append(line)
-    tables = [Table.of("timings", title, [header for header, _ in columns], cells)]
-    for kind, key, title, columns, cells_of in _OPTIONAL_TABLES:
-        selected = [r for r in rows if r["kind"] == kind]
-        if selected:
-            tables.append(Table.of(key, title, columns, [cells_of(r) for r in selected]))
-    return tables
-
-
-def _emit_tables(tables: list, fmt: OutputFormat, measurement, out: Path | None):
-    from bench.cli.output import emit
-
-    if fmt == OutputFormat.json:
-        payload = measurement.stored().model_dump(mode="json")
-        emit(payload.pop("rows"), fmt, meta=payload, out=out)
-        return
-    emit(measurement.rows, fmt, table=tables, out=out)
 
 
 def time_command(
@@ -267,7 +87,7 @@ def time_command(
     device: DeviceOption = TIME.device,
     dtype: DtypeOption = Dtype[TIME.dtype],
     compile: CompileOption = TIME.compile,
-    batch_size: BatchOption = TIME.batch_size,
+    batch_size: BatchSizeOption = TIME.batch_size,
     mask_ratio: MaskRatioOption = DEFAULT_MASK_RATIO,
     repeats: RepeatsOption = TIME.repeats,
     warmup: WarmupOption = TIME.warmup,
@@ -312,9 +132,9 @@ def time_command(
     diffusion: DiffusionOption = None,
     masking: MaskingOption = None,
     batch: BatchScheduleOption = None,
-    samples: SamplesOption = "2e6",
+    samples: SamplesOption = DEFAULT_SAMPLES,
     batch_rule: BatchRuleOption = BatchRule.tokens,
-    curriculum_end: CurriculumEndOption = "0.9,0.95",
+    curriculum_end: CurriculumEndOption = DEFAULT_CURRICULUM_END,
     data: wr.DataOption = "synthetic",
     anchors: wr.AnchorsOption = 4,
     min_seconds: wr.MinSecondsOption = 60.0,
@@ -336,170 +156,39 @@ def time_command(
     (--samples) of each variant's recipe and of MAViL's recipe, measured in one interleaved
     run (docs/timing.md, "Whole-run projection").
     """
+    validate_device(device)
+    if masking is not None or batch is not None:
+        wr.run_whole_run(WHOLE_RUN_REQUEST.build(locals()), fmt, out)
+        return
+    run_time(TIME_REQUEST.build(locals()), fmt, out)
+
+
+def run_time(request: TimeRequest, fmt: OutputFormat, out: Path | None) -> None:
+    """Measure ``request`` (a progress bar on a terminal) and print its rows in ``fmt``;
+    torch.compile's graphs and seconds on stderr."""
+    from bench.cli.output import emit
+    from bench.cli.progress import task_bar
+    from bench.report.timing import time_tables
     from bench.timing.benchmark import run_time_benchmark
 
-    validate_device(device)
-    variants = tuple(dict.fromkeys(str(v) for v in variant or TIME.variants))
-    if masking is not None or batch is not None:
-        from bench.cli.time_projection import WholeRunOptions, run_whole_run
-        from bench.requests import FlopsRequest
-
-        schedules = FlopsRequest(
-            preset=str(preset),
-            variants=variants,
-            mask_ratio=mask_ratio,
-            batch_size=batch_size,
-            masking=masking,
-            batch=batch,
-            samples=samples,
-            batch_rule=batch_rule,
-            curriculum_end=curriculum_end,
-        )
-        options = WholeRunOptions(
-            preset=str(preset),
-            variants=variants,
-            overrides=model_overrides(decoder_audio, decoder_video, diffusion),
-            masking=schedules.masking_schedule(),
-            batch=schedules.batch_schedule(),
-            samples=schedules.samples,
-            data=data,
-            device=device,
-            dtype=str(dtype),
-            threads=threads,
-            compile=compile,
-            repeats=repeats,
-            min_seconds=min_seconds,
-            warmup=warmup,
-            max_anchors=anchors,
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
-            memory=memory,
-            matmul_repeats=matmul_repeats,
-            seed=seed,
-        )
-        run_whole_run(options, fmt, out, _progress_bar)
-        return
-    request = TimeRequest(
-        preset=str(preset),
-        variants=variants,
-        overrides=model_overrides(decoder_audio, decoder_video, diffusion),
-        device=device,
-        dtype=dtype,
-        compile=compile,
-        compile_vs_eager=compile_vs_eager,
-        batch_size=batch_size,
-        mask_ratio=mask_ratio,
-        repeats=repeats,
-        warmup=warmup,
-        threads=threads,
-        peer=peer,
-        components=components,
-        matmul_repeats=matmul_repeats,
-        seed=seed,
-    )
-    tasks_per_round = len(variants) * (1 + peer + 2 * compile_vs_eager + 5 * components) + 1
-    progress, advance = _progress_bar(tasks_per_round * (warmup + repeats))
+    tasks = 1 + request.peer + 2 * request.compile_vs_eager + 5 * request.components
+    rounds = len(request.variants) * tasks + 1
+    progress, advance = task_bar(rounds * (request.warmup + request.repeats))
     if progress is not None:
         with progress:
             result = run_time_benchmark(request, progress=advance)
     else:
         result = run_time_benchmark(request)
-    tables = _render_tables(result.rows, result.environment) if fmt == OutputFormat.table else []
-    _emit_tables(tables, fmt, result, out)
+    if fmt == OutputFormat.json:
+        payload = result.stored().model_dump(mode="json")
+        emit(payload.pop("rows"), fmt, meta=payload, out=out)
+    else:
+        tables = time_tables(result.rows, result.environment) if fmt == OutputFormat.table else []
+        emit(result.records(), fmt, table=tables, out=out)
     for row in result.rows:
-        if row["kind"] == "compile":
+        if row.kind == "compile":
             typer.echo(
-                f"torch.compile ({row['variant']}): {row['graphs']} graphs "
-                f"({row['recompiles']} recompiles), {row['compile_seconds']:.1f} s compiling",
+                f"torch.compile ({row.variant}): {row.graphs} graphs "
+                f"({row.recompiles} recompiles), {row.compile_seconds:.1f} s compiling",
                 err=True,
             )
-
-
-def profile_command(
-    variant: VariantsOption = None,
-    preset: PresetOption = Preset.tiny,
-    device: DeviceOption = "cpu",
-    dtype: DtypeOption = Dtype.fp32,
-    compile: CompileOption = False,
-    batch_size: BatchOption = 8,
-    mask_ratio: MaskRatioOption = DEFAULT_MASK_RATIO,
-    warmup: Annotated[
-        int,
-        typer.Option(
-            "--warmup", min=0, help="Unprofiled steps first.", rich_help_panel=MEASURE_PANEL
-        ),
-    ] = 1,
-    steps: Annotated[
-        int,
-        typer.Option("--steps", min=1, help="Profiled train steps.", rich_help_panel=MEASURE_PANEL),
-    ] = 1,
-    top: Annotated[
-        int,
-        typer.Option(
-            "--top", min=1, help="Operators listed per component.", rich_help_panel=OUTPUT_PANEL
-        ),
-    ] = 5,
-    threads: ThreadsOption = None,
-    out_dir: Annotated[
-        Path,
-        typer.Option(
-            "--out-dir",
-            help="Trace directory: open the *.pt.trace.json in ui.perfetto.dev, or run "
-            "`tensorboard --logdir DIR` (torch-tb-profiler).",
-            rich_help_panel=OUTPUT_PANEL,
-        ),
-    ] = Path("runs/profile"),
-    decoder_audio: DecoderAudioOption = None,
-    decoder_video: DecoderVideoOption = None,
-    diffusion: DiffusionOption = None,
-    seed: SeedOption = 0,
-    fmt: FormatOption = OutputFormat.table,
-    out: OutOption = None,
-) -> None:
-    """torch.profiler trace of train steps with a label per component; prints the top
-    operators per component, forward and backward (self time)."""
-    import torch
-
-    from bench.cli.output import emit, rows_table
-    from bench.timing.profile import profile_train_step
-    from diffmavil import DiffMAViL
-    from diffmavil.config import make_config, parse_mask_ratio
-    from diffmavil.inputs import random_inputs
-
-    validate_device(device)
-    names = list(dict.fromkeys(str(v) for v in variant or ["cross-attn"]))
-    if len(names) != 1:
-        raise BadInput("profile takes one --variant")
-    config = make_config(preset, names[0], model_overrides(decoder_audio, decoder_video, diffusion))
-    ratios = parse_mask_ratio(mask_ratio)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = DiffMAViL(config)
-    audio, video = random_inputs(config, batch_size, torch.device(device), seed)
-    result = profile_train_step(
-        model, audio, video, ratios, out_dir, dtype=dtype, compile=compile,
-        warmup=warmup, active=steps, top=top,
-    )  # fmt: skip
-    rows = [{"variant": names[0], "preset": preset, **row} for row in result.top_ops]
-    meta = {
-        "trace_dir": str(result.trace_dir),
-        "trace_files": [str(p) for p in result.trace_files],
-        "time_split": result.time_split,
-    }
-    table = rows_table(
-        rows,
-        ["component", "pass", "rank", "op", "self_ms", "calls", "share"],
-        title=f"top operators per component: {names[0]} @ {preset}, batch {batch_size}",
-        formatters={"share": lambda v: f"{100 * v:.0f}%", "self_ms": lambda v: f"{v:.2f}"},
-    )
-    emit(rows, fmt, table=table, meta=meta, out=out)
-    split = result.time_split
-    typer.echo(
-        f"per step: {split['step_ms']:.1f} ms, matmuls {split['matmul_ms']:.1f} ms "
-        f"({100 * split['matmul_share']:.0f}%), the rest {split['other_ms']:.1f} ms",
-        err=True,
-    )
-    if fmt == OutputFormat.table:
-        typer.echo(f"trace: {', '.join(meta['trace_files'])}", err=True)

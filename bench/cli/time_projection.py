@@ -1,10 +1,10 @@
 """``diffbench time`` with whole-run options: the projected wall-clock of pre-training runs
 (the recipe(s) and MAViL's recipe, measured in one interleaved run), as a table, JSON or
-CSV. Called from ``bench/cli/time.py``; the work is in ``bench.projection.recipes*``."""
+CSV. Called from ``bench/cli/time.py`` with a ``bench.requests.WholeRunRequest``; the work
+is in ``bench.projection``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from bench.cli.options import (
     OutputFormat,
 )
 from bench.errors import BadInput
+from bench.requests import WholeRunRequest
 
 DataOption = Annotated[
     str,
@@ -69,32 +70,6 @@ MemoryOption = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class WholeRunOptions:
-    """The CLI's whole-run settings (validated by ``build_request``)."""
-
-    preset: str
-    variants: tuple[str, ...]
-    overrides: dict[str, Any]
-    masking: Any  # MaskingSchedule
-    batch: Any  # BatchSchedule
-    samples: int
-    data: str
-    device: str
-    dtype: str
-    threads: int | None
-    compile: bool
-    repeats: int
-    min_seconds: float
-    warmup: int
-    max_anchors: int
-    checkpoint_every: int
-    log_every: int
-    memory: bool
-    matmul_repeats: int
-    seed: int
-
-
 def recipe_name(config) -> str:
     """'cross-attn+curriculum+adaptive/tokens'; MAViL's recipe is 'mavil'."""
     parts = [config.variant]
@@ -105,20 +80,21 @@ def recipe_name(config) -> str:
     return "+".join(parts)
 
 
-def build_request(options: WholeRunOptions):
+def build_request(options: WholeRunRequest):
     """PretrainConfig per recipe (validated as ``pretrain`` validates it) plus MAViL's."""
     from bench.projection.recipes import BASELINE, ProjectionRequest, mavil_recipe
     from diffmavil.config import ConfigError
     from diffmavil.training.config import load_pretrain_config
 
+    masking, batch = options.masking_schedule(), options.batch_schedule()
     if options.device not in ("cpu", "cuda"):
         raise BadInput(f"--device {options.device!r}: a whole-run projection runs on cpu or cuda")
     if options.repeats < 2:
         raise BadInput(f"--repeats {options.repeats}: a whole-run interval needs at least 2")
     if options.min_seconds < 0:
         raise BadInput(f"--min-seconds {options.min_seconds:g}: must be at least 0")
-    if options.max_anchors < 2:
-        raise BadInput(f"--anchors {options.max_anchors}: at least 2 (both ends of the ramp)")
+    if options.anchors < 2:
+        raise BadInput(f"--anchors {options.anchors}: at least 2 (both ends of the ramp)")
     cadence = {"checkpoint-every": options.checkpoint_every, "log-every": options.log_every}
     for name, value in cadence.items():
         if value < 1:
@@ -135,8 +111,8 @@ def build_request(options: WholeRunOptions):
                     "variant": variant,
                     "model_overrides": dict(options.overrides),
                     "data": options.data,
-                    "masking": options.masking.model_dump(),
-                    "batch": options.batch.model_dump(),
+                    "masking": masking.model_dump(),
+                    "batch": batch.model_dump(),
                     "budget_samples": options.samples,
                     "seed": options.seed,
                     "device": options.device,
@@ -158,7 +134,7 @@ def build_request(options: WholeRunOptions):
         repeats=options.repeats,
         min_seconds=options.min_seconds,
         warmup=options.warmup,
-        max_anchors=options.max_anchors,
+        max_anchors=options.anchors,
         memory=options.memory,
         matmul_repeats=options.matmul_repeats,
         seed=options.seed,
@@ -232,11 +208,13 @@ def emit_result(result, fmt: OutputFormat, out: Path | None) -> None:
     emit(rows, fmt, table=table, out=out)
 
 
-def run_whole_run(options: WholeRunOptions, fmt: OutputFormat, out: Path | None, progress) -> None:
+def run_whole_run(options: WholeRunRequest, fmt: OutputFormat, out: Path | None) -> None:
+    """Project the runs of ``options`` (a progress bar on a terminal) and print them."""
+    from bench.cli.progress import task_bar
     from bench.projection.measure import project_whole_run
 
     request = build_request(options)
-    bar, advance = progress(_task_count(request))
+    bar, advance = task_bar(_task_count(request))
     if bar is not None:
         with bar:
             result = project_whole_run(request, progress=advance)

@@ -7,10 +7,16 @@ once and passed down:
   ``diffmavil.training.config.PretrainConfig``);
 - ``FinetuneRequest`` (``diffbench finetune``; the probe is a ``FinetuneConfig``);
 - ``TimeRequest`` (``diffbench time``) and ``TimeSpec``, its part a grid's ``run.time``
-  sets (the row sets the model, device, threads and seed);
-- ``FlopsRequest`` (``diffbench flops``);
+  sets (the row sets the model, device, threads and seed); ``WholeRunRequest``
+  (``diffbench time --masking/--batch``);
+- ``FlopsRequest`` (``diffbench flops``; with ``WholeRunRequest`` a ``WholeRunSchedules``);
+- ``ProfileRequest`` (``diffbench profile``), ``SubmititRequest`` (``diffbench ablate
+  --executor submitit``);
 - ``RunSpec``: a grid's ``run:`` block (``probe``: a ``FinetuneConfig``; ``time``: a
-  ``TimeSpec``; ``project_time``: a ``ProjectTimeSpec``).
+  ``TimeSpec``; ``project_time``: a ``ProjectTimeSpec``);
+- ``files.read_yaml``: the one YAML loader of the files requests come from.
+
+A command's options fill its request's fields by name (``bench.cli.options.RequestOptions``).
 
 Nothing here imports torch.
 """
@@ -21,7 +27,11 @@ from bench.requests.commands import (
     FlopsRequest,
     PretrainFlags,
     PretrainRequest,
+    ProfileRequest,
+    SubmititRequest,
     TimeRequest,
+    WholeRunRequest,
+    WholeRunSchedules,
     pretrain_config,
 )
 from bench.requests.specs import (
@@ -42,11 +52,15 @@ __all__ = [
     "FlopsRequest",
     "PretrainFlags",
     "PretrainRequest",
+    "ProfileRequest",
     "ProjectTimeSpec",
     "Ratios",
     "RunSpec",
     "StatisticsSpec",
+    "SubmititRequest",
     "TimeRequest",
     "TimeSpec",
+    "WholeRunRequest",
+    "WholeRunSchedules",
     "pretrain_config",
 ]

@@ -1,17 +1,22 @@
-"""Typed requests of the commands: ``PretrainFlags`` -> ``PretrainRequest`` (``diffbench
-pretrain``), ``FinetuneRequest``, ``TimeRequest`` (``diffbench time``, a ``TimeSpec`` plus
-what a row sets), ``FlopsRequest``. Nothing here imports torch."""
+"""Typed requests of the commands, one field per option (``bench.cli.options.RequestOptions``
+fills them by name): ``PretrainFlags`` -> ``PretrainRequest`` (``diffbench pretrain``),
+``FinetuneRequest``, ``TimeRequest`` (``diffbench time``, a ``TimeSpec`` plus what a row
+sets) and ``WholeRunRequest`` (its whole-run projection), ``FlopsRequest`` (both share
+``WholeRunSchedules``), ``ProfileRequest``, ``SubmititRequest`` (``diffbench ablate
+--executor submitit``). Nothing here imports torch."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from bench.requests.specs import Ratios, TimeSpec, parse_ratios
 from diffmavil.config import (
     DEFAULT_MASK_RATIO,
+    DEFAULT_MASK_RATIO_TEXT,
     Frozen,
     ModelConfig,
     deep_merge,
@@ -25,55 +30,41 @@ WHOLE_RUN_BATCH = 32  # `diffbench flops`' whole-run base batch
 
 
 # ------------------------------------------------------------------------------ pretrain
-# Flag -> the PretrainConfig field it sets (dotted). Pairs of ratios and the decoder
-# overrides are spelled out in ``PretrainFlags.overrides``.
-_FLAG_FIELDS = {
-    "preset": "preset",
-    "variant": "variant",
-    "data": "data",
-    "masking": "masking.kind",
-    "curriculum_shape": "masking.shape",
-    "batch": "batch.kind",
-    "batch_size": "batch.batch_size",
-    "batch_rule": "batch.rule",
-    "max_batch": "batch.max_batch",
-    "samples": "budget_samples",
-    "lr": "optimizer.base_lr",
-    "seed": "seed",
-    "device": "device",
-    "dtype": "dtype",
-    "threads": "threads",
-    "workers": "num_workers",
-    "compile": "compile",
-}
+@dataclass(frozen=True)
+class Sets:
+    """The ``PretrainConfig`` field (dotted) a ``PretrainFlags`` field sets."""
+
+    path: str
 
 
 class PretrainFlags(Frozen):
     """The ``diffbench pretrain`` options that set config fields (None: not given, the
-    ``--config`` file's value or the default stands)."""
+    ``--config`` file's value or the default stands). A field sets the config field its
+    ``Sets`` names; the ratio pairs and the decoder overrides are spelled out in
+    ``overrides``."""
 
-    preset: str | None = None
-    variant: str | None = None
+    preset: Annotated[str | None, Sets("preset")] = None
+    variant: Annotated[str | None, Sets("variant")] = None
     decoder_audio: str | None = None
     decoder_video: str | None = None
     diffusion: bool | None = None
-    data: str | None = None
-    masking: str | None = None
+    data: Annotated[str | None, Sets("data")] = None
+    masking: Annotated[str | None, Sets("masking.kind")] = None
     mask_ratio: Ratios | None = None
     mask_end: Ratios | None = None
-    curriculum_shape: str | None = None
-    batch: str | None = None
-    batch_size: int | None = None
-    batch_rule: str | None = None
-    max_batch: int | None = None
-    samples: int | None = None
-    lr: float | None = None
-    seed: int | None = None
-    device: str | None = None
-    dtype: str | None = None
-    threads: int | None = None
-    workers: int | None = None
-    compile: bool | None = None
+    curriculum_shape: Annotated[str | None, Sets("masking.shape")] = None
+    batch: Annotated[str | None, Sets("batch.kind")] = None
+    batch_size: Annotated[int | None, Sets("batch.batch_size")] = None
+    batch_rule: Annotated[str | None, Sets("batch.rule")] = None
+    max_batch: Annotated[int | None, Sets("batch.max_batch")] = None
+    samples: Annotated[int | None, Sets("budget_samples")] = None
+    lr: Annotated[float | None, Sets("optimizer.base_lr")] = None
+    seed: Annotated[int | None, Sets("seed")] = None
+    device: Annotated[str | None, Sets("device")] = None
+    dtype: Annotated[str | None, Sets("dtype")] = None
+    threads: Annotated[int | None, Sets("threads")] = None
+    workers: Annotated[int | None, Sets("num_workers")] = None
+    compile: Annotated[bool | None, Sets("compile")] = None
 
     _ratio_pairs = field_validator("mask_ratio", "mask_end", mode="before")(
         lambda value: parse_ratios(value)
@@ -86,11 +77,11 @@ class PretrainFlags(Frozen):
 
     def overrides(self) -> dict[str, Any]:
         """The nested PretrainConfig fields these flags set."""
-        dotted: dict[str, Any] = {
-            path: getattr(self, flag)
-            for flag, path in _FLAG_FIELDS.items()
-            if getattr(self, flag) is not None
-        }
+        dotted: dict[str, Any] = {}
+        for name, info in type(self).model_fields.items():
+            target = next((m.path for m in info.metadata if isinstance(m, Sets)), None)
+            if target is not None and getattr(self, name) is not None:
+                dotted[target] = getattr(self, name)
         for flag, suffix in (("mask_ratio", ""), ("mask_end", "_end")):
             pair = getattr(self, flag)
             if pair is not None:
@@ -209,25 +200,18 @@ class TimeRequest(TimeSpec):
         )
 
 
-# --------------------------------------------------------------------------------- flops
-class FlopsRequest(Frozen):
-    """One ``diffbench flops`` run: a per-component breakdown, or (``masking``/``batch``
-    set, or ``sensitivity``) the whole run against the MAViL recipe."""
+# ------------------------------------------------------------------------------ whole runs
+class WholeRunSchedules(Frozen):
+    """A whole pre-training run's schedules and budget: the options ``diffbench flops`` and
+    ``diffbench time`` share (``--masking``, ``--batch``, ``--samples``, ...)."""
 
-    preset: str = "base"
-    variants: tuple[str, ...] = ("cross-attn",)
-    overrides: dict[str, Any] = Field(default_factory=dict)
     mask_ratio: Ratios = DEFAULT_MASK_RATIO
     batch_size: int | None = Field(None, gt=0)
-    counter: Literal["torch", "fvcore", "analytic", "all"] = "all"
-    backward: bool = True
-    device: Literal["meta", "cpu"] = "meta"
     masking: Literal["fixed", "curriculum"] | None = None
     batch: Literal["fixed", "adaptive"] | None = None
     samples: int = Field(2_000_000, gt=0, description="whole run: budget in samples seen")
     batch_rule: Literal["tokens", "flops"] = "tokens"
     curriculum_end: Ratios = (MaskingSchedule().audio_end, MaskingSchedule().video_end)
-    sensitivity: bool = False
 
     _ratio_pairs = field_validator("mask_ratio", "curriculum_end", mode="before")(
         lambda value: parse_ratios(value)
@@ -250,13 +234,6 @@ class FlopsRequest(Frozen):
             return int(value)
         return value
 
-    @property
-    def whole_run(self) -> bool:
-        return self.masking is not None or self.batch is not None or self.sensitivity
-
-    def models(self) -> list[ModelConfig]:
-        return [make_config(self.preset, v, dict(self.overrides)) for v in self.variants]
-
     def masking_schedule(self) -> MaskingSchedule:
         return MaskingSchedule(
             kind=self.masking or "fixed",
@@ -273,3 +250,85 @@ class FlopsRequest(Frozen):
             batch_size=self.batch_size or WHOLE_RUN_BATCH,
             rule=self.batch_rule,
         )
+
+
+class FlopsRequest(WholeRunSchedules):
+    """One ``diffbench flops`` run: a per-component breakdown, or (``masking``/``batch``
+    set, or ``sensitivity``) the whole run against the MAViL recipe."""
+
+    preset: str = "base"
+    variants: tuple[str, ...] = ("cross-attn",)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    counter: Literal["torch", "fvcore", "analytic", "all"] = "all"
+    backward: bool = True
+    device: Literal["meta", "cpu"] = "meta"
+    sensitivity: bool = False
+
+    @property
+    def whole_run(self) -> bool:
+        return self.masking is not None or self.batch is not None or self.sensitivity
+
+    def models(self) -> list[ModelConfig]:
+        return [make_config(self.preset, v, dict(self.overrides)) for v in self.variants]
+
+
+class WholeRunRequest(WholeRunSchedules):
+    """``diffbench time --masking/--batch``: the projected wall-clock of each variant's
+    pre-training run and of MAViL's (``bench.projection``); checked, with messages naming
+    the options, by ``bench.cli.time_projection.build_request``."""
+
+    preset: str
+    variants: tuple[str, ...]
+    overrides: dict[str, Any]
+    data: str
+    device: str
+    dtype: str
+    threads: int | None
+    compile: bool
+    repeats: int
+    min_seconds: float
+    warmup: int
+    anchors: int = Field(description="measured points per batch size, at most")
+    checkpoint_every: int
+    log_every: int
+    memory: bool
+    matmul_repeats: int
+    seed: int
+
+
+# ------------------------------------------------------------------------------- profile
+class ProfileRequest(Frozen):
+    """One ``diffbench profile`` run: a ``torch.profiler`` trace of ``steps`` train steps
+    of one model. ``mask_ratio`` is text ('AUDIO,VIDEO'), checked when the run starts."""
+
+    preset: str = "tiny"
+    variant: str = "cross-attn"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    device: str = "cpu"
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    batch_size: int = Field(8, gt=0)
+    mask_ratio: str = DEFAULT_MASK_RATIO_TEXT
+    warmup: int = Field(1, ge=0)
+    steps: int = Field(1, gt=0)
+    top: int = Field(5, gt=0)
+    threads: int | None = Field(None, gt=0)
+    out_dir: Path = Path("runs/profile")
+    seed: int = Field(0, ge=0)
+
+
+# -------------------------------------------------------------------------------- ablate
+class SubmititRequest(Frozen):
+    """The submitit job settings of ``diffbench ablate --executor submitit``."""
+
+    timeout_min: int = Field(60, gt=0)
+    slurm_partition: str | None = None
+    cpus_per_task: int | None = Field(None, gt=0)
+    gpus_per_node: int | None = Field(None, ge=0)
+
+    def parameters(self, workers: int) -> dict[str, Any]:
+        """submitit's parameters; more than one worker is the job array's parallelism."""
+        parameters = self.model_dump()
+        if workers > 1:
+            parameters["slurm_array_parallelism"] = workers
+        return parameters

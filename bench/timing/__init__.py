@@ -1,13 +1,16 @@
 """Wall-clock measurement of DiffMAViL: harness, environment, train step, peer, profiles.
 
-- ``harness``: warm-up, repeats, interleaving, median/IQR statistics, bootstrap CI.
+- ``harness``: warm-up, repeats, interleaving, median/IQR statistics (the quantiles and
+  bootstrap intervals are ``bench.stats``').
 - ``device``: device, CPU/GPU name, versions, threads, matmul reference rate,
   datasheet peaks (MFU), peak memory.
 - ``step``: the train step (forward, backward, optimizer) and components timed on their own.
 - ``peer``: the same architecture assembled from ``torch.nn`` layers, for a speed ratio.
-- ``profile``: ``torch.profiler`` traces with a label per component.
-- ``benchmark``: ``diffbench time``'s measurement (variants, peer, compile) as typed rows;
-  ``dispatch``: ATen calls per train-step phase; ``compile_compare``: compiled vs eager.
+- ``profiler``: ``torch.profiler`` traces with a label per component (``diffbench profile``).
+- ``benchmark``: ``diffbench time``'s measurement (variants, peer, compile); ``rows``: its
+  typed rows (``bench.schema.TimingRow``); ``dispatch``: ATen calls per train-step phase;
+  ``compile_compare``: compiled vs eager.
 
-The whole-run projection, which builds on these, is ``bench.projection``.
+The whole-run projection, which builds on these, is ``bench.projection``; the tables of
+the rows are ``bench.report.timing``'s.
 """

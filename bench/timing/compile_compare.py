@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 
-from bench.timing.harness import bootstrap_ratio_of_medians
+from bench.schema import TimingRow
+from bench.stats import bootstrap_ratio_of_medians
+from bench.timing.rows import RowMaker
 from bench.timing.step import TimedTrainStep
 from diffmavil.training.compile import CompileStats
 from diffmavil.training.config import OptimizerConfig
@@ -54,7 +55,8 @@ def comparison_rows(
     stats: CompileStats,
     seed: int,
     repeats: int,
-) -> list[dict[str, Any]]:
+    maker: RowMaker,
+) -> list[TimingRow]:
     """Ratio rows (kind ``compile_ratio``: eager / compiled; ``fused_ratio``: default /
     fused AdamW) with 95% paired bootstrap intervals, and one ``compile`` row."""
     eager = samples[f"{variant}/ours/train_step"]
@@ -65,36 +67,21 @@ def comparison_rows(
         ("fused_ratio", "foreach/fused", samples[f"{variant}/foreach/train_step"], phase)
         for phase in ("optimizer", "step")
     ]
-    rows: list[dict[str, Any]] = []
+    rows: list[TimingRow] = []
     for kind, implementation, other, phase in pairs:
         slow, fast = (eager, other) if kind == "compile_ratio" else (other, eager)
         interval = bootstrap_ratio_of_medians(slow[phase], fast[phase], paired=True, seed=seed)
-        rows.append(
-            {
-                "kind": kind,
-                "variant": variant,
-                "implementation": implementation,
-                "component": "train_step",
-                "phase": phase,
-                "speed_ratio": round(interval.ratio, 4),
-                "ci_low": round(interval.low, 4),
-                "ci_high": round(interval.high, 4),
-                "confidence": interval.confidence,
-                "repeats": repeats,
-            }
-        )
-    rows.append(compile_row(variant, stats))
+        row = maker.row(
+            kind, variant, implementation, "train_step", phase,
+            speed_ratio=round(interval.estimate, 4), ci_low=round(interval.low, 4),
+            ci_high=round(interval.high, 4), confidence=interval.level, repeats=repeats,
+        )  # fmt: skip
+        rows.append(row)
+    rows.append(compile_row(variant, stats, maker))
     return rows
 
 
-def compile_row(variant: str, stats: CompileStats) -> dict[str, Any]:
+def compile_row(variant: str, stats: CompileStats, maker: RowMaker) -> TimingRow:
     """Kind ``compile``: graphs, recompiles and backend seconds of the compiled train step
     (the first compile happens in the warm-up calls, outside the timed repeats)."""
-    return {
-        "kind": "compile",
-        "variant": variant,
-        "implementation": "compiled",
-        "component": "train_step",
-        "phase": "compile",
-        **stats.summary(),
-    }
+    return maker.row("compile", variant, "compiled", "train_step", "compile", **stats.summary())

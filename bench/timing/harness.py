@@ -8,8 +8,6 @@ of each repeat, so no sync sits inside the timed work.
 
 from __future__ import annotations
 
-import math
-import random
 import statistics
 import time
 from collections import defaultdict
@@ -18,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
+
+from bench.stats import quantile
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,6 @@ class Stats:
             f"{k}_ms": round(1e3 * values[k], 3)
             for k in ("median", "q1", "q3", "iqr", "min", "max")
         }
-
-
-def quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted values (numpy ``method="linear"``)."""
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile {q} outside [0, 1]")
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class RegionTimer:
@@ -174,58 +164,3 @@ def measure(
             function()
 
     return run_interleaved({"f": task}, warmup=warmup, repeats=repeats, device=device)["f"]["call"]
-
-
-@dataclass(frozen=True)
-class RatioInterval:
-    """ratio = median(numerator) / median(denominator), with a bootstrap interval."""
-
-    ratio: float
-    low: float
-    high: float
-    confidence: float
-    resamples: int
-    paired: bool
-
-
-def bootstrap_ratio_of_medians(
-    numerator: Sequence[float],
-    denominator: Sequence[float],
-    *,
-    paired: bool = True,
-    resamples: int = 4000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> RatioInterval:
-    """Percentile bootstrap of median(numerator) / median(denominator).
-
-    ``paired``: samples come from interleaved rounds (index i of both ran back to back), so
-    rounds are resampled together, which keeps load shared by a round from widening the
-    interval. Speed ratio of ours vs a peer: numerator = peer times, denominator = ours.
-    """
-    if paired and len(numerator) != len(denominator):
-        raise ValueError("paired bootstrap needs equally many samples on both sides")
-    if not numerator or not denominator:
-        raise ValueError("bootstrap needs samples on both sides")
-    generator = random.Random(seed)
-    ratios = []
-    n_num, n_den = len(numerator), len(denominator)
-    for _ in range(resamples):
-        if paired:
-            picks = [generator.randrange(n_num) for _ in range(n_num)]
-            num = [numerator[i] for i in picks]
-            den = [denominator[i] for i in picks]
-        else:
-            num = [numerator[generator.randrange(n_num)] for _ in range(n_num)]
-            den = [denominator[generator.randrange(n_den)] for _ in range(n_den)]
-        ratios.append(statistics.median(num) / statistics.median(den))
-    ratios.sort()
-    tail = (1.0 - confidence) / 2.0
-    return RatioInterval(
-        ratio=statistics.median(numerator) / statistics.median(denominator),
-        low=quantile(ratios, tail),
-        high=quantile(ratios, 1.0 - tail),
-        confidence=confidence,
-        resamples=resamples,
-        paired=paired,
-    )

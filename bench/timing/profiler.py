@@ -1,4 +1,4 @@
-"""``diffbench profile``: a ``torch.profiler`` trace of train steps, labelled per component.
+"""``torch.profiler`` traces of train steps, labelled per component (``diffbench profile``).
 
 Each component's forward runs inside ``record_function("<component>")`` (forward hooks);
 the step phases are labelled ``train_step/forward``, ``train_step/backward`` and
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.autograd.profiler import record_function
 
+from bench.requests import ProfileRequest
 from bench.timing.step import TIMED_COMPONENTS, TimedTrainStep
 
 BACKWARD_NODE = "autograd::engine::evaluate_function: "
@@ -205,3 +206,25 @@ def profile_train_step(
     return ProfileResult(
         out_dir, files, top_ops_per_component(events, top), matmul_split(events, active)
     )
+
+
+def profile_request(request: ProfileRequest) -> ProfileResult:
+    """``request``'s model (seeded) on a batch of random inputs: its train steps profiled."""
+    from diffmavil.config import make_config, parse_mask_ratio
+    from diffmavil.inputs import random_inputs
+    from diffmavil.model import DiffMAViL
+
+    config = make_config(request.preset, request.variant, dict(request.overrides))
+    ratios = parse_mask_ratio(request.mask_ratio)
+    if request.threads is not None:
+        torch.set_num_threads(request.threads)
+    torch.manual_seed(request.seed)
+    with torch.device(request.device):
+        model = DiffMAViL(config)
+    audio, video = random_inputs(
+        config, request.batch_size, torch.device(request.device), request.seed
+    )
+    return profile_train_step(
+        model, audio, video, ratios, request.out_dir, dtype=request.dtype,
+        compile=request.compile, warmup=request.warmup, active=request.steps, top=request.top,
+    )  # fmt: skip
