@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from bench.ablate.grid import load_grid
+from bench.ablate.grid import GridError, load_grid, select_rows
 from bench.ablate.plan import plan_config, solve_matched_budget
 from bench.ablate.results import aggregate, read_results, write_results
 from bench.cli.app import app
@@ -75,7 +76,23 @@ BAD_GRIDS = {
     ),
     "bad decoder kind": (
         _with(**{"rows/diff": {"model_overrides.video_decoder.kind": "crosss"}}),
-        ["row 'diff'", "model_overrides", "crosss"],
+        ["row 'diff'", "key 'model_overrides': video_decoder.kind", "crosss", "'cross-self'"],
+    ),
+    "value, not a section": (
+        _with(**{"rows/diff": {"budget_samples.x": 3}}),
+        ["row 'diff'", "key 'budget_samples.x'", "'budget_samples' is a value, not a section"],
+    ),
+    "matched row with a budget": (
+        _with(**{"rows/diff": {"budget.match_flops_of": "mavil", "budget_samples": 8}}),
+        ["row 'diff'", "budget_samples conflicts with budget.match_flops_of"],
+    ),
+    "row key in the base": (
+        _with(**{"base/baseline": True}),
+        ["base: key 'baseline'", "set it in a row"],
+    ),
+    "grid axis not a list": (
+        _with(grid={"masking.kind": "fixed"}),
+        ["grid: key 'masking.kind'", "valid list", "(got 'fixed')"],
     ),
     "unknown variant": (
         _with(**{"rows/diff": {"variant": "crossattn"}}),
@@ -104,6 +121,23 @@ BAD_GRIDS = {
     "unknown top-level key": (_with(rowz={}), ["key 'rowz'", "did you mean 'rows'"]),
     "two baselines": (_with(**{"rows/diff": {"baseline": True}}), ["more than one baseline"]),
     "bad seeds": (_with(seeds=[0, -1]), ["key 'seeds'"]),
+    "inconsistent run": (
+        _with(**{"run/flops_only": True}),
+        ["key 'run': flops_only: no training, so no probe or controls"],
+    ),
+    "run not a mapping": (_with(run=[1]), ["key 'run': expected a mapping (got [1])"]),
+    "unknown statistics key": (
+        _with(statistics={"marign_points": 1}),
+        ["key 'statistics.marign_points'", "did you mean 'statistics.margin_points'"],
+    ),
+    "unknown project_time preset": (
+        _with(**{"run/project_time": {"preset": "tinny"}}),
+        ["key 'run.project_time.preset'", "did you mean 'tiny'", "allowed: base, small"],
+    ),
+    "several problems": (
+        _with(rowz={}, seeds=[-1]),
+        ["key 'seeds': expected a list of integers >= 0 (got [-1]); key 'rowz': unknown"],
+    ),
     "unknown time key": (
         _with(**{"run/time": {"repeat": 2}}),
         ["key 'run.time.repeat'", "did you mean 'run.time.repeats'"],
@@ -164,6 +198,30 @@ def test_base_config_file_and_grid_expansion(tmp_path):
     assert row.config.budget_samples == 24 and row.config.preset == "tiny"
     assert row.differences["variant"] == "cross-attn"
     assert [r.name for r in grid.rows if r.baseline] == [names[0]]
+
+
+def test_base_config_problems_name_the_base_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("budget_sample: 24\n")
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(_with(base_config="base.yaml")))
+    with pytest.raises(GridError) as raised:
+        load_grid(tmp_path / "g.yaml")
+    assert str(raised.value) == (
+        f"{tmp_path / 'base.yaml'}: base: key 'budget_sample': unknown key "
+        "(did you mean 'budget_samples'?)"
+    )
+
+
+def test_a_grid_is_frozen_and_row_selection_copies_it():
+    grid = load_grid(SMOKE)
+    with pytest.raises(ValidationError):
+        grid.rows[0].baseline = False
+    names = [row.name for row in grid.rows]
+    chosen = select_rows(grid, ["mavil@diffmavil-flops"])
+    assert [row.name for row in chosen.rows] == ["mavil", "mavil@diffmavil-flops"]
+    assert [row.name for row in grid.rows] == names  # the whole grid is left as it was
+    # the kept matched row keeps the budget solved against the whole grid
+    assert chosen.rows[1].config == grid.rows[names.index("mavil@diffmavil-flops")].config
+    assert chosen.rows[1].differences["budget_samples"] == chosen.rows[1].config.budget_samples
 
 
 def test_dry_run_prints_every_row_with_plan_and_writes_nothing(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from diffmavil.config import PRESETS, Frozen, parse_mask_ratio
+from diffmavil.config import PRESETS, Frozen, did_you_mean, parse_mask_ratio
 from diffmavil.training.config import FinetuneConfig
 
 MIN_PEER_REPEATS = 10
@@ -83,7 +83,10 @@ class ProjectTimeSpec(Frozen):
     @classmethod
     def _known_preset(cls, value: str | None) -> str | None:
         if value is not None and value not in PRESETS:
-            raise ValueError(f"unknown preset {value!r}; allowed: {', '.join(PRESETS)}")
+            raise ValueError(
+                f"unknown preset {value!r}{did_you_mean(value, PRESETS)}; "
+                f"allowed: {', '.join(PRESETS)}"
+            )
         return value
 
 
