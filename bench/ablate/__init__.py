@@ -1,11 +1,13 @@
 """``diffbench ablate``: validated, resumable ablation grids.
 
-- ``grid``: the YAML format, validation, expansion into rows, compute-matched budgets,
+- ``grid_file``: the grid YAML's schema, ``GridFile`` (one frozen pydantic model), and
+  ``GridError``, the one-line message its problems become;
+- ``grid``: a ``GridFile`` expanded into rows (resolved configs, compute-matched budgets),
   row selection and the dry-run table;
 - ``plan``: pure planning: a config's planned steps and FLOPs, the matched-budget solver,
   run ids, differences from the base;
-- ``orchestrate``: a grid's tasks and their order; ``run_grid`` runs them and writes the
-  results;
+- ``orchestrate``: a grid's tasks and their order; ``run_grid`` runs them and
+  ``GridRecords`` gathers their records and writes the results;
 - ``runner``: one task (pre-train + probe, control probe, FLOPs-only plan) and the
   executors (local, local workers, submitit); ``claims``: who runs a task, and the results
   lock, across processes and hosts;
