@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from bench.ablate.grid_file import (
     GridError,
@@ -179,15 +180,16 @@ def resolve_config(payload: dict[str, Any], where: str) -> PretrainConfig:
     try:
         config = PretrainConfig.model_validate(payload)
     except ValidationError as error:
-        problems = [
-            describe_problem(item, f"{where}: key {'.'.join(map(str, item['loc']))!r}")
-            if item["loc"]
-            else describe_problem(item, where)
-            for item in error.errors()
-        ]
+        problems = [_config_problem(item, where) for item in error.errors()]
         raise GridError("; ".join(problems)) from None
     _check_data(config.data, where, "data")
     return config
+
+
+def _config_problem(item: ErrorDetails, where: str) -> str:
+    """One problem of a ``PretrainConfig`` validation at ``where``, naming its key."""
+    key = ".".join(str(part) for part in item["loc"])
+    return describe_problem(item, f"{where}: key {key!r}" if key else where)
 
 
 def _check_data(spec: str, where: str, key: str) -> None:

@@ -297,6 +297,8 @@ def grid_file_problems(error: ValidationError) -> str:
 def grid_file_label(loc: tuple[int | str, ...]) -> str:
     """Where a problem at pydantic location ``loc`` of a ``GridFile`` is, in the file's
     words: ``row 'diff': key 'masking.kind'``, ``run: key 'run.probe.epochs'``, ..."""
+    if not loc:
+        return "grid file"
     head, rest = str(loc[0]), [str(part) for part in loc[1:]]
     if head == "rows" and rest:
         row, keys = rest[0], rest[1:]
