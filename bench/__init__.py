@@ -5,9 +5,10 @@ Each layer may import the layers listed before it and never one listed after it
 (``tests/test_layers.py`` walks every import, lazy ones included, and fails on an upward
 import or a cycle). From the bottom:
 
-- ``errors``, ``stats``, ``schema``, ``requests``: the leaves: error types, statistics
-  (scipy.stats; every interval, verdict and power figure), the typed results every
-  producer writes and every reader reads, the typed requests commands build;
+- ``errors``, ``stats``, ``requests``, ``schema``: the leaves: error types, statistics
+  (scipy.stats; every interval, verdict and power figure), the typed requests commands
+  build, the typed results every producer writes and every reader reads (a grid's results
+  store the statistics block they were judged under);
 - ``flops``: FLOP counting (three counters that must agree, whole-run totals);
 - ``timing``: wall-clock of components and train steps, the speed peer, profiles;
 - ``projection``: the whole-run wall-clock projection, built on ``flops`` and ``timing``;
@@ -23,8 +24,8 @@ import or a cycle). From the bottom:
 LAYERS: tuple[str, ...] = (
     "bench.errors",
     "bench.stats",
-    "bench.schema",
     "bench.requests",
+    "bench.schema",
     "bench.flops",
     "bench.timing",
     "bench.projection",

@@ -16,6 +16,7 @@ from bench.ablate.orchestrate import build_tasks, execution_order
 from bench.ablate.results import write_results
 from bench.ablate.verdicts import LOSS, NO_LOSS, UNDECIDED
 from bench.requests import StatisticsSpec
+from bench.schema import GridRecord
 
 GRID = {
     "name": "stats",
@@ -117,6 +118,10 @@ def test_bad_statistics_are_one_line_naming_the_key(
         assert part in message, message
 
 
+def _typed(records: list[dict]) -> list[GridRecord]:
+    return [GridRecord.model_validate(record) for record in records]
+
+
 def _record(row: str, seed: int, accuracy: float | None, kind: str = "row", **extra) -> dict:
     init = extra.pop("init", "checkpoint")
     probe = {"init": init, "mode": "probe", "modality": "audio+video", "data": "synthetic"}
@@ -143,20 +148,20 @@ def test_verdicts_match_a_hand_computed_student_t_interval() -> None:
         _record("mavil-matched", 0, None),  # failed: no pair
     ]
     spec = StatisticsSpec.model_validate(GRID["statistics"])
-    first, second = comparisons(records, spec)
+    first, second = comparisons(_typed(records), spec)
     half = 2.919986 * 1.0 / math.sqrt(3)
-    assert first["n"] == 3 and first["seeds"] == [0, 1, 2]
-    assert first["mean_points"] == pytest.approx(2.0)
-    assert first["lower_points"] == pytest.approx(2.0 - half, abs=1e-5)
-    assert first["upper_points"] == pytest.approx(2.0 + half, abs=1e-5)
-    assert first["differences_points"] == pytest.approx([1.0, 2.0, 3.0])
-    assert first["verdict"] == NO_LOSS  # lower bound +0.31 > -2
-    assert second["verdict"] == "not enough pairs"
+    assert first.n == 3 and first.seeds == [0, 1, 2]
+    assert first.mean_points == pytest.approx(2.0)
+    assert first.lower_points == pytest.approx(2.0 - half, abs=1e-5)
+    assert first.upper_points == pytest.approx(2.0 + half, abs=1e-5)
+    assert first.differences_points == pytest.approx([1.0, 2.0, 3.0])
+    assert first.verdict == NO_LOSS  # lower bound +0.31 > -2
+    assert second.verdict == "not enough pairs"
     # a large loss is "loss"; a wide spread around -2 is "undecided"
     loss = [_record("diffmavil", s, a - 0.10) for s, a in enumerate([0.60, 0.70, 0.65])]
-    assert comparisons(loss + records[:3], spec)[0]["verdict"] == LOSS
+    assert comparisons(_typed(loss + records[:3]), spec)[0].verdict == LOSS
     wide = [_record("diffmavil", s, a) for s, a in enumerate([0.55, 0.74, 0.61])]
-    assert comparisons(wide + records[:3], spec)[0]["verdict"] == UNDECIDED
+    assert comparisons(_typed(wide + records[:3]), spec)[0].verdict == UNDECIDED
 
 
 def test_control_gains_pass_only_with_a_large_gain_above_zero() -> None:
@@ -165,13 +170,13 @@ def test_control_gains_pass_only_with_a_large_gain_above_zero() -> None:
     ]
     strong = [_record("mavil", s, a) for s, a in enumerate([0.55, 0.58, 0.56])]
     weak = [_record("diff", s, a) for s, a in enumerate([0.45, 0.43, 0.46])]
-    gains = {g["row"]: g for g in control_gains(control + strong + weak, StatisticsSpec())}
-    assert gains["mavil"]["control"] == "control: random-init"
-    assert gains["mavil"]["gain_points"] == pytest.approx(16.333333)
-    assert gains["mavil"]["passes"] is True
-    assert gains["diff"]["gain_points"] == pytest.approx(4.666667)
-    assert gains["diff"]["lower_points"] > 0
-    assert gains["diff"]["passes"] is False  # above zero, below the 10-point bar
+    gains = {g.row: g for g in control_gains(_typed(control + strong + weak), StatisticsSpec())}
+    assert gains["mavil"].control == "control: random-init"
+    assert gains["mavil"].gain_points == pytest.approx(16.333333)
+    assert gains["mavil"].passes is True
+    assert gains["diff"].gain_points == pytest.approx(4.666667)
+    assert gains["diff"].lower_points > 0
+    assert gains["diff"].passes is False  # above zero, below the 10-point bar
     assert "control: random-init" not in gains  # controls are not judged against themselves
 
 
@@ -207,18 +212,19 @@ def test_report_renders_the_stored_verdicts_and_the_differences_plot(tmp_path: P
     )
     stored = json.loads((tmp_path / "grid" / "results.json").read_text())
     # the renderer shows what the results store: tamper with the stored verdict to prove it
-    stored["comparisons"][0]["verdict"] = "stored-verdict"
+    assert stored["comparisons"][0]["verdict"] == NO_LOSS
+    stored["comparisons"][0]["verdict"] = LOSS
     (tmp_path / "grid" / "results.json").write_text(json.dumps(stored))
     written = render_report(tmp_path / "grid" / "results.json", ("md", "latex"), tmp_path / "out")
     text = written["md"].read_text()
     assert "Confirmatory comparisons: probe accuracy, paired by seed" in text
-    assert "| diffmavil vs mavil | 3 | +2.0 | 1.0 | [+0.3, +3.7] | −2 | −4.3 |" in text
-    assert "stored-verdict" in text and "not enough pairs" in text
+    assert "| diffmavil vs mavil | 3 | +2.0 | 1.0 | [+0.3, +3.7] | −2 | −4.3 | loss |" in text
+    assert "not enough pairs" in text
     assert "Pre-training's gain over random init, per row" in text
     assert "| mavil | control: random-init | 3 | +25.0 |" in text
     plot_csv = next((tmp_path / "out").glob("*verdicts.csv")).read_text().splitlines()
     assert plot_csv[0] == "comparison,seed,difference_points" and len(plot_csv) == 4
-    assert "stored-verdict" in written["latex"].read_text()
+    assert r"$-$4.3 & loss \\" in written["latex"].read_text()
 
 
 def test_paired_deltas_pair_each_seed_with_the_baselines_run() -> None:
@@ -231,28 +237,32 @@ def test_paired_deltas_pair_each_seed_with_the_baselines_run() -> None:
         for s, acc in enumerate(accs)
     ]
     records.append(_record("diffmavil", 3, 0.5, wall_clock_seconds=1.0))  # no baseline pair
-    (delta,) = paired_deltas(records)
+    (delta,) = paired_deltas(_typed(records))
     ratios = [80 / 100 - 1, 170 / 200 - 1, 120 / 150 - 1]  # -0.20, -0.15, -0.20
     mean = sum(ratios) / 3
     sd = math.sqrt(sum((r - mean) ** 2 for r in ratios) / 2)
     half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2)
-    assert delta["row"] == "diffmavil" and delta["wall_clock_pairs"] == 3
-    assert delta["wall_clock_delta_mean"] == pytest.approx(mean)
-    assert delta["wall_clock_delta_sd"] == pytest.approx(sd)
-    assert delta["wall_clock_delta_low"] == pytest.approx(mean - half, abs=1e-6)
-    assert delta["accuracy_delta_points_mean"] == pytest.approx(2.0)
-    assert delta["wall_clock_split_pairs"] == 0  # no record says which process ran it
+    assert delta.row == "diffmavil" and delta.wall_clock_pairs == 3
+    assert delta.wall_clock_delta_mean == pytest.approx(mean)
+    assert delta.wall_clock_delta_sd == pytest.approx(sd)
+    assert delta.wall_clock_delta_low == pytest.approx(mean - half, abs=1e-6)
+    assert delta.accuracy_delta_points_mean == pytest.approx(2.0)
+    assert delta.wall_clock_split_pairs == 0  # no record says which process ran it
+
     # pairs run by different processes (--rows waves, a resumed grid) are counted as split
+    def ran_by(host: str, pid: int) -> dict:
+        return {"host": host, "pid": pid, "token": "t", "started_at": 0.0, "finished_at": 1.0}
+
     for record in records:
-        record["execution"] = {"host": "vm", "pid": 10}
-    records[4]["execution"] = {"host": "vm", "pid": 11}  # diffmavil seed 1: another invocation
-    assert paired_deltas(records)[0]["wall_clock_split_pairs"] == 1
-    records[4]["execution"] = {"host": "other", "pid": 10}  # same pid, another host
-    assert paired_deltas(records)[0]["wall_clock_split_pairs"] == 1
+        record["execution"] = ran_by("vm", 10)
+    records[4]["execution"] = ran_by("vm", 11)  # diffmavil seed 1: another invocation
+    assert paired_deltas(_typed(records))[0].wall_clock_split_pairs == 1
+    records[4]["execution"] = ran_by("other", 10)  # same pid, another host
+    assert paired_deltas(_typed(records))[0].wall_clock_split_pairs == 1
     # a run whose wall-clock is not comparable (parallel workers) is left out of the pairs
     records[3]["wall_clock_comparable"] = False
-    assert paired_deltas(records)[0]["wall_clock_pairs"] == 2
-    assert paired_deltas(records)[0]["wall_clock_split_pairs"] == 1
+    assert paired_deltas(_typed(records))[0].wall_clock_pairs == 2
+    assert paired_deltas(_typed(records))[0].wall_clock_split_pairs == 1
 
 
 def test_summary_table_puts_cost_accuracy_and_verdict_on_one_line(tmp_path: Path) -> None:
@@ -318,10 +328,10 @@ def test_a_single_pair_shows_its_difference_without_a_verdict(tmp_path: Path) ->
         _record("control: random-init", 0, 0.40, kind="control", init="random"),
     ]
     spec = StatisticsSpec.model_validate(GRID["statistics"])
-    first = comparisons(records, spec)[0]
-    assert first["verdict"] == "not enough pairs" and first["mean_points"] == pytest.approx(3.0)
-    gain = control_gains(records, spec)[0]
-    assert gain["gain_points"] == pytest.approx(20.0) and gain["passes"] is None
+    first = comparisons(_typed(records), spec)[0]
+    assert first.verdict == "not enough pairs" and first.mean_points == pytest.approx(3.0)
+    gain = control_gains(_typed(records), spec)[0]
+    assert gain.gain_points == pytest.approx(20.0) and gain.passes is None
     write_results(tmp_path / "g", records, {"grid": "s", "statistics": GRID["statistics"]}, False)
     text = render_report(tmp_path / "g", ("md",), tmp_path / "out")["md"].read_text()
     assert "| diffmavil vs mavil | 1 | +3.0 |" in text

@@ -53,10 +53,10 @@ def test_a_claim_is_exclusive_and_released(tmp_path):
     claim = acquire(run_dir)
     assert isinstance(claim, Claim) and claim.held()
     owner = read_owner(run_dir / "claim.1.json")
-    assert owner["host"] == socket.gethostname() and owner["pid"] == os.getpid()
-    assert owner["process_start"] == process_start(os.getpid()) is not None
+    assert owner.host == socket.gethostname() and owner.pid == os.getpid()
+    assert owner.process_start == process_start(os.getpid()) is not None
     second = acquire(run_dir)  # this process is alive: the run is busy
-    assert isinstance(second, Busy) and second.owner["token"] == owner["token"]
+    assert isinstance(second, Busy) and second.owner.token == owner.token
     claim.release()
     assert claim_files(run_dir) == []
     again = acquire(run_dir)
@@ -112,8 +112,8 @@ def test_the_heartbeat_keeps_a_busy_owner_fresh_and_its_absence_makes_it_stale(t
     claim = acquire(run_dir, heartbeat_seconds=0.1)
     assert isinstance(claim, Claim)
     # seen from another host: only the heartbeat (the file's mtime) says it is alive
-    owner = {**claim.owner, "host": "node-b"}
-    (run_dir / "rewrite.tmp").write_text(json.dumps(owner))
+    owner = claim.owner.model_copy(update={"host": "node-b"})
+    (run_dir / "rewrite.tmp").write_text(owner.model_dump_json())
     os.replace(run_dir / "rewrite.tmp", claim.path)
     time.sleep(1.0)  # the owner is busy (a long step, a compile) for longer than stale_seconds
     assert isinstance(acquire(run_dir, stale_seconds=0.5), Busy)
@@ -144,9 +144,7 @@ def test_of_many_contenders_for_a_stale_claim_exactly_one_wins(tmp_path):
     winners = [r for r in results if isinstance(r, Claim)]
     assert len(winners) == 1 and len(results) == 8
     assert [p for _, p in claim_files(run_dir)] == [winners[0].path]
-    assert all(
-        r.owner["token"] == winners[0].owner["token"] for r in results if r is not winners[0]
-    )
+    assert all(r.owner.token == winners[0].owner.token for r in results if r is not winners[0])
     winners[0].release()
 
 
@@ -161,8 +159,8 @@ def test_overlapping_runs_are_the_live_claims_and_intersecting_records_of_this_h
         "during": (now - 100, now + 1),  # finished after it started
     }.items():
         (runs / name).mkdir()
-        execution = {"host": socket.gethostname(), "token": name, "started_at": started}
-        execution["finished_at"] = finished
+        execution = {"host": socket.gethostname(), "pid": 1, "token": name}
+        execution.update(started_at=started, finished_at=finished)
         (runs / name / "record.json").write_text(json.dumps({"execution": execution}))
     assert mine.overlapping_runs() == ["during", "other"]
     assert other.overlapping_runs() == ["during", "mine"]

@@ -39,7 +39,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bench.schema import RunExecution
+from diffmavil.config import Frozen
 
 HEARTBEAT_SECONDS = float(os.environ.get("DIFFBENCH_CLAIM_HEARTBEAT_S", "10"))
 STALE_SECONDS = float(os.environ.get("DIFFBENCH_CLAIM_STALE_S", "120"))
@@ -58,30 +62,40 @@ def process_start(pid: int) -> str | None:
     return f"{boot}:{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
 
 
-def this_owner() -> dict[str, Any]:
+class ClaimOwner(Frozen):
+    """A claim file's contents: the process that holds the run."""
+
+    host: str
+    pid: int
+    process_start: str | None = None  # ``process_start(pid)``: tells a reused pid apart
+    token: str  # new per claim: tells this claim apart from the same process's others
+    claimed_at: float
+
+
+def this_owner() -> ClaimOwner:
     """The identity a claim made by this process carries (a new token per claim)."""
     pid = os.getpid()
-    return {
-        "host": socket.gethostname(),
-        "pid": pid,
-        "process_start": process_start(pid),
-        "token": uuid.uuid4().hex,
-        "claimed_at": time.time(),
-    }
+    return ClaimOwner(
+        host=socket.gethostname(),
+        pid=pid,
+        process_start=process_start(pid),
+        token=uuid.uuid4().hex,
+        claimed_at=time.time(),
+    )
 
 
-def describe(owner: dict[str, Any] | None) -> str:
-    if not owner:
+def describe(owner: ClaimOwner | None) -> str:
+    if owner is None:
         return "an unknown process"
-    return f"{owner.get('host')} pid {owner.get('pid')}"
+    return f"{owner.host} pid {owner.pid}"
 
 
-def process_gone(owner: dict[str, Any]) -> bool:
+def process_gone(owner: ClaimOwner) -> bool:
     """True when ``owner`` ran on this host and its process no longer exists (or its pid
     was reused by a process started at another time)."""
-    if owner.get("host") != socket.gethostname():
+    if owner.host != socket.gethostname():
         return False  # another host: only the heartbeat can tell
-    pid = int(owner.get("pid", -1))
+    pid = owner.pid
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -90,7 +104,7 @@ def process_gone(owner: dict[str, Any]) -> bool:
         pass  # exists, belongs to another user
     except (OSError, ValueError):
         return True
-    started, now = owner.get("process_start"), process_start(pid)
+    started, now = owner.process_start, process_start(pid)
     return started is not None and now is not None and started != now
 
 
@@ -119,18 +133,18 @@ def claim_files(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def read_owner(path: Path) -> dict[str, Any] | None:
+def read_owner(path: Path) -> ClaimOwner | None:
+    """The owner a claim file names; None when it is gone or unreadable."""
     try:
-        owner = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return ClaimOwner.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
         return None
-    return owner if isinstance(owner, dict) else None
 
 
-def stale_reason(path: Path, owner: dict[str, Any] | None, stale_seconds: float) -> str | None:
+def stale_reason(path: Path, owner: ClaimOwner | None, stale_seconds: float) -> str | None:
     """Why the claim at ``path`` is stale, or None while its owner is alive."""
     if owner is not None and process_gone(owner):
-        return f"its process {owner.get('pid')} on {owner.get('host')} is gone"
+        return f"its process {owner.pid} on {owner.host} is gone"
     try:
         age = storage_now(path.parent) - path.stat().st_mtime
     except FileNotFoundError:
@@ -145,7 +159,7 @@ class Busy:
     """The run is claimed by another live process."""
 
     path: Path
-    owner: dict[str, Any] | None
+    owner: ClaimOwner | None
 
     def describe(self) -> str:
         return describe(self.owner)
@@ -154,7 +168,7 @@ class Busy:
 class Claim:
     """This process's claim on one run directory (``acquire`` makes one)."""
 
-    def __init__(self, path: Path, owner: dict[str, Any], heartbeat_seconds: float) -> None:
+    def __init__(self, path: Path, owner: ClaimOwner, heartbeat_seconds: float) -> None:
         self.path = path
         self.owner = owner
         self.generation = int(CLAIM_PATTERN.match(path.name).group(1))  # type: ignore[union-attr]
@@ -178,7 +192,7 @@ class Claim:
         if self._thread.is_alive():
             self._thread.join()
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> ClaimOwner | None:
         """The owner of the highest claim generation in the run directory."""
         claims = claim_files(self.path.parent)
         return read_owner(claims[-1][1]) if claims else None
@@ -186,7 +200,7 @@ class Claim:
     def held(self) -> bool:
         """Whether this process still holds the run (re-checked before writing results)."""
         owner = read_owner(self.path)
-        if owner is None or owner.get("token") != self.owner["token"]:
+        if owner is None or owner.token != self.owner.token:
             return False
         return all(generation <= self.generation for generation, _ in claim_files(self.path.parent))
 
@@ -194,7 +208,7 @@ class Claim:
         """Stop the heartbeat and remove the claim file if it is still this process's."""
         self.stop_heartbeat()
         owner = read_owner(self.path)
-        if owner is not None and owner.get("token") == self.owner["token"]:
+        if owner is not None and owner.token == self.owner.token:
             self.path.unlink(missing_ok=True)
 
     def overlapping_runs(
@@ -203,7 +217,7 @@ class Claim:
         """Run directories (names) of this output directory whose runs executed on this
         host between this claim and ``until`` (default: now): live claims, and finished
         runs whose record's ``execution`` interval intersects this claim's."""
-        host, start, token = self.owner["host"], self.owner["claimed_at"], self.owner["token"]
+        host, start, token = self.owner.host, self.owner.claimed_at, self.owner.token
         now = time.time() if until is None else until
         found = set()
         for run_dir in self.path.parent.parent.iterdir():
@@ -211,45 +225,51 @@ class Claim:
                 continue
             for _, path in claim_files(run_dir):
                 owner = read_owner(path)
-                if not owner or owner.get("host") != host or owner.get("token") == token:
+                if owner is None or owner.host != host or owner.token == token:
                     continue
                 try:
                     last_seen = path.stat().st_mtime  # a dead owner's last heartbeat
                 except FileNotFoundError:
                     continue
                 end = now if not process_gone(owner) else last_seen
-                if owner.get("claimed_at", now) < now and end > start:
+                if owner.claimed_at < now and end > start:
                     found.add(run_dir.name)
             execution = _execution_of(run_dir / records)
             if (
-                execution
-                and execution.get("host") == host
-                and execution.get("token") != token
-                and execution.get("started_at", now) < now
-                and execution.get("finished_at", 0) > start
+                execution is not None
+                and execution.host == host
+                and execution.token != token
+                and execution.started_at < now
+                and execution.finished_at > start
             ):
                 found.add(run_dir.name)
         found.discard(self.path.parent.name)
         return sorted(found)
 
-    def execution(self, finished_at: float | None = None) -> dict[str, Any]:
+    def execution(self, finished_at: float | None = None) -> RunExecution:
         """Where and when this claim ran its run (a record's ``execution`` field)."""
-        return {
-            "host": self.owner["host"],
-            "pid": self.owner["pid"],
-            "token": self.owner["token"],
-            "started_at": self.owner["claimed_at"],
-            "finished_at": time.time() if finished_at is None else finished_at,
-        }
+        return RunExecution(
+            host=self.owner.host,
+            pid=self.owner.pid,
+            token=self.owner.token,
+            started_at=self.owner.claimed_at,
+            finished_at=time.time() if finished_at is None else finished_at,
+        )
 
 
-def _execution_of(record_path: Path) -> dict[str, Any] | None:
+class _RecordExecution(BaseModel):
+    """The part of a run's record.json that overlaps are judged from; the rest of the
+    record is not read here (another version's record still tells when it ran)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    execution: RunExecution | None = None
+
+
+def _execution_of(record_path: Path) -> RunExecution | None:
     try:
-        record = json.loads(record_path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return _RecordExecution.model_validate_json(record_path.read_bytes()).execution
+    except (OSError, ValidationError):
         return None
-    execution = record.get("execution") if isinstance(record, dict) else None
-    return execution if isinstance(execution, dict) else None
 
 
 def acquire(
@@ -303,7 +323,7 @@ def _create(run_dir: Path, generation: int, heartbeat_seconds: float) -> Claim |
     fd, temporary = _create_temporary(run_dir, "claim")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(owner, handle)
+            json.dump(owner.model_dump(mode="json"), handle)
             handle.flush()
             os.fsync(handle.fileno())
         path = run_dir / f"claim.{generation}.json"

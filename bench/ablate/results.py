@@ -104,7 +104,8 @@ def flat_record(record: GridRecord) -> dict[str, Any]:
         flat[f"time.{where}{row.phase}_ms"] = row.median_ms
     for name, value in (record.flops_by_component or {}).items():
         flat[f"flops.{name}"] = value
-    for name, value in (values.get("probe") or {}).items():
+    probe = {} if record.probe is None else record.probe.model_dump(mode="json")
+    for name, value in probe.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[f"probe.{name}"] = value
     for name, value in (record.final_losses or {}).items():
@@ -120,6 +121,56 @@ def records_frame(records: list[GridRecord]):
     return pd.DataFrame(rows, columns=columns)
 
 
+DONE = ("completed", "planned")
+
+
+def _numeric(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def _row_line(row: str, group: list[GridRecord]) -> dict[str, Any]:
+    """One row's aggregate line: what it is, its counts, mean and std per metric."""
+    import numpy as np
+    import pandas as pd
+
+    done = [r for r in group if r.status in DONE]
+    first = group[0]
+    line: dict[str, Any] = {
+        "row": row,
+        "kind": first.kind,
+        "baseline": any(r.baseline for r in group),
+        "preset": first.preset,
+        "variant": first.variant,
+        "masking": first.masking,
+        "batch": first.batch,
+        "n": len(done),
+        "n_failed": sum(r.status == "failed" for r in group),
+        "seeds": ",".join(str(r.seed) for r in group),
+        "single_seed": len(done) == 1,
+        "status": _status([r.status for r in group]),
+        "wall_clock_comparable": all(r.wall_clock_comparable is not False for r in done)
+        if done
+        else None,
+    }
+    for metric in METRICS:
+        values = pd.Series([_numeric(r.value(metric)) for r in done], dtype="float64")
+        if values.isna().all():
+            line[f"{metric}_mean"] = np.nan
+            line[f"{metric}_std"] = np.nan
+            continue
+        line[f"{metric}_mean"] = float(values.mean())
+        line[f"{metric}_std"] = float(values.std(ddof=1)) if values.count() > 1 else np.nan
+    return line
+
+
+def _delta(mean: float, reference: float, kind: str) -> float:
+    if kind == "pct":
+        return 100.0 * (mean - reference) / reference if reference else math.nan
+    return 100.0 * (mean - reference)
+
+
 def aggregate(records: list[GridRecord]):
     """One line per row (in first-seen order): n, failures, mean/std per metric, deltas.
     The one place where the aggregate's rows are built (aggregate.json / .csv).
@@ -129,58 +180,23 @@ def aggregate(records: list[GridRecord]):
     Deltas compare row means with the baseline row's means: ``pct`` metrics in % of the
     baseline, accuracy and mAP in points (x100 difference of fractions).
     """
-    import numpy as np
     import pandas as pd
 
-    frame = records_frame(records)
-    if frame.empty:
+    groups: dict[str, list[GridRecord]] = {}
+    for record in records:
+        groups.setdefault(record.row, []).append(record)
+    if not groups:
         return pd.DataFrame()
-    ok = frame["status"].isin(["completed", "planned"])
-    lines = []
-    for row, group in frame.groupby("row", sort=False):
-        done = group[ok.loc[group.index]]
-        first = group.iloc[0]
-        line: dict[str, Any] = {
-            "row": row,
-            "kind": first.get("kind"),
-            "baseline": bool(group["baseline"].fillna(False).astype(bool).any()),
-            "preset": first.get("preset"),
-            "variant": first.get("variant"),
-            "masking": first.get("masking"),
-            "batch": first.get("batch"),
-            "n": len(done),
-            "n_failed": int((group["status"] == "failed").sum()),
-            "seeds": ",".join(str(int(s)) for s in group["seed"]),
-            "single_seed": len(done) == 1,
-            "status": _status(group["status"]),
-            "wall_clock_comparable": bool(
-                done["wall_clock_comparable"].fillna(True).astype(bool).all()
-            )
-            if len(done)
-            else None,
-        }
-        for metric in METRICS:
-            values = pd.to_numeric(done[metric], errors="coerce") if metric in done else None
-            if values is None or values.isna().all():
-                line[f"{metric}_mean"] = np.nan
-                line[f"{metric}_std"] = np.nan
-                continue
-            line[f"{metric}_mean"] = float(values.mean())
-            line[f"{metric}_std"] = float(values.std(ddof=1)) if values.count() > 1 else np.nan
-        lines.append(line)
-    table = pd.DataFrame(lines)
-    base = table[table["baseline"]]
+    lines = {row: _row_line(row, group) for row, group in groups.items()}
+    base = next((row for row, group in groups.items() if any(r.baseline for r in group)), None)
     for column, metric, kind in DELTAS:
-        mean = table[f"{metric}_mean"]
-        reference = float(base[f"{metric}_mean"].iloc[0]) if len(base) else np.nan
-        if kind == "pct":
-            table[column] = 100.0 * (mean - reference) / reference if reference else np.nan
-        else:
-            table[column] = 100.0 * (mean - reference)
-    return table
+        reference = math.nan if base is None else lines[base][f"{metric}_mean"]
+        for line in lines.values():
+            line[column] = _delta(line[f"{metric}_mean"], reference, kind)
+    return pd.DataFrame(list(lines.values()))
 
 
-def _status(statuses) -> str:
+def _status(statuses: list[str]) -> str:
     values = set(statuses)
     if values <= {"completed"}:
         return "completed"
@@ -225,21 +241,24 @@ def write_results(
     from bench.flops.headline import paper_headline
 
     out.mkdir(parents=True, exist_ok=True)
-    statistics = StatisticsSpec.model_validate(meta.get("statistics") or {})
-    judged = {
-        "comparisons": _clean(comparisons(records, statistics)),
-        "control_gains": _clean(control_gains(records, statistics)),
-        "paired_deltas": _clean(paired_deltas(records, statistics)),
-    }
     if "environment" not in meta:  # run_grid gives its own; else: where this is written
         from diffmavil.environment import environment
 
         meta = {**meta, "environment": environment("cpu")}
+    typed = [GridRecord.model_validate(record) for record in _clean(records)]
     results = GridResults(
-        **{"seeds": sorted({int(r["seed"]) for r in records}), **meta, **judged},
+        **{"seeds": sorted({r.seed for r in typed}), **meta},
         complete=complete,
         paper_headline=paper_headline(),
-        records=[GridRecord.model_validate(record) for record in _clean(records)],
+        records=typed,
+    )
+    statistics = results.statistics or StatisticsSpec()
+    results = results.model_copy(
+        update={
+            "comparisons": comparisons(typed, statistics),
+            "control_gains": control_gains(typed, statistics),
+            "paired_deltas": paired_deltas(typed, statistics),
+        }
     )
     paths = {
         "results_json": atomic_write_json(out / RESULTS_JSON, results.model_dump(mode="json")),
@@ -254,11 +273,13 @@ def write_results(
         {
             "schema_version": SCHEMA_VERSION,
             "kind": "ablation-aggregate",
-            "grid": meta.get("grid"),
+            "grid": results.grid,
             "complete": complete,
             "rows": rows,
             "statistics": statistics.model_dump(mode="json"),
-            **judged,
+            **results.model_dump(
+                mode="json", include={"comparisons", "control_gains", "paired_deltas"}
+            ),
         },
     )
     paths["aggregate_csv"] = atomic_write_text(

@@ -22,9 +22,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bench.schema import GridRecord, ProbeMetrics, RunSummary
 from diffmavil.atomic import atomic_write_json
+
+if TYPE_CHECKING:
+    from bench.ablate.claims import ClaimOwner
 
 RECORD = "record.json"
 CLAIMED = "claimed"  # status of a run held by another live process (not run here)
@@ -56,7 +60,7 @@ class Task:
         return dict(self.__dict__)
 
 
-def read_record(run_dir: str | Path):
+def read_record(run_dir: str | Path) -> GridRecord | None:
     """The run's record.json as a ``GridRecord`` (schema 1 migrated), or None if absent or
     unreadable (the run is then done again)."""
     from bench.migrate import MigrationError, load_record
@@ -154,36 +158,45 @@ def run_probe(probe, init: str, model_config, checkpoint: Path | None, device: s
 # --------------------------------------------------------------------------------------
 
 
-def _base_record(task: Task, config) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "row": task.row,
-        "kind": task.kind,
-        "seed": task.seed,
-        "run_id": task.run_id,
-        "status": "failed",
-        "failure": None,
-        "baseline": task.baseline,
-        "preset": None,
-        "variant": None,
-        "masking": None,
-        "batch": None,
-        "budget_samples": None,
-        "match_flops_of": task.match_flops_of,
-        "planned_steps": task.planned_steps,
-        "planned_flops": task.planned_flops,
-        "differences": task.differences,
-        "wall_clock_comparable": task.wall_clock_comparable,
-        "run_dir": task.run_dir,
-    }
-    if config is not None:
-        record.update(
+class RecordDraft:
+    """The record of a run while it executes: each step replaces it with an updated,
+    validated copy, so a step that fails leaves what the steps before it recorded."""
+
+    def __init__(self, record: GridRecord) -> None:
+        self.record = record
+
+    def update(self, **values: Any) -> None:
+        self.record = GridRecord.model_validate({**self.record.model_dump(), **values})
+
+
+def _base_record(task: Task, config) -> GridRecord:
+    """The record of ``task`` before it runs (status failed until a step completes it)."""
+    recipe = (
+        {}
+        if config is None
+        else dict(
             preset=config.preset,
             variant=config.variant,
             masking=config.masking.kind,
             batch=config.batch.kind,
             budget_samples=config.budget_samples if task.kind != "control" else None,
         )
-    return record
+    )
+    return GridRecord(
+        row=task.row,
+        kind=task.kind,
+        seed=task.seed,
+        run_id=task.run_id,
+        status="failed",
+        baseline=task.baseline,
+        match_flops_of=task.match_flops_of,
+        planned_steps=task.planned_steps,
+        planned_flops=task.planned_flops,
+        differences=task.differences,
+        wall_clock_comparable=task.wall_clock_comparable,
+        run_dir=task.run_dir,
+        **recipe,
+    )
 
 
 def _failure_reason(error: BaseException) -> str:
@@ -194,7 +207,9 @@ def _failure_reason(error: BaseException) -> str:
 
 
 def execute_task(task: Task | dict[str, Any]) -> dict[str, Any]:
-    """Run one task (idempotent) and return its record (also written to record.json).
+    """Run one task (idempotent) and return its record (also written to record.json) as
+    JSON: the form that crosses the executors' process boundaries; a record read back
+    rather than run carries ``skipped: true``.
 
     The run is claimed first (``bench.ablate.claims``): a run claimed by another live
     process is not run here (status ``claimed``, nothing written), and the record is
@@ -214,120 +229,142 @@ def execute_task(task: Task | dict[str, Any]) -> dict[str, Any]:
         done = is_done(task)  # completed by another process just before this claim
         if done is not None:
             return {**done, "skipped": True}
-        record = _run_task(task)
+        draft = RecordDraft(_run_task(task))
         if not claim.held():  # taken over as stale meanwhile: the new owner's results stand
             return claimed_record(task, claim.holder())
         finished = time.time()
-        record["execution"] = claim.execution(finished)
+        draft.update(execution=claim.execution(finished))
         overlapped = claim.overlapping_runs(finished, RECORD)
         if overlapped and task.kind == "row":  # shared this host's CPU with another run
-            record["wall_clock_comparable"] = False
-            record["overlapped_runs"] = overlapped
+            draft.update(wall_clock_comparable=False, overlapped_runs=overlapped)
+        record = draft.record.model_dump(mode="json")
         atomic_write_json(Path(task.run_dir) / RECORD, record)
         return record
     finally:
         claim.release()
 
 
-def claimed_record(task: Task, owner: dict[str, Any] | None) -> dict[str, Any]:
+def claimed_record(task: Task, owner: ClaimOwner | None) -> dict[str, Any]:
     """The record of a run another process holds (never written to its run directory)."""
     from bench.ablate.claims import describe
 
-    record = failed_record(task, None)
-    record.update(status=CLAIMED, claimed_by=describe(owner))
-    return record
+    record = _base_record(task, _pretrain_config(task))
+    return record.model_copy(update={"status": CLAIMED, "claimed_by": describe(owner)}).model_dump(
+        mode="json"
+    )
 
 
-def _run_task(task: Task) -> dict[str, Any]:
-    from diffmavil.environment import environment
-    from diffmavil.training.config import FinetuneConfig, PretrainConfig
+def _pretrain_config(task: Task):
+    from diffmavil.training.config import PretrainConfig
+
+    return PretrainConfig.model_validate(task.pretrain) if task.pretrain else None
+
+
+def _run_task(task: Task) -> GridRecord:
+    from diffmavil.environment import capture
+    from diffmavil.training.config import FinetuneConfig
 
     run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = PretrainConfig.model_validate(task.pretrain) if task.pretrain else None
+    config = _pretrain_config(task)
     probe = FinetuneConfig.model_validate(task.probe) if task.probe else None
-    record = _base_record(task, config)
+    draft = RecordDraft(_base_record(task, config))
     started = time.perf_counter()
     try:
         if task.kind == "flops":
-            _plan_only(task, record)
+            _plan_only(task, draft)
         elif task.kind == "control":
             assert config is not None and probe is not None
-            tick = time.perf_counter()
-            metrics = run_probe(probe, task.init, config.model, None, config.device)
-            record["probe_seconds"] = time.perf_counter() - tick
-            record["probe"] = metrics
-            atomic_write_json(run_dir / "probe.json", metrics)
-            record["status"] = "completed"
-            record["wall_clock_comparable"] = None  # nothing timed
+            _probe(draft, probe, task.init, config, None, run_dir)
+            draft.update(status="completed", wall_clock_comparable=None)  # nothing timed
         else:
             assert config is not None
-            _pretrain_and_probe(task, config, probe, run_dir, record)
+            _pretrain_and_probe(task, config, probe, run_dir, draft)
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # recorded, the grid goes on
-        record["status"] = "failed"
-        record["failure"] = record.get("failure") or _failure_reason(error)
-        record["traceback"] = traceback.format_exc(limit=8)
-    record["task_seconds"] = time.perf_counter() - started
-    record.setdefault("environment", environment(config.device if config else "cpu"))
-    return record
+        draft.update(
+            status="failed",
+            failure=draft.record.failure or _failure_reason(error),
+            traceback=traceback.format_exc(limit=8),
+        )
+    draft.update(task_seconds=time.perf_counter() - started)
+    if draft.record.environment is None:
+        draft.update(environment=capture(config.device if config else "cpu"))
+    return draft.record
 
 
-def _plan_only(task: Task, record: dict[str, Any]) -> None:
-    record.update(
+def _plan_only(task: Task, draft: RecordDraft) -> None:
+    draft.update(
         status="planned",
         steps=task.planned_steps,
-        samples=record["budget_samples"],
+        samples=draft.record.budget_samples,
         total_flops=task.planned_flops,
         flops_by_component=task.planned_flops_by_component,
     )
 
 
-def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, record: dict[str, Any]):
+def _probe(draft: RecordDraft, probe, init: str, config, checkpoint: Path | None, run_dir: Path):
+    """Probe ``init`` (the run's checkpoint, or a control's) into the record and probe.json."""
+    tick = time.perf_counter()
+    metrics = run_probe(probe, init, config.model, checkpoint, config.device)
+    draft.update(
+        probe_seconds=time.perf_counter() - tick, probe=ProbeMetrics.model_validate(metrics)
+    )
+    atomic_write_json(run_dir / "probe.json", metrics)
+
+
+def _reusable_summary(config, run_dir: Path) -> RunSummary | None:
+    """The summary of a pre-training that completed before an interruption (its checkpoint
+    verifying), which is then not repeated."""
     from bench.migrate import MigrationError, load_summary
-    from diffmavil.training.pretrain import CHECKPOINT_NAME, TrainingFailed, pretrain
+    from diffmavil.training.pretrain import CHECKPOINT_NAME
 
     summary_path = run_dir / "summary.json"
-    summary = None
-    if summary_path.exists():
-        try:
-            previous = load_summary(summary_path)
-        except MigrationError:
-            previous = None
-        if (
-            previous is not None
-            and previous.status == "completed"
-            and previous.run_id == config.run_id()
-            and _checkpoint_verifies(run_dir / CHECKPOINT_NAME)
-        ):  # pre-training finished before an interruption: reuse it
-            summary = previous.model_dump(mode="json")
+    if not summary_path.exists():
+        return None
+    try:
+        previous = load_summary(summary_path)
+    except MigrationError:
+        return None
+    if (
+        previous.status == "completed"
+        and previous.run_id == config.run_id()
+        and _checkpoint_verifies(run_dir / CHECKPOINT_NAME)
+    ):
+        return previous
+    return None
+
+
+def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, draft: RecordDraft) -> None:
+    from bench.migrate import load_summary
+    from diffmavil.training.pretrain import TrainingFailed, pretrain
+
+    summary = _reusable_summary(config, run_dir)
     if summary is None:
         dataset = _warm_pretrain_data(config) if config.data_cache == "memory" else None
         if config.device == "cpu":
             _warm_up(config, dataset if dataset is not None else _warm_pretrain_data(config))
         try:  # resumes from the newest checkpoint that verifies, else starts over
-            summary = pretrain(
-                config, run_dir, resume=True, progress=task.progress, dataset=dataset
+            summary = RunSummary.model_validate(
+                pretrain(config, run_dir, resume=True, progress=task.progress, dataset=dataset)
             )
         except TrainingFailed as failure:
-            failed = load_summary(summary_path) if summary_path.exists() else None
-            summary = {} if failed is None else failed.model_dump(mode="json")
-            record["failure"] = summary.get("failure") or str(failure)
-    _copy_summary(summary, record)
-    if summary.get("status") != "completed":
-        record["status"] = "failed"
+            summary_path = run_dir / "summary.json"
+            summary = load_summary(summary_path) if summary_path.exists() else None
+            draft.update(failure=(summary.failure if summary else None) or str(failure))
+    if summary is not None:
+        draft.update(**summary.model_dump(include=set(SUMMARY_FIELDS)))
+    if summary is None or summary.status != "completed":
+        draft.update(status="failed")
         return
     if task.time is not None:
-        record["timing"] = _time_model(task.time, config)
-        atomic_write_json(run_dir / "timing.json", record["timing"])
+        timing = _time_model(task.time, config)
+        atomic_write_json(run_dir / "timing.json", timing)
+        draft.update(timing=timing)
     if probe is not None:
-        tick = time.perf_counter()
-        metrics = run_probe(probe, "checkpoint", config.model, run_dir, config.device)
-        record["probe_seconds"] = time.perf_counter() - tick
-        record["probe"] = metrics
-        atomic_write_json(run_dir / "probe.json", metrics)
-    record["status"] = "completed"
+        _probe(draft, probe, "checkpoint", config, run_dir, run_dir)
+    draft.update(status="completed")
 
 
 def _checkpoint_verifies(path: Path) -> bool:
@@ -348,40 +385,44 @@ def _time_model(options: dict[str, Any], config) -> list[dict[str, Any]]:
     from bench.timing.benchmark import run_time_benchmark
 
     result = run_time_benchmark(TimeRequest.for_row(TimeSpec.model_validate(options), config))
-    keep = (
-        "kind",
-        "component",
-        "phase",
-        "median_ms",
-        "iqr_ms",
-        "repeats",
-        "flops",
-        "achieved_gflops_per_s",
-        "utilisation",
-        "samples_per_s",
-        "batch_size",
-        "mask_ratio",
-    )
-    return [{k: row[k] for k in keep if k in row} for row in result.rows]
+    return [
+        row.model_dump(mode="json", include=set(TIMING_FIELDS), exclude_unset=True)
+        for row in result.rows
+    ]
 
 
-def _copy_summary(summary: dict[str, Any], record: dict[str, Any]) -> None:
-    for key in (
-        "steps",
-        "samples",
-        "total_flops",
-        "flops_by_component",
-        "wall_clock_seconds",
-        "compute_seconds",
-        "data_seconds",
-        "samples_per_second",
-        "achieved_flops_per_second",
-        "final_losses",
-        "resumed_from_step",
-        "environment",
-    ):
-        if key in summary:
-            record[key] = summary[key]
+# what a run's record keeps of each ``diffbench time`` row (timing.json holds the same)
+TIMING_FIELDS = (
+    "kind",
+    "component",
+    "phase",
+    "median_ms",
+    "iqr_ms",
+    "repeats",
+    "flops",
+    "achieved_gflops_per_s",
+    "utilisation",
+    "samples_per_s",
+    "batch_size",
+    "mask_ratio",
+)
+
+
+# what a run's record copies from its pre-training summary
+SUMMARY_FIELDS = (
+    "steps",
+    "samples",
+    "total_flops",
+    "flops_by_component",
+    "wall_clock_seconds",
+    "compute_seconds",
+    "data_seconds",
+    "samples_per_second",
+    "achieved_flops_per_second",
+    "final_losses",
+    "resumed_from_step",
+    "environment",
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -390,12 +431,9 @@ def _copy_summary(summary: dict[str, Any], record: dict[str, Any]) -> None:
 
 
 def failed_record(task: Task, reason: str | None) -> dict[str, Any]:
-    from diffmavil.training.config import PretrainConfig
-
-    config = PretrainConfig.model_validate(task.pretrain) if task.pretrain else None
-    record = _base_record(task, config)
-    record["failure"] = reason
-    return record
+    """The JSON record of a task whose executor failed (the worker or job died)."""
+    record = _base_record(task, _pretrain_config(task))
+    return record.model_copy(update={"failure": reason}).model_dump(mode="json")
 
 
 def _worker_init(threads: int) -> None:

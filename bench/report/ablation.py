@@ -94,10 +94,9 @@ def _runs_table(
     table = Table(
         "runs", "Pre-training cost and downstream result per row", columns, [], css="runs"
     )
-    ref = {
-        m: base.mean(m) if base else None
-        for m in ("total_flops", "wall_clock_seconds", "samples_per_second", f"probe.{metric}")
-    }
+    ref_flops = base.mean("total_flops") if base else None
+    ref_wall = base.mean("wall_clock_seconds") if base else None
+    ref_metric = base.mean(f"probe.{metric}") if base and metric else None
     daggers = False
     for g in rows:
         flops = g.mean("total_flops")
@@ -120,9 +119,9 @@ def _runs_table(
             g.first.differences,
             seeds,
             si(flops),
-            signed(delta_pct(flops, ref["total_flops"])),
+            signed(delta_pct(flops, ref_flops)),
             wall_text,
-            signed(delta_pct(wall, ref["wall_clock_seconds"])),
+            signed(delta_pct(wall, ref_wall)),
             num(rate),
         ]
         data = {
@@ -132,9 +131,9 @@ def _runs_table(
             "seeds": g.seeds,
             "n": n,
             "total_flops": flops,
-            "delta_flops_pct": delta_pct(flops, ref["total_flops"]),
+            "delta_flops_pct": delta_pct(flops, ref_flops),
             "wall_clock_seconds": wall,
-            "delta_wall_clock_pct": delta_pct(wall, ref["wall_clock_seconds"]),
+            "delta_wall_clock_pct": delta_pct(wall, ref_wall),
             "wall_clock_comparable": g.comparable,
             "samples_per_second": rate,
             "status": g.status,
@@ -143,8 +142,8 @@ def _runs_table(
             stats = g.stats(f"probe.{metric}")
             delta = (
                 None
-                if stats.mean is None or ref[f"probe.{metric}"] is None
-                else 100.0 * (stats.mean - ref[f"probe.{metric}"])
+                if stats.mean is None or ref_metric is None
+                else 100.0 * (stats.mean - ref_metric)
             )
             cells += [
                 mean_std(stats, points, 100),

@@ -3,16 +3,15 @@ loss curves, accuracy vs FLOPs, wall-clock saving vs FLOP saving."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from bench.report import plots
 from bench.report.document import Section, add_plot
 from bench.report.groups import RowGroup
 from bench.report.load import Ablation
+from bench.report.run_log import LoggedStep
 from diffmavil.config import COMPONENTS
 
 
-def _series(groups: list[RowGroup], metrics: dict[str, list[dict[str, Any]]]) -> list:
+def _series(groups: list[RowGroup], metrics: dict[str, list[LoggedStep]]) -> list[plots.Series]:
     out = []
     for g in groups:
         for record in sorted(g.done, key=lambda r: r.seed):
@@ -59,21 +58,21 @@ def ablation_plots(
         for g in rows:
             stats = g.stats(f"probe.{metric}")
             points.append(
-                {
-                    "label": g.name,
-                    "flops": g.mean("total_flops"),
-                    "mean": stats.mean,
-                    "std": stats.std,
-                    "n": stats.n,
-                    "matched": bool(g.matched),
-                    "baseline": g.baseline,
-                }
+                plots.AccuracyPoint(
+                    g.name,
+                    g.mean("total_flops"),
+                    stats.mean,
+                    stats.std,
+                    stats.n,
+                    matched=bool(g.matched),
+                    baseline=g.baseline,
+                )
             )
         lines = []
         for g in controls:
             stats = g.stats(f"probe.{metric}")
             if stats.mean is not None:
-                lines.append({"label": g.name, "mean": stats.mean, "std": stats.std, "n": stats.n})
+                lines.append(plots.ControlLine(g.name, stats.mean, stats.std, stats.n))
         add_plot(
             section,
             "Accuracy vs FLOPs",
@@ -89,9 +88,7 @@ def ablation_plots(
                 continue
             f, w = g.mean("total_flops"), g.mean("wall_clock_seconds")
             if None not in (bf, bw, f, w) and bf and bw:
-                savings.append(
-                    {"label": g.name, "flop_saving": 1 - f / bf, "time_saving": 1 - w / bw}
-                )
+                savings.append(plots.SavingPoint(g.name, 1 - f / bf, 1 - w / bw))
     add_plot(
         section,
         "Time saving vs FLOP saving",

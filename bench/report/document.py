@@ -3,10 +3,11 @@ and notes for what was skipped."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bench.report.tables import Table
+from bench.schema import DesignChoice
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "plot title: reason"
-    items: list[dict[str, str]] = field(default_factory=list)  # labelled list (choices, env)
+    items: list[DesignChoice] = field(default_factory=list)  # our design choices, labelled
 
 
 def add_plot(section: Section, title: str, result: Plot | str, caption: str = "") -> None:
@@ -46,3 +47,19 @@ def add_plot(section: Section, title: str, result: Plot | str, caption: str = ""
     else:
         result.caption = caption
         section.plots.append(result)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the templates (and the LaTeX rendering) render: the sections and a header."""
+
+    title: str
+    source: str  # the inputs as given
+    generated: str  # date
+    command: str
+    sections: list[Section]
+    runs_count: int
+
+    def template_variables(self) -> dict[str, Any]:
+        """The context as the templates' variables (the sections not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

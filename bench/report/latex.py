@@ -4,9 +4,7 @@ tables can also be copied into a paper as they are."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from bench.report.document import Section
+from bench.report.document import ReportContext, Section
 from bench.report.tables import latex_escape, to_latex
 
 PREAMBLE = r"""\documentclass[10pt]{article}
@@ -21,21 +19,21 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 """
 
 
-def render_latex(context: dict[str, Any]) -> str:
+def render_latex(context: ReportContext) -> str:
     """The whole document: title, one ``\\section*`` per report section, its paragraphs,
     booktabs tables, the labelled choices and the figures."""
     lines = [
         PREAMBLE,
-        rf"\title{{{latex_escape(context['title'])}}}",
-        rf"\date{{{latex_escape(context['generated'])}}}",
+        rf"\title{{{latex_escape(context.title)}}}",
+        rf"\date{{{latex_escape(context.generated)}}}",
         r"\begin{document}",
         r"\maketitle",
         "",
-        rf"Generated from \texttt{{{latex_escape(context['source'])}}} by "
-        rf"\texttt{{{latex_escape(context['command'])}}}.",
+        rf"Generated from \texttt{{{latex_escape(context.source)}}} by "
+        rf"\texttt{{{latex_escape(context.command)}}}.",
         "",
     ]
-    for section in context["sections"]:
+    for section in context.sections:
         lines += _section(section)
     lines.append(r"\end{document}")
     return "\n".join(lines) + "\n"
@@ -52,8 +50,8 @@ def _section(section: Section) -> list[str]:
             r"Our design choices (not stated by the paper):",
             r"\begin{itemize}",
             *(
-                rf"\item \textbf{{choice: {latex_escape(item['label'])}}}: "
-                f"{latex_escape(item['value'])}"
+                rf"\item \textbf{{choice: {latex_escape(item.label)}}}: "
+                f"{latex_escape(item.value)}"
                 for item in section.items
             ),
             r"\end{itemize}",

@@ -36,6 +36,7 @@ from bench.migrate import (
     read_json,
 )
 from bench.report.projection import PROJECTION_FILE, ProjectionFile
+from bench.report.run_log import LoggedStep, read_metrics
 from bench.schema import (
     FlopRow,
     FlopsResults,
@@ -60,7 +61,7 @@ class PretrainRun:
 
     path: Path
     summary: RunSummary
-    metrics: list[dict[str, Any]]
+    metrics: list[LoggedStep]
 
     @property
     def name(self) -> str:
@@ -73,7 +74,7 @@ class Ablation:
 
     path: Path
     results: GridResults
-    metrics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run_id -> rows
+    metrics: dict[str, list[LoggedStep]] = field(default_factory=dict)  # by run_id
 
     @property
     def records(self) -> list[GridRecord]:
@@ -149,25 +150,6 @@ def _read_json(path: Path) -> Any:
         return read_json(path)
     except MigrationError as error:
         raise ReportError(str(error)) from None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl rows; a torn last line (a run killed mid-write) is dropped."""
-    import json
-
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "step" in row:
-            rows.append(row)
-    return rows
 
 
 def _reading(load, *args):

@@ -13,14 +13,18 @@ them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from bench.report.document import Section
-from bench.report.format import pct, si
+from bench.report.format import DASH, num, pct, si
 from bench.report.load import FlopsFile
-from bench.report.projection import ProjectionFile, full_recipe_rows, signed_saving
+from bench.report.projection import (
+    FullRecipeProjection,
+    ProjectionFile,
+    full_recipe_rows,
+    signed_saving,
+)
 from bench.report.tables import Column, Table, TableRow
-from bench.schema import PaperHeadline
+from bench.schema import PaperHeadline, WholeRunFlopRow
 
 
 def paper_section(
@@ -81,11 +85,11 @@ def paper_section(
                 [
                     "pre-training wall-clock",
                     f"−{wall.paper:.0%}",
-                    f"{signed_saving(found['saving'])} [{signed_saving(found['high'])}, "
-                    f"{signed_saving(found['low'])}]",
-                    f"projected by `diffbench time` (`{found['file']}`): {found['label']}, "
-                    f"batch {found['batch']}; {_days(found)}FLOP saving "
-                    f"{found['flop_saving']:.1%} in the same plan",
+                    f"{signed_saving(found.saving)} [{signed_saving(found.high)}, "
+                    f"{signed_saving(found.low)}]",
+                    f"projected by `diffbench time` (`{found.file}`): {found.label}, "
+                    f"batch {found.batch}; {_days(found)}FLOP saving "
+                    f"{found.flop_saving:.1%} in the same plan",
                 ]
             )
         )
@@ -114,37 +118,32 @@ def paper_section(
             {
                 "figure": "wall_clock_saving",
                 "paper": wall.paper,
-                "ours_base": found["saving"],
-                "ci_low": found["low"],
-                "ci_high": found["high"],
-                "source": found["file"],
-                "label": found["label"],
+                "ours_base": found.saving,
+                "ci_low": found.low,
+                "ci_high": found.high,
+                "source": found.file,
+                "label": found.label,
             }
             for found in projected
         ),
     ]
     if not projected:
         table.data.append({"figure": "wall_clock_saving", "paper": wall.paper, "ours_base": None})
-    for extra in _base_whole_run(flops_inputs):
+    for file, extra in _base_whole_run(flops_inputs):
+        saving = None if extra.saving_percent is None else extra.saving_percent / 100
         table.rows.append(
             TableRow(
                 [
                     "pre-training FLOPs",
                     f"−{flops.paper:.0%}",
-                    f"−{extra['saving_percent']:.1f}%",
-                    f"`{extra['file']}`: {extra['variant']}, masking "
-                    f"{extra['masking']}, batch {extra['batch']}, "
-                    f"{extra['samples']:,} samples",
+                    DASH if saving is None else f"−{extra.saving_percent:.1f}%",
+                    f"`{file}`: {extra.variant}, masking {extra.masking}, batch {extra.batch}, "
+                    f"{num(extra.samples)} samples",
                 ]
             )
         )
         table.data.append(
-            {
-                "figure": "flops_saving",
-                "paper": flops.paper,
-                "ours_base": extra["saving_percent"] / 100,
-                "source": extra["file"],
-            }
+            {"figure": "flops_saving", "paper": flops.paper, "ours_base": saving, "source": file}
         )
     table.notes.append(
         "Because every schedule runs over samples seen, the adaptive batch changes the "
@@ -177,27 +176,29 @@ def sensitivity_section(headline: PaperHeadline) -> Section:
     return section
 
 
-def _base_whole_run(inputs: list[FlopsFile]) -> list[dict[str, Any]]:
-    """Full-recipe base-size whole-run totals found in `diffbench flops` JSON inputs."""
+def _base_whole_run(inputs: list[FlopsFile]) -> list[tuple[str, WholeRunFlopRow]]:
+    """(file name, row) of the full-recipe base-size whole-run totals found in `diffbench
+    flops` JSON inputs."""
     found = []
     for result in inputs:
         if result.kind != "whole-run":
             continue
         for row in result.rows:
             if (
-                row.preset == "base"
+                isinstance(row, WholeRunFlopRow)
+                and row.preset == "base"
                 and row.component == "total"
                 and row.masking == "curriculum"
                 and row.batch == "adaptive"
                 and row.variant == "cross-attn"
             ):
-                found.append({**row.model_dump(), "file": result.path.name})
+                found.append((result.path.name, row))
     return found
 
 
-def _days(found: dict) -> str:
+def _days(found: FullRecipeProjection) -> str:
     """'73.0 vs 90.3 days (MAViL) on this hardware; ' from the projected seconds."""
-    if found.get("baseline_seconds") is None:
+    if found.baseline_seconds is None:
         return ""
-    run, base = found["projected_seconds"] / 86400, found["baseline_seconds"] / 86400
+    run, base = found.projected_seconds / 86400, found.baseline_seconds / 86400
     return f"{run:,.1f} vs {base:,.1f} days (MAViL) on this hardware; "

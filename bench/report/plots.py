@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.report.document import Plot
 from bench.report.format import si_scale
+from bench.report.run_log import LoggedStep
 
 COMPONENT_COLOURS = {
     "audio_encoder": "#1f77b4",
@@ -25,11 +26,44 @@ BATCH_STYLE = {"fixed": "-", "adaptive": "--"}
 
 @dataclass
 class Series:
-    """One run's logged steps (metrics.jsonl rows) and how to label it."""
+    """One run's logged steps (metrics.jsonl) and how to label it."""
 
     label: str
     batch: str  # fixed | adaptive | ""
-    rows: list[dict[str, Any]]
+    rows: list[LoggedStep]
+
+
+@dataclass(frozen=True)
+class AccuracyPoint:
+    """A row's downstream metric over seeds (fractions) at its pre-training FLOPs."""
+
+    label: str
+    flops: float | None
+    mean: float | None
+    std: float | None
+    n: int
+    matched: bool = False
+    baseline: bool = False
+
+
+@dataclass(frozen=True)
+class ControlLine:
+    """A control without pre-training: its downstream metric over seeds (fractions)."""
+
+    label: str
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class SavingPoint:
+    """A row's (or a component's) savings against the baseline (fractions; > 0 is cheaper;
+    None where not measured: left out of the plot)."""
+
+    label: str
+    flop_saving: float | None
+    time_saving: float | None
 
 
 def _figure(width: float = 8.0, height: float = 4.2, nrows: int = 1, ncols: int = 1):
@@ -87,26 +121,27 @@ def flops_stacked(
     return Plot(key, title, "", _png(figure), data)
 
 
-def _curves(series: Sequence[Series], fields: Sequence[str]) -> list[Series]:
-    return [s for s in series if any(all(f in r for f in fields) for r in s.rows)]
+def _curves(series: Sequence[Series], columns: Sequence[str]) -> list[Series]:
+    """The series with a logged step holding every one of ``columns``."""
+    return [s for s in series if any(all(r.value(c) is not None for c in columns) for r in s.rows)]
 
 
-def _series_rows(series: Sequence[Series], fields: Sequence[str]) -> list[dict[str, Any]]:
+def _series_rows(series: Sequence[Series], columns: Sequence[str]) -> list[dict[str, Any]]:
     return [
         {
             "label": s.label,
             "batch": s.batch,
-            "step": r.get("step"),
-            "samples_seen": r.get("samples_seen"),
-            **{f: r.get(f) for f in fields},
+            "step": r.step,
+            "samples_seen": r.samples_seen,
+            **{c: r.value(c) for c in columns},
         }
         for s in series
         for r in s.rows
     ]
 
 
-def _x(rows: list[dict[str, Any]]) -> list[float]:
-    return [r.get("samples_seen", r.get("step", i)) for i, r in enumerate(rows)]
+def _x(rows: list[LoggedStep]) -> list[float]:
+    return [r.x for r in rows]
 
 
 def _line(ax, x: list[float], values: list[Any], colour: str, style: str, label: str) -> None:
@@ -141,9 +176,9 @@ def schedules(key: str, series: Sequence[Series]) -> Plot | str:
 
     def draw(ratio_ax, batch_ax, s: Series, colour: str, x: list[float]) -> None:
         for modality, style in (("audio", "-"), ("video", ":")):
-            ratios = [r.get(f"{modality}_mask_ratio") for r in s.rows]
+            ratios = [r.value(f"{modality}_mask_ratio") for r in s.rows]
             _line(ratio_ax, x, ratios, colour, style, f"{s.label} ({modality})")
-        batch = [r.get("batch_size") for r in s.rows]
+        batch = [r.batch_size for r in s.rows]
         style = BATCH_STYLE.get(s.batch, "-")
         batch_ax.step(x, batch, where="post", color=colour, linestyle=style, label=s.label)
 
@@ -164,8 +199,8 @@ def throughput(key: str, series: Sequence[Series]) -> Plot | str:
     def draw(rate_ax, flops_ax, s: Series, colour: str, x: list[float]) -> None:
         style = BATCH_STYLE.get(s.batch, "-")
         label = f"{s.label} ({s.batch} batch)" if s.batch else s.label
-        _line(rate_ax, x, [r.get("samples_per_second") for r in s.rows], colour, style, label)
-        gflops = [(r.get("achieved_flops_per_second") or 0) / 1e9 for r in s.rows]
+        _line(rate_ax, x, [r.samples_per_second for r in s.rows], colour, style, label)
+        gflops = [(r.achieved_flops_per_second or 0) / 1e9 for r in s.rows]
         _line(flops_ax, x, gflops, colour, style, label)
 
     def label_axes(rate_ax, flops_ax) -> None:
@@ -187,13 +222,13 @@ def loss_curves(key: str, series: Sequence[Series]) -> Plot | str:
     series = _curves(series, ("loss",))
     if not series:
         return "no loss logs: metrics.jsonl absent"
-    parts = sorted({k for s in series for r in s.rows for k in r if k.startswith("loss.")})
+    parts = sorted({f"loss.{part}" for s in series for r in s.rows for part in r.loss_parts})
     figure, axes = _figure(8.0, 4.2)
     ax = axes[0][0]
     for colour, s in zip(_colours(len(series)), series, strict=True):
         ax.plot(
             _x(s.rows),
-            [r.get("loss") for r in s.rows],
+            [r.loss for r in s.rows],
             color=colour,
             marker=".",
             linestyle=BATCH_STYLE.get(s.batch, "-"),
@@ -205,46 +240,38 @@ def loss_curves(key: str, series: Sequence[Series]) -> Plot | str:
 
 
 def accuracy_vs_flops(
-    key: str, points: Sequence[dict[str, Any]], controls: Sequence[dict[str, Any]], metric: str
+    key: str, points: Sequence[AccuracyPoint], controls: Sequence[ControlLine], metric: str
 ) -> Plot | str:
     """Downstream metric (mean ± std over seeds) vs pre-training FLOPs; the compute-matched
     control starred, the baseline ringed, controls without pre-training as horizontal lines."""
-    points = [p for p in points if p.get("flops") and p.get("mean") is not None]
+    points = [p for p in points if p.flops and p.mean is not None]
     if not points:
         return f"no downstream {metric} together with pre-training FLOPs in these results"
     figure, axes = _figure(8.0, 4.6)
     ax = axes[0][0]
     for p in points:
+        assert p.flops is not None and p.mean is not None
         style = {"marker": "o", "color": "#1f77b4", "markersize": 7}
-        if p.get("matched"):
+        if p.matched:
             style = {"marker": "*", "color": "#d62728", "markersize": 16}
-        elif p.get("baseline"):
+        elif p.baseline:
             style = {"marker": "s", "color": "#2ca02c", "markersize": 8}
         ax.errorbar(
-            p["flops"],
-            100 * p["mean"],
-            yerr=100 * (p.get("std") or 0),
-            capsize=3,
-            linestyle="none",
-            **style,
+            p.flops, 100 * p.mean, yerr=100 * (p.std or 0), capsize=3, linestyle="none", **style
         )
-        text = p["label"] + (" (compute-matched)" if p.get("matched") else "")
+        text = p.label + (" (compute-matched)" if p.matched else "")
         ax.annotate(
-            text,
-            (p["flops"], 100 * p["mean"]),
-            textcoords="offset points",
-            xytext=(5, 5),
-            fontsize=8,
+            text, (p.flops, 100 * p.mean), textcoords="offset points", xytext=(5, 5), fontsize=8
         )
     for colour, c in zip(
         ("#7f7f7f", "#bcbd22", "#17becf", "#8c564b", "#e377c2"), controls, strict=False
     ):
         ax.axhline(
-            100 * c["mean"],
+            100 * c.mean,
             color=colour,
             linestyle="--",
             linewidth=1,
-            label=f"{c['label']}: {100 * c['mean']:.1f}",
+            label=f"{c.label}: {100 * c.mean:.1f}",
         )
     ax.set(
         xlabel="pre-training FLOPs (model FLOPs, fwd+bwd)",
@@ -255,23 +282,23 @@ def accuracy_vs_flops(
         ax.legend(fontsize=7, loc="best", title="no pre-training", title_fontsize=7)
     data = [
         {
-            "label": p["label"],
-            "flops": p["flops"],
-            f"{metric}_mean": p["mean"],
-            f"{metric}_std": p.get("std"),
-            "n": p.get("n"),
-            "matched": bool(p.get("matched")),
-            "baseline": bool(p.get("baseline")),
+            "label": p.label,
+            "flops": p.flops,
+            f"{metric}_mean": p.mean,
+            f"{metric}_std": p.std,
+            "n": p.n,
+            "matched": p.matched,
+            "baseline": p.baseline,
         }
         for p in points
     ]
     data += [
         {
-            "label": c["label"],
+            "label": c.label,
             "flops": None,
-            f"{metric}_mean": c["mean"],
-            f"{metric}_std": c.get("std"),
-            "n": c.get("n"),
+            f"{metric}_mean": c.mean,
+            f"{metric}_std": c.std,
+            "n": c.n,
             "matched": False,
             "baseline": False,
         }
@@ -280,25 +307,23 @@ def accuracy_vs_flops(
     return Plot(key, f"Downstream {metric} vs pre-training FLOPs", "", _png(figure), data)
 
 
-def saving_scatter(key: str, title: str, points: Sequence[dict[str, Any]]) -> Plot | str:
+def saving_scatter(key: str, title: str, points: Sequence[SavingPoint]) -> Plot | str:
     """Time saving vs FLOP saving (%, positive = cheaper than the baseline), the diagonal
     marking time that follows FLOPs exactly."""
-    points = [
-        p for p in points if p.get("flop_saving") is not None and p.get("time_saving") is not None
-    ]
+    points = [p for p in points if p.flop_saving is not None and p.time_saving is not None]
     if not points:
         return "no wall-clock beside FLOPs against a baseline in these results"
     figure, axes = _figure(7.0, 5.0)
     ax = axes[0][0]
-    xs = [100 * p["flop_saving"] for p in points]
-    ys = [100 * p["time_saving"] for p in points]
+    xs = [100 * p.flop_saving for p in points if p.flop_saving is not None]
+    ys = [100 * p.time_saving for p in points if p.time_saving is not None]
     low, high = min([*xs, *ys, 0.0]) - 5, max([*xs, *ys, 0.0]) + 5
     ax.plot([low, high], [low, high], color="#999999", linestyle=":", label="time = FLOPs")
     ax.axhline(0, color="#cccccc", linewidth=0.8)
     ax.axvline(0, color="#cccccc", linewidth=0.8)
     for colour, p, x, y in zip(_colours(len(points)), points, xs, ys, strict=True):
         ax.scatter([x], [y], color=colour, s=40, zorder=3)
-        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set(
         xlim=(low, high),
         ylim=(low, high),
@@ -308,7 +333,7 @@ def saving_scatter(key: str, title: str, points: Sequence[dict[str, Any]]) -> Pl
     )
     ax.legend(fontsize=8, loc="upper left")
     data = [
-        {"label": p["label"], "flop_saving": p["flop_saving"], "time_saving": p["time_saving"]}
+        {"label": p.label, "flop_saving": p.flop_saving, "time_saving": p.time_saving}
         for p in points
     ]
     return Plot(key, title, "", _png(figure), data)

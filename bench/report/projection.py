@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.report.document import Section
 from bench.report.format import pct
@@ -113,9 +112,25 @@ def _baseline_seconds(result: ProjectionFile) -> float | None:
     return next((row.projected_seconds for row in result.rows if row.baseline), None)
 
 
-def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class FullRecipeProjection:
+    """A projected wall-clock saving of the full recipe against the baseline (fractions;
+    > 0 is less), where it comes from, and the plan's FLOP saving."""
+
+    saving: float
+    low: float | None
+    high: float | None
+    flop_saving: float | None
+    label: str  # ``describe`` of the projection
+    file: str
+    projected_seconds: float
+    baseline_seconds: float | None
+    batch: str
+
+
+def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[FullRecipeProjection]:
     """Projected savings of the full recipe (cross-attn + curriculum + adaptive batch) vs
-    the baseline at ``preset``, labelled: [{saving, low, high, label, ...}]."""
+    the baseline at ``preset``, labelled."""
     found = []
     for result in projections:
         for row in result.rows:
@@ -128,16 +143,16 @@ def full_recipe_rows(projections: list[ProjectionFile], preset: str) -> list[dic
                 and row.time_saving is not None
             ):
                 found.append(
-                    {
-                        "saving": row.time_saving,
-                        "low": row.time_saving_ci_low,
-                        "high": row.time_saving_ci_high,
-                        "flop_saving": row.flop_saving,
-                        "label": describe(result),
-                        "file": result.path.name,
-                        "projected_seconds": row.projected_seconds,
-                        "baseline_seconds": _baseline_seconds(result),
-                        "batch": row.batch,
-                    }
+                    FullRecipeProjection(
+                        saving=row.time_saving,
+                        low=row.time_saving_ci_low,
+                        high=row.time_saving_ci_high,
+                        flop_saving=row.flop_saving,
+                        label=describe(result),
+                        file=result.path.name,
+                        projected_seconds=row.projected_seconds,
+                        baseline_seconds=_baseline_seconds(result),
+                        batch=row.batch,
+                    )
                 )
     return found

@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from bench.errors import BadInput
-from bench.report.document import Section
+from bench.report.document import ReportContext, Section
 from bench.report.format import FILTERS
 from bench.report.load import Inputs, load_inputs
 from bench.report.projection import ProjectionFile
@@ -154,14 +154,14 @@ def render_report(
     out_dir = Path(out) if out is not None else default_out(inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
-    context = {
-        "title": f"diffbench report: {inputs.name}",
-        "source": ", ".join(str(p) for p in inputs.sources),
-        "generated": own.date,
-        "command": own.command,
-        "sections": sections,
-        "runs_count": sum(len(t.rows) for s in sections for t in s.tables if t.css == "runs"),
-    }
+    context = ReportContext(
+        title=f"diffbench report: {inputs.name}",
+        source=", ".join(str(p) for p in inputs.sources),
+        generated=own.date,
+        command=own.command or "",
+        sections=sections,
+        runs_count=sum(len(t.rows) for s in sections for t in s.tables if t.css == "runs"),
+    )
     env = _environment()
     written: dict[str, Path] = {}
     for section in sections:  # PNGs and the tables behind them, beside the report
@@ -171,10 +171,10 @@ def render_report(
         for table in section.tables:
             atomic_write_text(out_dir / f"table-{section.key}-{table.key}.csv", _csv(table.data))
     if "md" in formats:
-        text = env.get_template("report.md.j2").render(**context)
+        text = env.get_template("report.md.j2").render(**context.template_variables())
         written["md"] = atomic_write_text(out_dir / f"{REPORT_NAME}.md", text)
     if "html" in formats:
-        text = env.get_template("report.html.j2").render(**context)
+        text = env.get_template("report.html.j2").render(**context.template_variables())
         written["html"] = atomic_write_text(out_dir / f"{REPORT_NAME}.html", text)
     if "latex" in formats:
         from bench.report.latex import render_latex

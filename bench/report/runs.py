@@ -3,12 +3,30 @@ component and the runs' curves."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
+
 from bench.report import plots
 from bench.report.document import Section, add_plot
 from bench.report.format import DASH, num, pct, seconds, si
 from bench.report.load import PretrainRun
 from bench.report.tables import Column, Table, TableRow
 from diffmavil.config import COMPONENTS
+
+
+class _Kind(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    kind: str | None = None
+
+
+class RunRecipe(BaseModel):
+    """What the report shows of a run's config: the ``PretrainConfig`` JSON of whichever
+    version wrote the summary, read for these fields only (the others ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    preset: str | None = None
+    variant: str | None = None
+    masking: _Kind = _Kind()
+    batch: _Kind = _Kind()
 
 
 def runs_section(runs: list[PretrainRun]) -> Section:
@@ -39,9 +57,9 @@ def runs_section(runs: list[PretrainRun]) -> Section:
     series = []
     for run in runs:
         s = run.summary
-        config = s.config
-        masking = (config.get("masking") or {}).get("kind", DASH)
-        batch = (config.get("batch") or {}).get("kind", "")
+        recipe = RunRecipe.model_validate(s.config)
+        masking = recipe.masking.kind or DASH
+        batch = recipe.batch.kind or ""
         status = s.status
         if status != "completed":
             status = f"{status}: {s.failure or 'no reason recorded'}"
@@ -49,8 +67,8 @@ def runs_section(runs: list[PretrainRun]) -> Section:
             TableRow(
                 [
                     run.name,
-                    str(config.get("preset", DASH)),
-                    str(config.get("variant", DASH)),
+                    recipe.preset or DASH,
+                    recipe.variant or DASH,
                     masking,
                     batch or DASH,
                     num(s.steps),
@@ -92,7 +110,7 @@ def runs_section(runs: list[PretrainRun]) -> Section:
         bars.append((run.name, {c: by.get(c) or 0 for c in COMPONENTS}))
         series.append(plots.Series(run.name, batch, run.metrics))
     section.tables += [table.drop_empty_columns(keep=1), parts]
-    presets = {str(r.summary.config.get("preset")) for r in runs}
+    presets = {str(RunRecipe.model_validate(r.summary.config).preset) for r in runs}
     if "base" not in presets:
         section.intro.append(
             f"Preset {', '.join(sorted(presets))}: small-scale runs, not "

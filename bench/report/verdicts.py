@@ -14,14 +14,14 @@ from bench.report.format import DASH, delta_pct, points, signed
 from bench.report.groups import RowGroup
 from bench.report.stats import mean_std
 from bench.report.tables import Column, Table, TableRow
-from bench.schema import GridResults, WholeRunRow
+from bench.schema import Comparison, ControlGain, GridResults, PairedDeltas, WholeRunRow
 
 
 def _points(value: Any, digits: int = 1) -> str:
     return DASH if value is None else signed(float(value), digits, "")
 
 
-def comparisons_table(comparisons: list[dict[str, Any]]) -> Table:
+def comparisons_table(comparisons: list[Comparison]) -> Table:
     columns = [
         Column("comparison", "left"),
         Column("n pairs"),
@@ -38,28 +38,26 @@ def comparisons_table(comparisons: list[dict[str, Any]]) -> Table:
     for c in comparisons:
         bounds = (
             DASH
-            if c.get("lower_points") is None
-            else f"[{_points(c['lower_points'])}, {_points(c['upper_points'])}]"
+            if c.lower_points is None
+            else f"[{_points(c.lower_points)}, {_points(c.upper_points)}]"
         )
         table.rows.append(
             TableRow(
                 [
-                    str(c["name"]),
-                    str(c["n"]),
-                    _points(c.get("mean_points")),
-                    DASH if c.get("sd_points") is None else f"{c['sd_points']:.1f}",
+                    c.name,
+                    str(c.n),
+                    _points(c.mean_points),
+                    DASH if c.sd_points is None else f"{c.sd_points:.1f}",
                     bounds,
-                    f"−{c['margin_points']:g}",
-                    DASH
-                    if c.get("detectable_points") is None
-                    else f"−{c['detectable_points']:.1f}",
-                    str(c["verdict"]),
+                    f"−{c.margin_points:g}",
+                    DASH if c.detectable_points is None else f"−{c.detectable_points:.1f}",
+                    c.verdict,
                 ]
             )
         )
-        table.data.append({k: v for k, v in c.items() if k != "differences_points"})
-    confidence = comparisons[0].get("confidence", 0.95) if comparisons else 0.95
-    method = next((c.get("method") for c in comparisons if c.get("method")), "student-t")
+        table.data.append(c.model_dump(exclude={"differences_points"}))
+    confidence = comparisons[0].confidence if comparisons else 0.95
+    method = next((c.method for c in comparisons if c.method), "student-t")
     table.notes.append(
         f"Δ = candidate − reference, probe accuracy in points, paired by seed. Bounds: "
         f"one-sided {100 * confidence:g}% ({method}: Student's t below 10 pairs, a paired "
@@ -71,7 +69,7 @@ def comparisons_table(comparisons: list[dict[str, Any]]) -> Table:
     return table
 
 
-def control_gains_table(gains: list[dict[str, Any]]) -> Table:
+def control_gains_table(gains: list[ControlGain]) -> Table:
     columns = [
         Column("row", "left"),
         Column("control", "left"),
@@ -85,25 +83,25 @@ def control_gains_table(gains: list[dict[str, Any]]) -> Table:
     for g in gains:
         interval = (
             DASH
-            if g.get("lower_points") is None
-            else f"[{_points(g['lower_points'])}, {_points(g['upper_points'])}]"
+            if g.lower_points is None
+            else f"[{_points(g.lower_points)}, {_points(g.upper_points)}]"
         )
-        passes = {True: "yes", False: "**no**", None: DASH}[g.get("passes")]
+        passes = {True: "yes", False: "**no**", None: DASH}[g.passes]
         table.rows.append(
             TableRow(
                 [
-                    str(g["row"]),
-                    str(g["control"]),
-                    str(g["n"]),
-                    _points(g.get("gain_points")),
+                    g.row,
+                    g.control,
+                    str(g.n),
+                    _points(g.gain_points),
                     interval,
-                    f"+{g['required_points']:g}",
+                    f"+{g.required_points:g}",
                     passes,
                 ]
             )
         )
-        table.data.append(dict(g))
-    confidence = gains[0].get("confidence", 0.95) if gains else 0.95
+        table.data.append(g.model_dump())
+    confidence = gains[0].confidence if gains else 0.95
     table.notes.append(
         f"Gain = row − its random-init control (same encoders, untrained), paired by seed; "
         f"two-sided {100 * confidence:g}% interval. A row passes when the interval lies above "
@@ -113,31 +111,31 @@ def control_gains_table(gains: list[dict[str, Any]]) -> Table:
     return table
 
 
-def differences_plot(key: str, comparisons: list[dict[str, Any]]) -> Plot | str:
+def differences_plot(key: str, comparisons: list[Comparison]) -> Plot | str:
     """Each comparison's per-seed paired differences, their mean with the one-sided bounds,
     and the margin line."""
-    judged = [c for c in comparisons if c.get("lower_points") is not None]
+    judged = [c for c in comparisons if c.lower_points is not None]
     if not judged:
         return "no comparison has two completed pairs yet"
     from bench.report.plots import _figure, _png
 
     figure, axes = _figure(7.5, 1.2 + 0.7 * len(judged))
     ax = axes[0][0]
-    margin = float(judged[0]["margin_points"])
+    margin = judged[0].margin_points
     for y, c in enumerate(reversed(judged)):
-        diffs = c.get("differences_points") or []
+        diffs = c.differences_points or []
         ax.scatter(diffs, [y] * len(diffs), color="#9ecae1", s=18, zorder=2)
-        ax.plot([c["lower_points"], c["upper_points"]], [y, y], color="#08519c", linewidth=2.5)
-        ax.scatter([c["mean_points"]], [y], color="#08519c", s=45, zorder=3)
+        ax.plot([c.lower_points, c.upper_points], [y, y], color="#08519c", linewidth=2.5)
+        ax.scatter([c.mean_points], [y], color="#08519c", s=45, zorder=3)
     ax.axvline(0, color="#999999", linewidth=0.8)
     ax.axvline(-margin, color="#d62728", linestyle="--", label=f"−margin ({margin:g} points)")
-    ax.set_yticks(range(len(judged)), [c["name"] for c in reversed(judged)], fontsize=8)
+    ax.set_yticks(range(len(judged)), [c.name for c in reversed(judged)], fontsize=8)
     ax.set(xlabel="candidate − reference, probe accuracy (points)", ylim=(-0.7, len(judged) - 0.3))
     ax.legend(fontsize=8, loc="lower right")
     data = [
-        {"comparison": c["name"], "seed": seed, "difference_points": d}
+        {"comparison": c.name, "seed": seed, "difference_points": d}
         for c in judged
-        for seed, d in zip(c["seeds"], c["differences_points"], strict=True)
+        for seed, d in zip(c.seeds, c.differences_points or [], strict=True)
     ]
     return Plot(key, "Paired differences and verdicts", "", _png(figure), data)
 
@@ -166,11 +164,12 @@ def _fraction_interval(mean: Any, low: Any, high: Any) -> str:
     return text if low is None else f"{text} [{signed(100 * low)}, {signed(100 * high)}]"
 
 
-def _split_note(delta: dict[str, Any]) -> str:
+def _split_note(delta: PairedDeltas | None) -> str:
     """ ", k/n pairs split" when k of the row's n wall-clock pairs ran in different
     invocations of the grid, else nothing."""
-    split = delta.get("wall_clock_split_pairs") or 0
-    return f", {split}/{delta['wall_clock_pairs']} pairs split" if split else ""
+    if delta is None or not delta.wall_clock_split_pairs:
+        return ""
+    return f", {delta.wall_clock_split_pairs}/{delta.wall_clock_pairs} pairs split"
 
 
 def summary_table(
@@ -181,12 +180,12 @@ def summary_table(
 ) -> Table:
     """One line per row: FLOPs, measured wall-clock (paired by seed), projected whole-run
     wall-clock, accuracy, its gain over random init and the verdicts it is the candidate of."""
-    deltas = {d["row"]: d for d in results.paired_deltas}
-    gains = {g["row"]: g for g in results.control_gains}
+    deltas = {d.row: d for d in results.paired_deltas}
+    gains = {g.row: g for g in results.control_gains}
     projected = {p.recipe: p for p in projection or []}
     verdicts: dict[str, list[str]] = {}
     for c in results.comparisons:
-        verdicts.setdefault(c["candidate"], []).append(f"vs {c['reference']}: {c['verdict']}")
+        verdicts.setdefault(c.candidate, []).append(f"vs {c.reference}: {c.verdict}")
     columns = [
         Column("row", "left"),
         Column("n"),
@@ -201,7 +200,7 @@ def summary_table(
     table = Table("summary", "Cost and accuracy per row, with verdicts", columns, [])
     base_flops = base.mean("total_flops") if base else None
     for g in rows:
-        d = deltas.get(g.name, {})
+        d = deltas.get(g.name)
         p = projected.get(g.name)
         # a projection's time_saving is positive for a saving: shown as a negative delta
         if p is None:
@@ -217,12 +216,12 @@ def summary_table(
                 -(p.time_saving_ci_low or 0.0),
             )
         accuracy = g.stats("probe.accuracy")
-        gain = gains.get(g.name, {})
+        gain = gains.get(g.name)
         gain_text = (
             DASH
-            if gain.get("gain_points") is None
-            else signed(gain["gain_points"], 1, "")
-            + (" (below the bar)" if gain.get("passes") is False else "")
+            if gain is None or gain.gain_points is None
+            else signed(gain.gain_points, 1, "")
+            + (" (below the bar)" if gain.passes is False else "")
         )
         wall = g.mean("wall_clock_seconds")
         cells = [
@@ -231,22 +230,24 @@ def summary_table(
             signed(delta_pct(g.mean("total_flops"), base_flops)),
             (f"{wall:,.0f} s" if wall is not None else DASH)
             if g.baseline
-            else _fraction_interval(
-                d.get("wall_clock_delta_mean"),
-                d.get("wall_clock_delta_low"),
-                d.get("wall_clock_delta_high"),
+            else (
+                DASH
+                if d is None
+                else _fraction_interval(
+                    d.wall_clock_delta_mean, d.wall_clock_delta_low, d.wall_clock_delta_high
+                )
             )
             + _split_note(d),
             projected_text,
             mean_std(accuracy, points, 100),
             DASH
-            if g.baseline or d.get("accuracy_delta_points_mean") is None
-            else signed(d["accuracy_delta_points_mean"], 1, "")
+            if g.baseline or d is None or d.accuracy_delta_points_mean is None
+            else signed(d.accuracy_delta_points_mean, 1, "")
             + (
                 ""
-                if d.get("accuracy_delta_points_low") is None
-                else f" [{signed(d['accuracy_delta_points_low'], 1, '')}, "
-                f"{signed(d['accuracy_delta_points_high'], 1, '')}]"
+                if d.accuracy_delta_points_low is None
+                else f" [{signed(d.accuracy_delta_points_low, 1, '')}, "
+                f"{signed(d.accuracy_delta_points_high, 1, '')}]"
             ),
             gain_text,
             "; ".join(verdicts.get(g.name, [])) or DASH,
@@ -257,11 +258,11 @@ def summary_table(
                 "row": g.name,
                 "n": len(g.done),
                 "delta_flops_pct": delta_pct(g.mean("total_flops"), base_flops),
-                **{k: v for k, v in d.items() if k != "row"},
+                **({} if d is None else d.model_dump(exclude={"row"})),
                 "projected_time_saving": None if p is None else p.time_saving,
                 "accuracy_mean": accuracy.mean,
                 "accuracy_std": accuracy.std,
-                "gain_over_random_points": gain.get("gain_points"),
+                "gain_over_random_points": None if gain is None else gain.gain_points,
                 "verdicts": "; ".join(verdicts.get(g.name, [])),
             }
         )

@@ -1,22 +1,28 @@
 """Typed results (schema_version 2): what every command writes and every reader reads.
 
 - ``RunSummary``: a pre-training run's ``summary.json`` (``diffmavil.training.summary``);
-- ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``;
+- ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``,
+  with what is judged from its records: ``Comparison`` (a confirmatory verdict),
+  ``ControlGain`` (a row over its random-init control), ``PairedDeltas`` (a row against the
+  baseline row, paired by seed);
 - ``FlopRow``, ``WholeRunFlopRow``, ``SensitivityRow`` / ``FlopsResults``: ``diffbench
   flops --format json``;
 - ``TimingRow`` / ``TimeResults``: ``diffbench time --format json`` (and a grid row's timing);
 - ``ProjectionResults``: a whole-run projection (``diffbench time --masking/--batch``, a
   grid's ``whole-run.json``): rows of kind ``whole_run`` and ``whole_run_point``;
 - ``PaperHeadline``: the paper's headline figures beside ours at base size, computed when
-  results are produced and stored in them (the report renders it);
+  results are produced and stored in them (the report renders it), with our
+  ``DesignChoice``s;
 - ``Environment``: the block every result carries (``diffmavil.environment``).
 
 Every model is frozen and rejects unknown fields. Results of schema 1 are migrated once on
 read (``bench.migrate``); ``diffbench migrate`` rewrites them in place.
 """
 
+from bench.schema.judged import Comparison, ControlGain, PairedDeltas, Verdict
 from bench.schema.projection import PointRow, WholeRunRow
 from bench.schema.results import (
+    DesignChoice,
     FlopRow,
     FlopsResults,
     GridRecord,
@@ -36,12 +42,16 @@ from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Comparison",
+    "ControlGain",
+    "DesignChoice",
     "Environment",
     "FlopRow",
     "FlopsResults",
     "GridRecord",
     "GridResults",
     "HeadlineFigure",
+    "PairedDeltas",
     "PaperHeadline",
     "PointRow",
     "ProbeMetrics",
@@ -51,6 +61,7 @@ __all__ = [
     "SensitivityRow",
     "TimeResults",
     "TimingRow",
+    "Verdict",
     "WholeRunFlopRow",
     "WholeRunRow",
 ]

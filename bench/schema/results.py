@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from bench.requests import StatisticsSpec
+from bench.schema.judged import Comparison, ControlGain, PairedDeltas
 from bench.schema.projection import PointRow, WholeRunRow
 from diffmavil.config import Frozen
 from diffmavil.environment import Environment
@@ -233,6 +235,13 @@ class HeadlineFigure(Frozen):
     source: str | None = None
 
 
+class DesignChoice(Frozen):
+    """One of our design choices the paper does not state, and the value we use."""
+
+    label: str
+    value: str
+
+
 class PaperHeadline(Frozen):
     """The paper's headline (abstract) beside our base-size figures, computed when the
     results were produced (closed-form FLOP model), and the saving's sensitivity."""
@@ -244,7 +253,7 @@ class PaperHeadline(Frozen):
     sensitivity_samples: int
     fixed_mask_ratio: tuple[float, float]
     sensitivity: list[SensitivityRow]
-    choices: list[dict[str, str]]
+    choices: list[DesignChoice]
 
     def figure(self, name: str) -> HeadlineFigure:
         """The figure ``flops_saving`` or ``wall_clock_saving``."""
@@ -356,14 +365,14 @@ class GridResults(Frozen):
     seeds: list[int]
     baseline: str | None = None
     flops_only: bool = False
-    statistics: dict[str, Any] | None = Field(None, description="the grid's StatisticsSpec")
+    statistics: StatisticsSpec | None = Field(None, description="the grid's statistics block")
     executor: str = "local"
     environment: Environment
     paper_headline: PaperHeadline | None = None
     # judged from the records when the results are written (bench.ablate.comparisons)
-    comparisons: list[dict[str, Any]] = Field(default_factory=list)
-    control_gains: list[dict[str, Any]] = Field(default_factory=list)
-    paired_deltas: list[dict[str, Any]] = Field(default_factory=list)
+    comparisons: list[Comparison] = Field(default_factory=list)
+    control_gains: list[ControlGain] = Field(default_factory=list)
+    paired_deltas: list[PairedDeltas] = Field(default_factory=list)
     records: list[GridRecord]
 
 
