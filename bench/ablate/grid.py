@@ -74,6 +74,7 @@ class GridRow(Frozen):
     seed_count: int | None = None  # runs at the grid's first seed_count seeds (None: all)
 
     def at_seed(self, seed: int) -> PretrainConfig:
+        """The row's config at ``seed``."""
         return self.config.model_copy(update={"seed": seed})
 
 
@@ -92,6 +93,7 @@ class Grid(Frozen):
 
     @property
     def baseline(self) -> GridRow:
+        """The row deltas are against."""
         return next(row for row in self.rows if row.baseline)
 
     def seeds_of(self, row: GridRow) -> list[int]:
@@ -99,6 +101,7 @@ class Grid(Frozen):
         return self.seeds if row.seed_count is None else self.seeds[: row.seed_count]
 
     def probe_at_seed(self, seed: int) -> FinetuneConfig | None:
+        """The probe of the runs at ``seed`` (None: the grid has none)."""
         return None if self.probe is None else self.probe.model_copy(update={"seed": seed})
 
 

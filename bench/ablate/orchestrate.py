@@ -261,6 +261,7 @@ class GridRecords:
         return pending, shared
 
     def ordered(self) -> list[dict[str, Any]]:
+        """The records so far, in the tasks' order."""
         return [self.by_index[i] for i in sorted(self.by_index)]
 
     def rebuild(self) -> bool:

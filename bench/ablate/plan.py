@@ -24,6 +24,7 @@ class Plan:
 
 @lru_cache(maxsize=4096)
 def _plan(model: ModelConfig, masking: Any, batch: Any, budget: int) -> Plan:
+    # cached by what determines the plan (a config's seed and execution settings do not)
     from diffmavil.flops import model_flops
     from diffmavil.schedules import plan_run
 
@@ -74,6 +75,8 @@ def row_run_id(config: PretrainConfig, probe: FinetuneConfig | None, flops_only:
 
 
 def control_run_id(init: str, config: PretrainConfig, probe: FinetuneConfig) -> str:
+    """Hash of a control probe: its init, what of the model it uses (the whole model for
+    random init, the audio input for fbank) and the probe config."""
     model = config.model
     what = (
         model.model_dump(mode="json")
@@ -89,6 +92,7 @@ def format_value(value: Any) -> str:
 
 
 def describe_differences(differences: dict[str, Any]) -> str:
+    """``key=value, ...`` of a row's differences from the base, or ``(base)``."""
     return ", ".join(f"{k}={format_value(v)}" for k, v in differences.items()) or "(base)"
 
 

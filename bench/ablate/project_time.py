@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.ablate.grid import Grid
 from bench.report.projection import PROJECTION_FILE
 
+if TYPE_CHECKING:
+    from bench.projection.recipes import ProjectionRequest
 
-def projection_request(grid: Grid):
+
+def projection_request(grid: Grid) -> ProjectionRequest:
+    """The whole-run projection ``run.project_time`` asks for, one recipe per row."""
     from bench.projection.recipes import grid_projection_request
 
     spec = grid.run.project_time
