@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -153,50 +154,102 @@ def pretrain(
     Raises ``TrainingFailed`` after writing a failed summary when the loss is not finite.
     Under ``torchrun`` each process trains its disjoint share of every global batch.
     """
-    from diffmavil.data import build_dataset
-
     run_dir = Path(run_dir)
     group = distributed.init_from_environment(config.device)
+    run = _prepare(config, run_dir, group, resume, dataset)
+    loop = _Loop(run, progress, on_step)
+    status, failure = loop.train()
+    summary = _summary(run, loop, status, failure)
+    if group.is_main:
+        atomic_write_json(run_dir / "summary.json", summary)
+        if status == "completed":
+            discard_previous(run.checkpoint_path)
+    if status != "completed":
+        raise TrainingFailed(f"{run_dir}: {failure}")
+    return summary
+
+
+@dataclass
+class _Clock:
+    """Seconds spent so far: compute, data and overhead (their sum is the wall-clock) and
+    writing snapshots (recorded apart)."""
+
+    compute: float = 0.0
+    data: float = 0.0
+    overhead: float = 0.0
+    snapshot: float = 0.0
+
+    @classmethod
+    def restore(cls, elapsed: dict[str, float]) -> _Clock:
+        # older checkpoints: no overhead; runs without snapshots: no snapshot seconds
+        return cls(**{"overhead": 0.0, "snapshot": 0.0, **elapsed})
+
+    @property
+    def wall(self) -> float:
+        return self.compute + self.data + self.overhead
+
+    def elapsed(self, snapshots: bool) -> dict[str, float]:
+        """What a checkpoint records (snapshot seconds when the run writes snapshots)."""
+        elapsed = {"compute": self.compute, "data": self.data, "overhead": self.overhead}
+        if snapshots:
+            elapsed["snapshot"] = self.snapshot
+        return elapsed
+
+
+@dataclass
+class _Run:
+    """What a run trains with, built (or restored from its checkpoint) before the loop."""
+
+    config: PretrainConfig
+    run_dir: Path
+    group: distributed.ProcessGroup
+    device: torch.device
+    dataset: torch.utils.data.Dataset
+    plan: list[StepPlan]
+    model: DiffMAViL
+    optimizer: torch.optim.Optimizer
+    train_step: TrainStep
+    gather: Callable[[torch.Tensor], torch.Tensor] | None
+    compiled: Any
+    start_step: int
+    discarded: list[Path]
+    clock: _Clock
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+
+def _prepare(
+    config: PretrainConfig,
+    run_dir: Path,
+    group: distributed.ProcessGroup,
+    resume: bool,
+    dataset: torch.utils.data.Dataset | None,
+) -> _Run:
+    """The device, dataset, plan, model and optimizer of a run, resumed from its checkpoint
+    when ``resume`` and one verifies; ``config.json`` written."""
+    from diffmavil.data import build_dataset
+
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device, group.local_rank if config.device == "cuda" else None)
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda: no CUDA device is available (allowed here: cpu)")
-    model_config = config.model
-
     cache = None if config.data_cache == "none" else config.data_cache
     dataset = dataset or build_dataset(
-        config.data, model_config, "train", seed=config.seed, cache=cache
+        config.data, config.model, "train", seed=config.seed, cache=cache
     )
-    plan = plan_run(model_config, config.masking, config.batch, config.budget_samples)
-    for step in plan:  # fail before training if a step cannot be sharded evenly
-        if step.batch_size % group.world_size:
-            raise ConfigError(
-                f"step {step.step}: global batch {step.batch_size} does not divide among "
-                f"{group.world_size} processes (choose a budget and batch multiple of it)"
-            )
-
+    plan = _sharded_plan(config, group.world_size)
     model = build_model(config, device)
     compiled = compile_components(model) if config.compile else None
     optimizer = make_optimizer(model, config.optimizer, peak_lr(config))
-    start_step = 0
-    elapsed_before = {"compute": 0.0, "data": 0.0, "overhead": 0.0, "snapshot": 0.0}
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-    state, discarded = resume_checkpoint(checkpoint_path, device, group) if resume else (None, [])
-    if state is not None:
-        if state["run_id"] != config.run_id():
-            raise ConfigError(
-                f"{checkpoint_path}: belongs to run {state['run_id']}, not {config.run_id()}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step = state["next_step"]
-        # older checkpoints: no overhead; runs without snapshots: no snapshot seconds
-        elapsed_before = {"overhead": 0.0, "snapshot": 0.0, **state["elapsed"]}
+    start_step, clock, discarded = _restore(
+        config, run_dir, group, device, model, optimizer, resume
+    )
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", config.model_dump(mode="json"))
-
     train_model: nn.Module = model
     gather = None
     if group.distributed:
@@ -211,116 +264,179 @@ def pretrain(
         forward=train_model,
         autocast=autocast_context(device, config.dtype),
     )
+    return _Run(config, run_dir, group, device, dataset, plan, model, optimizer, train_step,
+                gather, compiled, start_step, discarded, clock)  # fmt: skip
 
-    sampler = PlanBatchSampler(
-        plan, SampleStream(len(dataset), config.seed), start_step, group.rank, group.world_size
-    )
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=config.num_workers,
-        persistent_workers=False,
-        pin_memory=device.type == "cuda",
-    )
-    log = MetricsLog(run_dir, start_step, enabled=group.is_main)
-    snapshots = SnapshotWriter(
-        run_dir, config.snapshot_every, plan, start_step, config.run_id(), main=group.is_main
-    )
-    totals = _Totals.restore(plan[:start_step], model_config)
-    compute_time, data_time = elapsed_before["compute"], elapsed_before["data"]
-    overhead_time, snapshot_time = elapsed_before["overhead"], elapsed_before["snapshot"]
-    status, failure = "completed", None
-    bar = _progress(progress and group.is_main, len(plan), start_step)
-    base_lr = peak_lr(config)
-    non_finite = torch.zeros((), dtype=torch.bool, device=device)
 
-    model.train()
-    tick = time.perf_counter()
-    try:
-        for step, batch in zip(plan[start_step:], loader, strict=True):
-            audio = batch["audio"].to(device, non_blocking=True)
-            video = batch["video"].to(device, non_blocking=True)
-            ids = sample_ids(step, group.rank, group.world_size).to(device)
-            data_seconds = time.perf_counter() - tick
-            start = time.perf_counter()
-
-            lr = (
-                lr_at(
-                    step.samples_seen,
-                    config.budget_samples,
-                    base_lr,
-                    warmup_fraction=config.optimizer.warmup_fraction,
-                    min_lr=config.optimizer.min_lr,
-                )
-                * step.lr_scale
+def _sharded_plan(config: PretrainConfig, world_size: int) -> list[StepPlan]:
+    """The run plan; fails before training if a step cannot be sharded evenly."""
+    plan = plan_run(config.model, config.masking, config.batch, config.budget_samples)
+    for step in plan:
+        if step.batch_size % world_size:
+            raise ConfigError(
+                f"step {step.step}: global batch {step.batch_size} does not divide among "
+                f"{world_size} processes (choose a budget and batch multiple of it)"
             )
-            for param_group in optimizer.param_groups:
-                param_group["lr"] = lr
-            result = train_step(
-                audio,
-                video,
-                step.mask_ratio,
-                ids,
-                config.seed,
-                gather,
-                group.rank,
-                poison_loss=step.step == config.inject_nan_at_step,
+    return plan
+
+
+def _restore(
+    config: PretrainConfig,
+    run_dir: Path,
+    group: distributed.ProcessGroup,
+    device: torch.device,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    resume: bool,
+) -> tuple[int, _Clock, list[Path]]:
+    """(next step, seconds so far, checkpoints moved aside): from the newest checkpoint that
+    verifies when ``resume`` (model and optimizer state loaded), else a fresh start."""
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    state, discarded = resume_checkpoint(checkpoint_path, device, group) if resume else (None, [])
+    if state is None:
+        return 0, _Clock(), discarded
+    if state["run_id"] != config.run_id():
+        raise ConfigError(
+            f"{checkpoint_path}: belongs to run {state['run_id']}, not {config.run_id()}"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["next_step"], _Clock.restore(state["elapsed"]), discarded
+
+
+class _Loop:
+    """The training loop over the plan's remaining steps: each step's batch, train step,
+    timers, logged row, snapshot and checkpoint."""
+
+    def __init__(
+        self, run: _Run, progress: bool, on_step: Callable[[dict[str, Any]], None] | None
+    ) -> None:
+        config, group = run.config, run.group
+        self.run, self.config, self.on_step = run, config, on_step
+        sampler = PlanBatchSampler(
+            run.plan, SampleStream(len(run.dataset), config.seed), run.start_step,
+            group.rank, group.world_size,
+        )  # fmt: skip
+        self.loader = torch.utils.data.DataLoader(
+            run.dataset,
+            batch_sampler=sampler,
+            num_workers=config.num_workers,
+            persistent_workers=False,
+            pin_memory=run.device.type == "cuda",
+        )
+        self.log = MetricsLog(run.run_dir, run.start_step, enabled=group.is_main)
+        self.snapshots = SnapshotWriter(
+            run.run_dir, config.snapshot_every, run.plan, run.start_step, config.run_id(),
+            main=group.is_main,
+        )  # fmt: skip
+        self.totals = _Totals.restore(run.plan[: run.start_step], config.model)
+        self.clock = run.clock
+        self.bar = _progress(progress and group.is_main, len(run.plan), run.start_step)
+        self.base_lr = peak_lr(config)
+        self.non_finite = torch.zeros((), dtype=torch.bool, device=run.device)
+
+    def train(self) -> tuple[str, str | None]:
+        """("completed", None), or ("failed", why) when a step's loss was not finite."""
+        self.run.model.train()
+        tick = time.perf_counter()
+        try:
+            for step, batch in zip(self.run.plan[self.run.start_step :], self.loader, strict=True):
+                failure = self.step(step, batch, tick)
+                if failure is not None:
+                    return "failed", failure
+                self.bar.advance()
+                tick = time.perf_counter()
+        finally:
+            self.bar.stop()
+            self.log.close()
+        return "completed", None
+
+    def step(self, step: StepPlan, batch: dict[str, torch.Tensor], tick: float) -> str | None:
+        """One step, its data timed from ``tick``; the failure when its loss is not finite."""
+        run, device = self.run, self.run.device
+        audio = batch["audio"].to(device, non_blocking=True)
+        video = batch["video"].to(device, non_blocking=True)
+        ids = sample_ids(step, run.group.rank, run.group.world_size).to(device)
+        data_seconds = time.perf_counter() - tick
+        start = time.perf_counter()
+        lr = self.set_lr(step)
+        result = run.train_step(
+            audio, video, step.mask_ratio, ids, self.config.seed, run.gather, run.group.rank,
+            poison_loss=step.step == self.config.inject_nan_at_step,
+        )  # fmt: skip
+        self.non_finite |= ~torch.isfinite(result.loss.detach())
+        last = step.step == len(run.plan) - 1
+        logged = last or step.step % self.config.log_every == 0
+        snapshot = self.snapshots.due(step.step)
+        checked = logged or snapshot  # a snapshot holds finite weights only
+        if checked:
+            _sync(device)
+        compute_seconds = time.perf_counter() - start
+        self.clock.compute += compute_seconds
+        self.clock.data += data_seconds
+        self.totals.add(step, self.config.model)
+        overhead_start = time.perf_counter()
+        if checked and not distributed.all_ranks_agree(not bool(self.non_finite.item())):
+            return f"non-finite loss at step {step.step} (loss={result.loss.item()})"
+        if logged:
+            row = _row(step, result.output, result.loss, lr, result.grad_norm,
+                       compute_seconds, data_seconds, self.totals)  # fmt: skip
+            self.log.write(row)
+            if self.on_step is not None:
+                self.on_step(row)
+        snapshot_seconds = self.write_snapshot(step, overhead_start) if snapshot else 0.0
+        if run.group.is_main and (last or (step.step + 1) % self.config.checkpoint_every == 0):
+            elapsed = self.clock.elapsed(self.snapshots.enabled)
+            save_checkpoint(
+                run.checkpoint_path,
+                checkpoint_payload(self.config, run.model, run.optimizer, step.step + 1, elapsed),
             )
-            output, loss, grad_norm = result.output, result.loss, result.grad_norm
-            non_finite |= ~torch.isfinite(loss.detach())
+        self.clock.overhead += time.perf_counter() - overhead_start - snapshot_seconds
+        return None
 
-            last = step.step == len(plan) - 1
-            logged = last or step.step % config.log_every == 0
-            snapshot = snapshots.due(step.step)
-            checked = logged or snapshot  # a snapshot holds finite weights only
-            if checked:
-                _sync(device)
-            compute_seconds = time.perf_counter() - start
-            compute_time += compute_seconds
-            data_time += data_seconds
-            totals.add(step, model_config)
-            overhead_start = time.perf_counter()
-            if checked and not distributed.all_ranks_agree(not bool(non_finite.item())):
-                status = "failed"
-                failure = f"non-finite loss at step {step.step} (loss={loss.item()})"
-                break
-            if logged:
-                row = _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, totals)
-                log.write(row)
-                if on_step is not None:
-                    on_step(row)
-            snapshot_seconds = 0.0
-            if snapshot:  # before the step's checkpoint: see diffmavil.training.snapshots
-                snapshot_start = time.perf_counter()
-                snapshots.write(
-                    model,
-                    model_config,
-                    step=step.step,
-                    samples=totals.samples,
-                    flops=totals.flops,
-                    wall_clock_seconds=compute_time
-                    + data_time
-                    + overhead_time
-                    + (snapshot_start - overhead_start),
-                    compute_seconds=compute_time,
-                )
-                snapshot_seconds = time.perf_counter() - snapshot_start
-                snapshot_time += snapshot_seconds
-            if group.is_main and (last or (step.step + 1) % config.checkpoint_every == 0):
-                elapsed = {"compute": compute_time, "data": data_time, "overhead": overhead_time}
-                if snapshots.enabled:
-                    elapsed["snapshot"] = snapshot_time
-                save_checkpoint(
-                    checkpoint_path,
-                    checkpoint_payload(config, model, optimizer, step.step + 1, elapsed),
-                )
-            overhead_time += time.perf_counter() - overhead_start - snapshot_seconds
-            bar.advance()
-            tick = time.perf_counter()
-    finally:
-        bar.stop()
-        log.close()
+    def set_lr(self, step: StepPlan) -> float:
+        """The step's learning rate (warm-up + cosine over samples, times the batch rule's
+        scale), set on every parameter group."""
+        optimizer = self.config.optimizer
+        lr = (
+            lr_at(
+                step.samples_seen,
+                self.config.budget_samples,
+                self.base_lr,
+                warmup_fraction=optimizer.warmup_fraction,
+                min_lr=optimizer.min_lr,
+            )
+            * step.lr_scale
+        )
+        for param_group in self.run.optimizer.param_groups:
+            param_group["lr"] = lr
+        return lr
 
+    def write_snapshot(self, step: StepPlan, overhead_start: float) -> float:
+        """Write the step's snapshot (before its checkpoint: see
+        ``diffmavil.training.snapshots``); returns the seconds it took."""
+        snapshot_start = time.perf_counter()
+        clock = self.clock
+        self.snapshots.write(
+            self.run.model,
+            self.config.model,
+            step=step.step,
+            samples=self.totals.samples,
+            flops=self.totals.flops,
+            wall_clock_seconds=clock.compute
+            + clock.data
+            + clock.overhead
+            + (snapshot_start - overhead_start),
+            compute_seconds=clock.compute,
+        )
+        seconds = time.perf_counter() - snapshot_start
+        clock.snapshot += seconds
+        return seconds
+
+
+def _summary(run: _Run, loop: _Loop, status: str, failure: str | None) -> dict[str, Any]:
+    """The run's summary (``RunSummary``, as JSON)."""
+    config, clock, totals = run.config, run.clock, loop.totals
     summary = {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "kind": "pretrain",
@@ -329,35 +445,28 @@ def pretrain(
         "failure": failure,
         "config": config.model_dump(mode="json"),
         "steps": totals.steps,
-        "planned_steps": len(plan),
+        "planned_steps": len(run.plan),
         "samples": totals.samples,
         "budget_samples": config.budget_samples,
         "total_flops": totals.flops,
         "flops_by_component": totals.by_component,
-        "wall_clock_seconds": compute_time + data_time + overhead_time,
-        "compute_seconds": compute_time,
-        "data_seconds": data_time,
-        "overhead_seconds": overhead_time,
-        "snapshot_seconds": snapshot_time if snapshots.enabled else None,
-        "samples_per_second": totals.samples / max(compute_time + data_time, 1e-9),
-        **data_bound(data_time, compute_time),
-        "compile": compiled.summary() if compiled is not None else None,
-        "achieved_flops_per_second": totals.flops / max(compute_time, 1e-9),
-        "resumed_from_step": start_step if start_step else None,
-        "discarded_checkpoints": [str(path) for path in discarded],
-        "world_size": group.world_size,
-        "skipped_files": int(getattr(dataset, "skipped", 0)),
-        "final_losses": _last_losses(run_dir) if group.is_main else {},
-        "environment": environment(device),
+        "wall_clock_seconds": clock.wall,
+        "compute_seconds": clock.compute,
+        "data_seconds": clock.data,
+        "overhead_seconds": clock.overhead,
+        "snapshot_seconds": clock.snapshot if loop.snapshots.enabled else None,
+        "samples_per_second": totals.samples / max(clock.compute + clock.data, 1e-9),
+        **data_bound(clock.data, clock.compute),
+        "compile": run.compiled.summary() if run.compiled is not None else None,
+        "achieved_flops_per_second": totals.flops / max(clock.compute, 1e-9),
+        "resumed_from_step": run.start_step if run.start_step else None,
+        "discarded_checkpoints": [str(path) for path in run.discarded],
+        "world_size": run.group.world_size,
+        "skipped_files": int(getattr(run.dataset, "skipped", 0)),
+        "final_losses": _last_losses(run.run_dir) if run.group.is_main else {},
+        "environment": environment(run.device),
     }
-    summary = RunSummary.model_validate(summary).model_dump(mode="json")
-    if group.is_main:
-        atomic_write_json(run_dir / "summary.json", summary)
-        if status == "completed":
-            discard_previous(checkpoint_path)
-    if status != "completed":
-        raise TrainingFailed(f"{run_dir}: {failure}")
-    return summary
+    return RunSummary.model_validate(summary).model_dump(mode="json")
 
 
 # The data pipeline bounds a run when its batches took at least as long as the compute
