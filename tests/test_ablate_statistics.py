@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.ablate.comparisons import comparisons, control_gains
 from bench.ablate.grid import GridError, load_grid
+from bench.ablate.judge import confirmatory_verdicts, control_gains
+from bench.ablate.non_inferiority import LOSS, NO_LOSS, UNDECIDED
 from bench.ablate.orchestrate import build_tasks, execution_order
 from bench.ablate.results import write_results
-from bench.ablate.verdicts import LOSS, NO_LOSS, UNDECIDED
 from bench.requests import StatisticsSpec
 from bench.schema import GridRecord
 
@@ -148,7 +148,7 @@ def test_verdicts_match_a_hand_computed_student_t_interval() -> None:
         _record("mavil-matched", 0, None),  # failed: no pair
     ]
     spec = StatisticsSpec.model_validate(GRID["statistics"])
-    first, second = comparisons(_typed(records), spec)
+    first, second = confirmatory_verdicts(_typed(records), spec)
     half = 2.919986 * 1.0 / math.sqrt(3)
     assert first.n == 3 and first.seeds == [0, 1, 2]
     assert first.mean_points == pytest.approx(2.0)
@@ -159,9 +159,9 @@ def test_verdicts_match_a_hand_computed_student_t_interval() -> None:
     assert second.verdict == "not enough pairs"
     # a large loss is "loss"; a wide spread around -2 is "undecided"
     loss = [_record("diffmavil", s, a - 0.10) for s, a in enumerate([0.60, 0.70, 0.65])]
-    assert comparisons(_typed(loss + records[:3]), spec)[0].verdict == LOSS
+    assert confirmatory_verdicts(_typed(loss + records[:3]), spec)[0].verdict == LOSS
     wide = [_record("diffmavil", s, a) for s, a in enumerate([0.55, 0.74, 0.61])]
-    assert comparisons(_typed(wide + records[:3]), spec)[0].verdict == UNDECIDED
+    assert confirmatory_verdicts(_typed(wide + records[:3]), spec)[0].verdict == UNDECIDED
 
 
 def test_control_gains_pass_only_with_a_large_gain_above_zero() -> None:
@@ -228,7 +228,7 @@ def test_report_renders_the_stored_verdicts_and_the_differences_plot(tmp_path: P
 
 
 def test_paired_deltas_pair_each_seed_with_the_baselines_run() -> None:
-    from bench.ablate.comparisons import paired_deltas
+    from bench.ablate.judge import paired_deltas
 
     walls = {"mavil": [100.0, 200.0, 150.0], "diffmavil": [80.0, 170.0, 120.0]}
     records = [
@@ -328,7 +328,7 @@ def test_a_single_pair_shows_its_difference_without_a_verdict(tmp_path: Path) ->
         _record("control: random-init", 0, 0.40, kind="control", init="random"),
     ]
     spec = StatisticsSpec.model_validate(GRID["statistics"])
-    first = comparisons(_typed(records), spec)[0]
+    first = confirmatory_verdicts(_typed(records), spec)[0]
     assert first.verdict == "not enough pairs" and first.mean_points == pytest.approx(3.0)
     gain = control_gains(_typed(records), spec)[0]
     assert gain.gain_points == pytest.approx(20.0) and gain.passes is None

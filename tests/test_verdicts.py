@@ -1,4 +1,4 @@
-"""Paired one-sided verdicts (bench/ablate/verdicts.py): t quantiles against published
+"""Paired one-sided verdicts (bench/ablate/non_inferiority.py): t quantiles against published
 table values, verdicts on constructed differences, power arithmetic."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.ablate.verdicts import (
+from bench.ablate.non_inferiority import (
     LOSS,
     NO_LOSS,
     UNDECIDED,

@@ -8,10 +8,11 @@
   run ids, differences from the base;
 - ``orchestrate``: a grid's tasks and their order; ``run_grid`` runs them and
   ``GridRecords`` gathers their records and writes the results;
-- ``runner``: one task (pre-train + probe, control probe, FLOPs-only plan) and the
-  executors (local, local workers, submitit); ``claims``: who runs a task, and the results
-  lock, across processes and hosts;
+- ``runner``: a task claimed and run, and the executors (local, local workers,
+  submitit); ``task``: one task (pre-train + probe, control probe, FLOPs-only plan) and its
+  record; ``claims``: who runs a task, and the results lock, across processes and hosts;
 - ``results``: the results store (schema_version) and the aggregation with pandas;
-  ``comparisons`` and ``verdicts``: paired deltas, control gains and verdicts;
+  ``judge``: the confirmatory verdicts, control gains and paired deltas judged from the
+  records (``non_inferiority``: the paired no-loss test they use);
 - ``project_time``: the grid's whole-run projection (``bench.projection``).
 """

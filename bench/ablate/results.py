@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.ablate.comparisons import comparisons, control_gains, paired_deltas
+from bench.ablate.judge import confirmatory_verdicts, control_gains, paired_deltas
 from bench.requests import StatisticsSpec
 from bench.schema import SCHEMA_VERSION, GridRecord, GridResults
 from diffmavil.atomic import atomic_write_json, atomic_write_text
@@ -234,7 +234,7 @@ def write_results(
     """Write results.json/csv and aggregate.json/csv atomically; returns their paths.
 
     results.json is a validated ``GridResults`` (schema_version 2) carrying what is judged
-    from the records (comparisons, control gains, paired deltas: ``bench.ablate.comparisons``)
+    from the records (comparisons, control gains, paired deltas: ``bench.ablate.judge``)
     and the paper's headline figures (``bench.flops.headline``), computed here, where results
     are produced.
     """
@@ -255,7 +255,7 @@ def write_results(
     statistics = results.statistics or StatisticsSpec()
     results = results.model_copy(
         update={
-            "comparisons": comparisons(typed, statistics),
+            "comparisons": confirmatory_verdicts(typed, statistics),
             "control_gains": control_gains(typed, statistics),
             "paired_deltas": paired_deltas(typed, statistics),
         }

@@ -1,30 +1,30 @@
-"""Running the tasks of a grid: one task = one row at one seed (pre-train + probe), one
-control probe (random init or raw fbank), or one FLOPs-only plan.
-
-``execute_task(task)`` is the unit every executor runs (in-process, in a worker process, in
-a submitit job); it is idempotent: a run whose ``record.json`` says completed is returned
-as is, a pre-training that completed is not repeated, one with a checkpoint resumes.
+"""Running the tasks of a grid: ``execute_task(task)`` claims the run and runs its task
+(``bench.ablate.task``); it is the unit every executor runs (in-process, in a worker
+process, in a submitit job), and idempotent: a run whose ``record.json`` says completed is
+returned as is, a pre-training that completed is not repeated, one with a checkpoint resumes.
 
 Run directory ``<out>/runs/<run_id>/``: pretrain's own files (config.json, metrics.jsonl,
 tb/, checkpoint.pt, summary.json), ``probe.json``, ``claim.<n>.json`` while a process
 runs it, and ``record.json`` (this run's result record, written atomically last).
-
-Data: the synthetic clips a pre-training run will read are generated (and cached in memory)
-before the timed run starts, so wall-clock measures the model, not the procedural data
-generator; ``data_seconds`` is then the loader's overhead only.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.schema import GridRecord, ProbeMetrics, RunSummary
+from bench.ablate.task import (
+    RecordDraft,
+    Task,
+    base_record,
+    failure_reason,
+    pretrain_config,
+    run_task,
+)
+from bench.schema import GridRecord
 from diffmavil.atomic import atomic_write_json
 
 if TYPE_CHECKING:
@@ -32,32 +32,6 @@ if TYPE_CHECKING:
 
 RECORD = "record.json"
 CLAIMED = "claimed"  # status of a run held by another live process (not run here)
-
-
-@dataclass
-class Task:
-    """Picklable description of one run (configs as JSON dicts)."""
-
-    kind: str  # "row" | "control" | "flops"
-    row: str
-    seed: int
-    run_id: str
-    run_dir: str
-    pretrain: dict[str, Any] | None  # PretrainConfig (rows, flops; the model for controls)
-    probe: dict[str, Any] | None  # FinetuneConfig
-    time: dict[str, Any] | None = None  # run.time options (bench.timing), rows only
-    init: str = "checkpoint"  # controls: random | fbank
-    baseline: bool = False
-    match_flops_of: str | None = None
-    differences: str = ""
-    planned_steps: int | None = None
-    planned_flops: int | None = None
-    planned_flops_by_component: dict[str, int] | None = None
-    wall_clock_comparable: bool = True
-    progress: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def read_record(run_dir: str | Path) -> GridRecord | None:
@@ -80,130 +54,6 @@ def is_done(task: Task) -> dict[str, Any] | None:
     if record is not None and record.status in ("completed", "planned"):
         return record.model_dump(mode="json")
     return None
-
-
-# --------------------------------------------------------------------------------------
-# Per-process caches of datasets (rows of one grid share their data)
-# --------------------------------------------------------------------------------------
-
-_DATASETS: dict[tuple, Any] = {}
-
-
-def _dataset(spec: str, model_config, split: str, seed: int, fold: int | None = None):
-    from diffmavil.data import build_dataset
-
-    key = (spec, model_config.audio, model_config.video, split, seed, fold)
-    if key not in _DATASETS:
-        if len(_DATASETS) >= 8:
-            _DATASETS.pop(next(iter(_DATASETS)))
-        _DATASETS[key] = build_dataset(
-            spec, model_config, split, seed=seed, fold=fold, cache="memory"
-        )
-    return _DATASETS[key]
-
-
-_WARMED: set[Any] = set()
-
-
-def _warm_up(config, dataset) -> None:
-    """One untimed training step of this model per process: the first timed run of a process
-    must not pay for lazy initialisation (thread pools, allocator, imports)."""
-    import torch
-
-    from diffmavil.model import DiffMAViL
-
-    key = (config.model, config.threads)
-    if key in _WARMED:
-        return
-    _WARMED.add(key)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    import torch.utils.tensorboard  # pretrain's first import of it is slow
-
-    items = [dataset[i] for i in range(min(2, len(dataset)))]
-    audio = torch.stack([item["audio"] for item in items])
-    video = torch.stack([item["video"] for item in items])
-    model = DiffMAViL(config.model)
-    output = model(audio, video, config.masking.start, torch.arange(len(items)), config.seed)
-    output.loss.backward()
-
-
-def _warm_pretrain_data(config):
-    """The run's training dataset with the clips its plan reads already generated."""
-    from diffmavil.training.stream import SampleStream
-
-    dataset = _dataset(config.data, config.model, "train", config.seed)
-    for index in sorted(
-        set(SampleStream(len(dataset), config.seed).indices(0, config.budget_samples))
-    ):
-        dataset[index]
-    return dataset
-
-
-def run_probe(probe, init: str, model_config, checkpoint: Path | None, device: str = "cpu"):
-    """``diffmavil.training.downstream.evaluate`` on this process's cached downstream datasets
-    (the pre-trained probe and its controls share them)."""
-    from diffmavil.training.downstream import downstream_splits, evaluate
-
-    train_split, eval_split = downstream_splits(probe.data)
-    datasets = (
-        _dataset(probe.data, model_config, train_split, probe.seed, probe.fold),
-        _dataset(probe.data, model_config, eval_split, probe.seed, probe.fold),
-    )
-    return evaluate(probe, init, model_config, checkpoint, device, datasets=datasets)
-
-
-# --------------------------------------------------------------------------------------
-# One task
-# --------------------------------------------------------------------------------------
-
-
-class RecordDraft:
-    """The record of a run while it executes: each step replaces it with an updated,
-    validated copy, so a step that fails leaves what the steps before it recorded."""
-
-    def __init__(self, record: GridRecord) -> None:
-        self.record = record
-
-    def update(self, **values: Any) -> None:
-        self.record = GridRecord.model_validate({**self.record.model_dump(), **values})
-
-
-def _base_record(task: Task, config) -> GridRecord:
-    """The record of ``task`` before it runs (status failed until a step completes it)."""
-    recipe = (
-        {}
-        if config is None
-        else dict(
-            preset=config.preset,
-            variant=config.variant,
-            masking=config.masking.kind,
-            batch=config.batch.kind,
-            budget_samples=config.budget_samples if task.kind != "control" else None,
-        )
-    )
-    return GridRecord(
-        row=task.row,
-        kind=task.kind,
-        seed=task.seed,
-        run_id=task.run_id,
-        status="failed",
-        baseline=task.baseline,
-        match_flops_of=task.match_flops_of,
-        planned_steps=task.planned_steps,
-        planned_flops=task.planned_flops,
-        differences=task.differences,
-        wall_clock_comparable=task.wall_clock_comparable,
-        run_dir=task.run_dir,
-        **recipe,
-    )
-
-
-def _failure_reason(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    if isinstance(error, MemoryError) or "out of memory" in text.lower():
-        return f"out of memory: {type(error).__name__}: {text}"
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def execute_task(task: Task | dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +79,7 @@ def execute_task(task: Task | dict[str, Any]) -> dict[str, Any]:
         done = is_done(task)  # completed by another process just before this claim
         if done is not None:
             return {**done, "skipped": True}
-        draft = RecordDraft(_run_task(task))
+        draft = RecordDraft(run_task(task))
         if not claim.held():  # taken over as stale meanwhile: the new owner's results stand
             return claimed_record(task, claim.holder())
         finished = time.time()
@@ -248,181 +98,10 @@ def claimed_record(task: Task, owner: ClaimOwner | None) -> dict[str, Any]:
     """The record of a run another process holds (never written to its run directory)."""
     from bench.ablate.claims import describe
 
-    record = _base_record(task, _pretrain_config(task))
+    record = base_record(task, pretrain_config(task))
     return record.model_copy(update={"status": CLAIMED, "claimed_by": describe(owner)}).model_dump(
         mode="json"
     )
-
-
-def _pretrain_config(task: Task):
-    from diffmavil.training.config import PretrainConfig
-
-    return PretrainConfig.model_validate(task.pretrain) if task.pretrain else None
-
-
-def _run_task(task: Task) -> GridRecord:
-    from diffmavil.environment import capture
-    from diffmavil.training.config import FinetuneConfig
-
-    run_dir = Path(task.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = _pretrain_config(task)
-    probe = FinetuneConfig.model_validate(task.probe) if task.probe else None
-    draft = RecordDraft(_base_record(task, config))
-    started = time.perf_counter()
-    try:
-        if task.kind == "flops":
-            _plan_only(task, draft)
-        elif task.kind == "control":
-            assert config is not None and probe is not None
-            _probe(draft, probe, task.init, config, None, run_dir)
-            draft.update(status="completed", wall_clock_comparable=None)  # nothing timed
-        else:
-            assert config is not None
-            _pretrain_and_probe(task, config, probe, run_dir, draft)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:  # recorded, the grid goes on
-        draft.update(
-            status="failed",
-            failure=draft.record.failure or _failure_reason(error),
-            traceback=traceback.format_exc(limit=8),
-        )
-    draft.update(task_seconds=time.perf_counter() - started)
-    if draft.record.environment is None:
-        draft.update(environment=capture(config.device if config else "cpu"))
-    return draft.record
-
-
-def _plan_only(task: Task, draft: RecordDraft) -> None:
-    draft.update(
-        status="planned",
-        steps=task.planned_steps,
-        samples=draft.record.budget_samples,
-        total_flops=task.planned_flops,
-        flops_by_component=task.planned_flops_by_component,
-    )
-
-
-def _probe(draft: RecordDraft, probe, init: str, config, checkpoint: Path | None, run_dir: Path):
-    """Probe ``init`` (the run's checkpoint, or a control's) into the record and probe.json."""
-    tick = time.perf_counter()
-    metrics = run_probe(probe, init, config.model, checkpoint, config.device)
-    draft.update(
-        probe_seconds=time.perf_counter() - tick, probe=ProbeMetrics.model_validate(metrics)
-    )
-    atomic_write_json(run_dir / "probe.json", metrics)
-
-
-def _reusable_summary(config, run_dir: Path) -> RunSummary | None:
-    """The summary of a pre-training that completed before an interruption (its checkpoint
-    verifying), which is then not repeated."""
-    from bench.migrate import MigrationError, load_summary
-    from diffmavil.training.pretrain import CHECKPOINT_NAME
-
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
-        return None
-    try:
-        previous = load_summary(summary_path)
-    except MigrationError:
-        return None
-    if (
-        previous.status == "completed"
-        and previous.run_id == config.run_id()
-        and _checkpoint_verifies(run_dir / CHECKPOINT_NAME)
-    ):
-        return previous
-    return None
-
-
-def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, draft: RecordDraft) -> None:
-    from bench.migrate import load_summary
-    from diffmavil.training.pretrain import TrainingFailed, pretrain
-
-    summary = _reusable_summary(config, run_dir)
-    if summary is None:
-        dataset = _warm_pretrain_data(config) if config.data_cache == "memory" else None
-        if config.device == "cpu":
-            _warm_up(config, dataset if dataset is not None else _warm_pretrain_data(config))
-        try:  # resumes from the newest checkpoint that verifies, else starts over
-            summary = RunSummary.model_validate(
-                pretrain(config, run_dir, resume=True, progress=task.progress, dataset=dataset)
-            )
-        except TrainingFailed as failure:
-            summary_path = run_dir / "summary.json"
-            summary = load_summary(summary_path) if summary_path.exists() else None
-            draft.update(failure=(summary.failure if summary else None) or str(failure))
-    if summary is not None:
-        draft.update(**summary.model_dump(include=set(SUMMARY_FIELDS)))
-    if summary is None or summary.status != "completed":
-        draft.update(status="failed")
-        return
-    if task.time is not None:
-        timing = _time_model(task.time, config)
-        atomic_write_json(run_dir / "timing.json", timing)
-        draft.update(timing=timing)
-    if probe is not None:
-        _probe(draft, probe, "checkpoint", config, run_dir, run_dir)
-    draft.update(status="completed")
-
-
-def _checkpoint_verifies(path: Path) -> bool:
-    """The probe will load this checkpoint: a completed pre-training is reused only then."""
-    from diffmavil.training.checkpoint import CheckpointError, load_verified
-
-    try:
-        load_verified(path)
-    except (CheckpointError, FileNotFoundError):
-        return False
-    return True
-
-
-def _time_model(options: dict[str, Any], config) -> list[dict[str, Any]]:
-    """``diffbench time`` rows for this row's model: the train step (forward, backward,
-    optimizer) and each component, at the row's starting mask ratios unless set."""
-    from bench.requests import TimeRequest, TimeSpec
-    from bench.timing.benchmark import run_time_benchmark
-
-    result = run_time_benchmark(TimeRequest.for_row(TimeSpec.model_validate(options), config))
-    return [
-        row.model_dump(mode="json", include=set(TIMING_FIELDS), exclude_unset=True)
-        for row in result.rows
-    ]
-
-
-# what a run's record keeps of each ``diffbench time`` row (timing.json holds the same)
-TIMING_FIELDS = (
-    "kind",
-    "component",
-    "phase",
-    "median_ms",
-    "iqr_ms",
-    "repeats",
-    "flops",
-    "achieved_gflops_per_s",
-    "utilisation",
-    "samples_per_s",
-    "batch_size",
-    "mask_ratio",
-)
-
-
-# what a run's record copies from its pre-training summary
-SUMMARY_FIELDS = (
-    "steps",
-    "samples",
-    "total_flops",
-    "flops_by_component",
-    "wall_clock_seconds",
-    "compute_seconds",
-    "data_seconds",
-    "samples_per_second",
-    "achieved_flops_per_second",
-    "final_losses",
-    "resumed_from_step",
-    "environment",
-)
 
 
 # --------------------------------------------------------------------------------------
@@ -432,7 +111,7 @@ SUMMARY_FIELDS = (
 
 def failed_record(task: Task, reason: str | None) -> dict[str, Any]:
     """The JSON record of a task whose executor failed (the worker or job died)."""
-    record = _base_record(task, _pretrain_config(task))
+    record = base_record(task, pretrain_config(task))
     return record.model_copy(update={"failure": reason}).model_dump(mode="json")
 
 
@@ -463,7 +142,7 @@ def run_workers(tasks: list[Task], workers: int, on_done: Callable[[Task, dict],
             try:
                 record = future.result()
             except Exception as error:  # the worker process died
-                record = failed_record(task, f"worker failed: {_failure_reason(error)}")
+                record = failed_record(task, f"worker failed: {failure_reason(error)}")
             on_done(task, record)
 
 
@@ -504,6 +183,6 @@ def run_submitit(
             record = job.result()
         except Exception as error:
             record = failed_record(
-                task, f"submitit job {job.job_id} failed: {_failure_reason(error)}"
+                task, f"submitit job {job.job_id} failed: {failure_reason(error)}"
             )
         on_done(task, record)

@@ -71,9 +71,7 @@ def ablation_section(ablation: Ablation, projection: list[WholeRunRow] | None = 
     return section
 
 
-def _runs_table(
-    rows: list[RowGroup], base: RowGroup | None, metric: str | None, flops_only: bool
-) -> Table:
+def _runs_columns(metric: str | None) -> list[Column]:
     columns = [
         Column("row", "left"),
         Column("change", "left"),
@@ -90,30 +88,59 @@ def _runs_table(
             Column("95% CI"),
             Column(f"Δ {metric} (points)"),
         ]
-    columns += [Column("status", "left")]
+    return [*columns, Column("status", "left")]
+
+
+def _row_label(g: RowGroup, flops_only: bool) -> tuple[str, str]:
+    """The row's name (baseline, compute-matched) and its seeds cell."""
+    name = g.name + (" (baseline)" if g.baseline else "")
+    if g.matched:
+        name += f" (compute-matched to {g.matched})"
+    n = len(g.done)
+    if n == 1:
+        seeds = f"1 (seed {g.seeds})" if flops_only else f"1 (seed {g.seeds}, single seed)"
+    else:
+        seeds = f"{n} (seeds {g.seeds})"
+    return name, seeds
+
+
+def _runs_metric(g: RowGroup, metric: str, reference: float | None) -> tuple[list[str], dict]:
+    """The downstream metric's cells and CSV values of one row (mean ± std, 95% CI, Δ)."""
+    stats = g.stats(f"probe.{metric}")
+    delta = None if stats.mean is None or reference is None else 100.0 * (stats.mean - reference)
+    cells = [mean_std(stats, points, 100), ci_text(stats, points, 100), signed(delta, 1, "")]
+    data = {
+        f"{metric}_mean": stats.mean,
+        f"{metric}_std": stats.std,
+        f"{metric}_ci_low": stats.ci_low,
+        f"{metric}_ci_high": stats.ci_high,
+        f"delta_{metric}_points": delta,
+    }
+    return cells, data
+
+
+def _runs_table(
+    rows: list[RowGroup], base: RowGroup | None, metric: str | None, flops_only: bool
+) -> Table:
     table = Table(
-        "runs", "Pre-training cost and downstream result per row", columns, [], css="runs"
+        "runs",
+        "Pre-training cost and downstream result per row",
+        _runs_columns(metric),
+        [],
+        css="runs",
     )
     ref_flops = base.mean("total_flops") if base else None
     ref_wall = base.mean("wall_clock_seconds") if base else None
     ref_metric = base.mean(f"probe.{metric}") if base and metric else None
     daggers = False
     for g in rows:
-        flops = g.mean("total_flops")
-        wall = g.mean("wall_clock_seconds")
+        flops, wall = g.mean("total_flops"), g.mean("wall_clock_seconds")
         rate = g.mean("samples_per_second")
-        name = g.name + (" (baseline)" if g.baseline else "")
-        if g.matched:
-            name += f" (compute-matched to {g.matched})"
-        n = len(g.done)
-        if n == 1:
-            seeds = f"1 (seed {g.seeds})" if flops_only else f"1 (seed {g.seeds}, single seed)"
-        else:
-            seeds = f"{n} (seeds {g.seeds})"
         wall_text = seconds(wall)
         if wall is not None and not g.comparable:
             wall_text += " †"
             daggers = True
+        name, seeds = _row_label(g, flops_only)
         cells = [
             name,
             g.first.differences,
@@ -129,7 +156,7 @@ def _runs_table(
             "baseline": g.baseline,
             "match_flops_of": g.matched,
             "seeds": g.seeds,
-            "n": n,
+            "n": len(g.done),
             "total_flops": flops,
             "delta_flops_pct": delta_pct(flops, ref_flops),
             "wall_clock_seconds": wall,
@@ -139,42 +166,27 @@ def _runs_table(
             "status": g.status,
         }
         if metric:
-            stats = g.stats(f"probe.{metric}")
-            delta = (
-                None
-                if stats.mean is None or ref_metric is None
-                else 100.0 * (stats.mean - ref_metric)
-            )
-            cells += [
-                mean_std(stats, points, 100),
-                ci_text(stats, points, 100),
-                signed(delta, 1, ""),
-            ]
-            data.update(
-                {
-                    f"{metric}_mean": stats.mean,
-                    f"{metric}_std": stats.std,
-                    f"{metric}_ci_low": stats.ci_low,
-                    f"{metric}_ci_high": stats.ci_high,
-                    f"delta_{metric}_points": delta,
-                }
-            )
-        cells.append(g.status)
-        table.rows.append(TableRow(cells, g.css))
+            metric_cells, metric_data = _runs_metric(g, metric, ref_metric)
+            cells += metric_cells
+            data.update(metric_data)
+        table.rows.append(TableRow([*cells, g.status], g.css))
         table.data.append(data)
-    table.notes.append(
+    table.notes += _runs_notes(metric, daggers, flops_only)
+    return table.drop_empty_columns(keep=3)
+
+
+def _runs_notes(metric: str | None, daggers: bool, flops_only: bool) -> list[str]:
+    notes = [
         "FLOPs: model FLOPs (forward + backward, 2 per multiply-add) of the steps actually "
         "taken, from the closed-form FLOP model; deltas in % of the baseline row's mean; "
         f"{metric or 'downstream'} deltas in percentage points. Mean ± sample std over seeds; "
         "95% CI from Student's t; single-seed rows have no spread and are flagged."
-    )
+    ]
     if daggers:
-        table.notes.append(
-            "† wall-clock not comparable: measured with parallel workers sharing the CPU."
-        )
+        notes.append("† wall-clock not comparable: measured with parallel workers sharing the CPU.")
     if flops_only:
-        table.notes.append("FLOPs-only grid: planned FLOPs of the whole run, nothing trained.")
-    return table.drop_empty_columns(keep=3)
+        notes.append("FLOPs-only grid: planned FLOPs of the whole run, nothing trained.")
+    return notes
 
 
 def _component_table(rows: list[RowGroup], base: RowGroup | None) -> Table:

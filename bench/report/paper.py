@@ -13,6 +13,7 @@ them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bench.report.document import Section
 from bench.report.format import DASH, num, pct, si
@@ -24,7 +25,9 @@ from bench.report.projection import (
     signed_saving,
 )
 from bench.report.tables import Column, Table, TableRow
-from bench.schema import PaperHeadline, WholeRunFlopRow
+from bench.schema import HeadlineFigure, PaperHeadline, WholeRunFlopRow
+
+Figure = tuple[TableRow, dict[str, Any]]  # a row of the headline table and its CSV values
 
 
 def paper_section(
@@ -44,17 +47,7 @@ def paper_section(
         )
         return section
     flops, wall = (headline.figure(name) for name in ("flops_saving", "wall_clock_saving"))
-    audio, video = headline.fixed_mask_ratio
-    section.intro.append(
-        "The paper's figures are from the DiffMAViL abstract (arXiv 2310.03937); its body "
-        "could not be read, so everything marked **choice** below is ours, not the paper's. "
-        "Our figure is the closed-form FLOP model at the **base** preset (MAViL's published "
-        "encoder size with our decoder choice), "
-        f"full recipe (`cross-attn` + curriculum + adaptive batch) vs the MAViL recipe "
-        f"(fixed masking {audio}/{video}, fixed batch {headline.base_batch}), "
-        f"{headline.headline_samples:,} samples each. Small-preset measurements elsewhere in this "
-        "report are never compared with the paper's figures."
-    )
+    section.intro.append(_intro(headline))
     table = Table(
         "headline",
         "Pre-training saving of DiffMAViL vs MAViL",
@@ -67,84 +60,13 @@ def paper_section(
         [],
         css="headline",
     )
-    table.rows.append(
-        TableRow(
-            [
-                "pre-training FLOPs",
-                f"−{flops.paper:.0%}",
-                f"−{pct(flops.ours_base)}",
-                f"FLOP model: {si(flops.run_flops)} vs {si(flops.baseline_flops)} "
-                f"(MAViL); {flops.run_steps:,} vs {flops.baseline_steps:,} steps",
-            ]
-        )
-    )
-    projected = full_recipe_rows(list(projections), "base")
-    for found in projected:
-        table.rows.append(
-            TableRow(
-                [
-                    "pre-training wall-clock",
-                    f"−{wall.paper:.0%}",
-                    f"{signed_saving(found.saving)} [{signed_saving(found.high)}, "
-                    f"{signed_saving(found.low)}]",
-                    f"projected by `diffbench time` (`{found.file}`): {found.label}, "
-                    f"batch {found.batch}; {_days(found)}FLOP saving "
-                    f"{found.flop_saving:.1%} in the same plan",
-                ]
-            )
-        )
-    if not projected:
-        table.rows.append(
-            TableRow(
-                [
-                    "pre-training wall-clock",
-                    f"−{wall.paper:.0%}",
-                    "not measured",
-                    "no base-size whole-run projection is in these inputs (`diffbench time "
-                    "--preset base --masking curriculum --batch adaptive`, docs/timing.md)",
-                ]
-            )
-        )
-    table.data = [
-        {
-            "figure": "flops_saving",
-            "paper": flops.paper,
-            "ours_base": flops.ours_base,
-            "run_flops": flops.run_flops,
-            "baseline_flops": flops.baseline_flops,
-            "samples": flops.samples,
-        },
-        *(
-            {
-                "figure": "wall_clock_saving",
-                "paper": wall.paper,
-                "ours_base": found.saving,
-                "ci_low": found.low,
-                "ci_high": found.high,
-                "source": found.file,
-                "label": found.label,
-            }
-            for found in projected
-        ),
+    figures = [
+        _flops_figure(flops),
+        *_wall_clock_figures(wall, full_recipe_rows(list(projections), "base")),
+        *_whole_run_figures(flops, flops_inputs),
     ]
-    if not projected:
-        table.data.append({"figure": "wall_clock_saving", "paper": wall.paper, "ours_base": None})
-    for file, extra in _base_whole_run(flops_inputs):
-        saving = None if extra.saving_percent is None else extra.saving_percent / 100
-        table.rows.append(
-            TableRow(
-                [
-                    "pre-training FLOPs",
-                    f"−{flops.paper:.0%}",
-                    DASH if saving is None else f"−{extra.saving_percent:.1f}%",
-                    f"`{file}`: {extra.variant}, masking {extra.masking}, batch {extra.batch}, "
-                    f"{num(extra.samples)} samples",
-                ]
-            )
-        )
-        table.data.append(
-            {"figure": "flops_saving", "paper": flops.paper, "ours_base": saving, "source": file}
-        )
+    table.rows = [row for row, _ in figures]
+    table.data = [data for _, data in figures]
     table.notes.append(
         "Because every schedule runs over samples seen, the adaptive batch changes the "
         "number of steps (wall-clock, utilisation), not the FLOPs: the FLOP saving is the "
@@ -153,6 +75,101 @@ def paper_section(
     section.tables.append(table)
     section.items = list(headline.choices)
     return section
+
+
+def _intro(headline: PaperHeadline) -> str:
+    audio, video = headline.fixed_mask_ratio
+    return (
+        "The paper's figures are from the DiffMAViL abstract (arXiv 2310.03937); its body "
+        "could not be read, so everything marked **choice** below is ours, not the paper's. "
+        "Our figure is the closed-form FLOP model at the **base** preset (MAViL's published "
+        "encoder size with our decoder choice), "
+        f"full recipe (`cross-attn` + curriculum + adaptive batch) vs the MAViL recipe "
+        f"(fixed masking {audio}/{video}, fixed batch {headline.base_batch}), "
+        f"{headline.headline_samples:,} samples each. Small-preset measurements elsewhere in this "
+        "report are never compared with the paper's figures."
+    )
+
+
+def _flops_figure(flops: HeadlineFigure) -> Figure:
+    row = TableRow(
+        [
+            "pre-training FLOPs",
+            f"−{flops.paper:.0%}",
+            f"−{pct(flops.ours_base)}",
+            f"FLOP model: {si(flops.run_flops)} vs {si(flops.baseline_flops)} "
+            f"(MAViL); {flops.run_steps:,} vs {flops.baseline_steps:,} steps",
+        ]
+    )
+    data = {
+        "figure": "flops_saving",
+        "paper": flops.paper,
+        "ours_base": flops.ours_base,
+        "run_flops": flops.run_flops,
+        "baseline_flops": flops.baseline_flops,
+        "samples": flops.samples,
+    }
+    return row, data
+
+
+def _wall_clock_figures(
+    wall: HeadlineFigure, projected: list[FullRecipeProjection]
+) -> list[Figure]:
+    """One row per base-size projection of the full recipe; "not measured" without one."""
+    if not projected:
+        row = TableRow(
+            [
+                "pre-training wall-clock",
+                f"−{wall.paper:.0%}",
+                "not measured",
+                "no base-size whole-run projection is in these inputs (`diffbench time "
+                "--preset base --masking curriculum --batch adaptive`, docs/timing.md)",
+            ]
+        )
+        return [(row, {"figure": "wall_clock_saving", "paper": wall.paper, "ours_base": None})]
+    figures = []
+    for found in projected:
+        row = TableRow(
+            [
+                "pre-training wall-clock",
+                f"−{wall.paper:.0%}",
+                f"{signed_saving(found.saving)} [{signed_saving(found.high)}, "
+                f"{signed_saving(found.low)}]",
+                f"projected by `diffbench time` (`{found.file}`): {found.label}, "
+                f"batch {found.batch}; {_days(found)}FLOP saving "
+                f"{found.flop_saving:.1%} in the same plan",
+            ]
+        )
+        data = {
+            "figure": "wall_clock_saving",
+            "paper": wall.paper,
+            "ours_base": found.saving,
+            "ci_low": found.low,
+            "ci_high": found.high,
+            "source": found.file,
+            "label": found.label,
+        }
+        figures.append((row, data))
+    return figures
+
+
+def _whole_run_figures(flops: HeadlineFigure, inputs: list[FlopsFile]) -> list[Figure]:
+    """The full-recipe base-size whole-run totals of `diffbench flops` JSON inputs."""
+    figures = []
+    for file, extra in _base_whole_run(inputs):
+        saving = None if extra.saving_percent is None else extra.saving_percent / 100
+        row = TableRow(
+            [
+                "pre-training FLOPs",
+                f"−{flops.paper:.0%}",
+                DASH if saving is None else f"−{extra.saving_percent:.1f}%",
+                f"`{file}`: {extra.variant}, masking {extra.masking}, batch {extra.batch}, "
+                f"{num(extra.samples)} samples",
+            ]
+        )
+        data = {"figure": "flops_saving", "paper": flops.paper, "ours_base": saving, "source": file}
+        figures.append((row, data))
+    return figures
 
 
 def sensitivity_section(headline: PaperHeadline) -> Section:

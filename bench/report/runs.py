@@ -29,86 +29,81 @@ class RunRecipe(BaseModel):
     batch: _Kind = _Kind()
 
 
+RUN_COLUMNS = (
+    Column("run", "left"),
+    Column("preset", "left"),
+    Column("variant", "left"),
+    Column("masking", "left"),
+    Column("batch", "left"),
+    Column("steps"),
+    Column("samples"),
+    Column("pre-train FLOPs"),
+    Column("wall-clock"),
+    Column("samples/s"),
+    Column("achieved FLOP/s"),
+    Column("final loss"),
+    Column("status", "left"),
+)
+
+
+def _run_row(run: PretrainRun, recipe: RunRecipe) -> TableRow:
+    s = run.summary
+    status = s.status
+    if status != "completed":
+        status = f"{status}: {s.failure or 'no reason recorded'}"
+    cells = [
+        run.name,
+        recipe.preset or DASH,
+        recipe.variant or DASH,
+        recipe.masking.kind or DASH,
+        recipe.batch.kind or DASH,
+        num(s.steps),
+        num(s.samples),
+        si(s.total_flops),
+        seconds(s.wall_clock_seconds),
+        num(s.samples_per_second),
+        si(s.achieved_flops_per_second, "FLOP/s"),
+        num(s.final_losses.get("loss"), 4),
+        status,
+    ]
+    return TableRow(cells, "failed" if s.status == "failed" else "")
+
+
+def _component_row(run: PretrainRun) -> TableRow:
+    by = run.summary.flops_by_component
+    total = sum(by.values()) or run.summary.total_flops
+    shares = [
+        f"{si(by.get(c))} ({pct(by[c] / total)})" if by.get(c) is not None and total else DASH
+        for c in COMPONENTS
+    ]
+    return TableRow([run.name, *shares, si(total)])
+
+
 def runs_section(runs: list[PretrainRun]) -> Section:
     section = Section(key="pretrain", title="Pre-training runs")
-    columns = [
-        Column("run", "left"),
-        Column("preset", "left"),
-        Column("variant", "left"),
-        Column("masking", "left"),
-        Column("batch", "left"),
-        Column("steps"),
-        Column("samples"),
-        Column("pre-train FLOPs"),
-        Column("wall-clock"),
-        Column("samples/s"),
-        Column("achieved FLOP/s"),
-        Column("final loss"),
-        Column("status", "left"),
-    ]
-    table = Table("runs", "One row per pre-training run", columns, [], css="runs")
+    table = Table("runs", "One row per pre-training run", list(RUN_COLUMNS), [], css="runs")
     parts = Table(
         "flops_by_component",
         "Pre-training FLOPs per component",
         [Column("run", "left"), *(Column(c) for c in COMPONENTS), Column("total")],
         [],
     )
-    bars = []
-    series = []
+    bars, series = [], []
     for run in runs:
-        s = run.summary
-        recipe = RunRecipe.model_validate(s.config)
-        masking = recipe.masking.kind or DASH
-        batch = recipe.batch.kind or ""
-        status = s.status
-        if status != "completed":
-            status = f"{status}: {s.failure or 'no reason recorded'}"
-        table.rows.append(
-            TableRow(
-                [
-                    run.name,
-                    recipe.preset or DASH,
-                    recipe.variant or DASH,
-                    masking,
-                    batch or DASH,
-                    num(s.steps),
-                    num(s.samples),
-                    si(s.total_flops),
-                    seconds(s.wall_clock_seconds),
-                    num(s.samples_per_second),
-                    si(s.achieved_flops_per_second, "FLOP/s"),
-                    num(s.final_losses.get("loss"), 4),
-                    status,
-                ],
-                "failed" if s.status == "failed" else "",
-            )
-        )
-        values = s.model_dump(mode="json", exclude={"schema_version"})
+        recipe = RunRecipe.model_validate(run.summary.config)
+        by = run.summary.flops_by_component
+        table.rows.append(_run_row(run, recipe))
+        values = run.summary.model_dump(mode="json", exclude={"schema_version"})
         table.data.append(
             {
                 "run": run.name,
                 **{k: v for k, v in values.items() if not isinstance(v, (dict, list))},
             }
         )
-        by = s.flops_by_component
-        total = sum(by.values()) or s.total_flops
-        parts.rows.append(
-            TableRow(
-                [
-                    run.name,
-                    *(
-                        f"{si(by.get(c))} ({pct(by[c] / total)})"
-                        if by.get(c) is not None and total
-                        else DASH
-                        for c in COMPONENTS
-                    ),
-                    si(total),
-                ]
-            )
-        )
+        parts.rows.append(_component_row(run))
         parts.data.append({"run": run.name, **{f"flops.{c}": by.get(c) for c in COMPONENTS}})
         bars.append((run.name, {c: by.get(c) or 0 for c in COMPONENTS}))
-        series.append(plots.Series(run.name, batch, run.metrics))
+        series.append(plots.Series(run.name, recipe.batch.kind or "", run.metrics))
     section.tables += [table.drop_empty_columns(keep=1), parts]
     presets = {str(RunRecipe.model_validate(r.summary.config).preset) for r in runs}
     if "base" not in presets:
@@ -116,6 +111,13 @@ def runs_section(runs: list[PretrainRun]) -> Section:
             f"Preset {', '.join(sorted(presets))}: small-scale runs, not "
             "comparable with the paper's figures."
         )
+    _add_plots(section, bars, series)
+    return section
+
+
+def _add_plots(
+    section: Section, bars: list[tuple[str, dict[str, float]]], series: list[plots.Series]
+) -> None:
     add_plot(
         section,
         "FLOPs per component",
@@ -131,4 +133,3 @@ def runs_section(runs: list[PretrainRun]) -> Section:
         "Adaptive batch changes utilisation (wall-clock), not total FLOPs.",
     )
     add_plot(section, "Loss curves", plots.loss_curves("pretrain-loss", series))
-    return section

@@ -1,5 +1,5 @@
 """The verdicts of an ablation grid's ``statistics:`` (computed when its results were
-written, ``bench.ablate.comparisons``): the summary table that puts FLOPs, measured and
+written, ``bench.ablate.judge``): the summary table that puts FLOPs, measured and
 projected wall-clock and accuracy with its verdict on one line per row (the paper's Table
 2), the confirmatory comparisons' table, each pre-trained row's gain over its random-init
 control, and the plot of the paired differences with their intervals and the margin.
@@ -172,6 +172,75 @@ def _split_note(delta: PairedDeltas | None) -> str:
     return f", {delta.wall_clock_split_pairs}/{delta.wall_clock_pairs} pairs split"
 
 
+SUMMARY_COLUMNS = (
+    Column("row", "left"),
+    Column("n"),
+    Column("Δ FLOPs"),
+    Column("Δ wall-clock, runs [95%]"),
+    Column("Δ wall-clock, projected [95%]"),
+    Column("accuracy % (mean ± sd)"),
+    Column("Δ accuracy, points [95%]"),
+    Column("gain over random init"),
+    Column("verdict", "left"),
+)
+SUMMARY_NOTE = (
+    "Δ against the baseline row. FLOPs: the runs' model FLOPs. Wall-clock, runs: each "
+    "seed's run against the baseline's run of the same seed (a fraction of it), mean and "
+    "two-sided 95% Student's t interval over seeds; the baseline shows its mean seconds. "
+    "Projected: the whole run's wall-clock from `diffbench time`'s projection (its 95% "
+    "interval), when the grid asked for one. Accuracy: the probe's, points paired by "
+    'seed. Gain over random init and verdicts: the tables below. "k/n pairs split": '
+    "k of the n pairs ran in different invocations of the grid (`--rows` waves, a resumed "
+    "grid), so the machine's drift between the invocations is part of their delta; the "
+    "projection, measured interleaved, is not affected."
+)
+
+
+def _projected_cell(group: RowGroup, projected: WholeRunRow | None) -> str:
+    """The baseline's projected seconds, another row's projected delta with its interval
+    (a projection's time_saving is positive for a saving: shown as a negative delta)."""
+    if projected is None:
+        return DASH
+    if group.baseline:
+        return f"{projected.projected_seconds:,.0f} s"
+    if projected.time_saving is None:
+        return DASH
+    return _fraction_interval(
+        -projected.time_saving,
+        -(projected.time_saving_ci_high or 0.0),
+        -(projected.time_saving_ci_low or 0.0),
+    )
+
+
+def _wall_clock_cell(group: RowGroup, delta: PairedDeltas | None) -> str:
+    """The baseline's mean seconds, another row's paired wall-clock delta (and split note)."""
+    if group.baseline:
+        wall = group.mean("wall_clock_seconds")
+        return f"{wall:,.0f} s" if wall is not None else DASH
+    if delta is None:
+        return DASH
+    interval = _fraction_interval(
+        delta.wall_clock_delta_mean, delta.wall_clock_delta_low, delta.wall_clock_delta_high
+    )
+    return interval + _split_note(delta)
+
+
+def _accuracy_delta_cell(group: RowGroup, delta: PairedDeltas | None) -> str:
+    if group.baseline or delta is None or delta.accuracy_delta_points_mean is None:
+        return DASH
+    text = signed(delta.accuracy_delta_points_mean, 1, "")
+    if delta.accuracy_delta_points_low is None:
+        return text
+    low = signed(delta.accuracy_delta_points_low, 1, "")
+    return f"{text} [{low}, {signed(delta.accuracy_delta_points_high, 1, '')}]"
+
+
+def _gain_cell(gain: ControlGain | None) -> str:
+    if gain is None or gain.gain_points is None:
+        return DASH
+    return signed(gain.gain_points, 1, "") + (" (below the bar)" if gain.passes is False else "")
+
+
 def summary_table(
     rows: list[RowGroup],
     base: RowGroup | None,
@@ -186,95 +255,39 @@ def summary_table(
     verdicts: dict[str, list[str]] = {}
     for c in results.comparisons:
         verdicts.setdefault(c.candidate, []).append(f"vs {c.reference}: {c.verdict}")
-    columns = [
-        Column("row", "left"),
-        Column("n"),
-        Column("Δ FLOPs"),
-        Column("Δ wall-clock, runs [95%]"),
-        Column("Δ wall-clock, projected [95%]"),
-        Column("accuracy % (mean ± sd)"),
-        Column("Δ accuracy, points [95%]"),
-        Column("gain over random init"),
-        Column("verdict", "left"),
-    ]
-    table = Table("summary", "Cost and accuracy per row, with verdicts", columns, [])
+    table = Table("summary", "Cost and accuracy per row, with verdicts", list(SUMMARY_COLUMNS), [])
     base_flops = base.mean("total_flops") if base else None
     for g in rows:
-        d = deltas.get(g.name)
-        p = projected.get(g.name)
-        # a projection's time_saving is positive for a saving: shown as a negative delta
-        if p is None:
-            projected_text = DASH
-        elif g.baseline:
-            projected_text = f"{p.projected_seconds:,.0f} s"
-        elif p.time_saving is None:
-            projected_text = DASH
-        else:
-            projected_text = _fraction_interval(
-                -p.time_saving,
-                -(p.time_saving_ci_high or 0.0),
-                -(p.time_saving_ci_low or 0.0),
-            )
+        delta, gain, projection_row = deltas.get(g.name), gains.get(g.name), projected.get(g.name)
         accuracy = g.stats("probe.accuracy")
-        gain = gains.get(g.name)
-        gain_text = (
-            DASH
-            if gain is None or gain.gain_points is None
-            else signed(gain.gain_points, 1, "")
-            + (" (below the bar)" if gain.passes is False else "")
-        )
-        wall = g.mean("wall_clock_seconds")
+        flops_delta = delta_pct(g.mean("total_flops"), base_flops)
+        verdict = "; ".join(verdicts.get(g.name, []))
         cells = [
             g.name + (" (baseline)" if g.baseline else ""),
             str(len(g.done)),
-            signed(delta_pct(g.mean("total_flops"), base_flops)),
-            (f"{wall:,.0f} s" if wall is not None else DASH)
-            if g.baseline
-            else (
-                DASH
-                if d is None
-                else _fraction_interval(
-                    d.wall_clock_delta_mean, d.wall_clock_delta_low, d.wall_clock_delta_high
-                )
-            )
-            + _split_note(d),
-            projected_text,
+            signed(flops_delta),
+            _wall_clock_cell(g, delta),
+            _projected_cell(g, projection_row),
             mean_std(accuracy, points, 100),
-            DASH
-            if g.baseline or d is None or d.accuracy_delta_points_mean is None
-            else signed(d.accuracy_delta_points_mean, 1, "")
-            + (
-                ""
-                if d.accuracy_delta_points_low is None
-                else f" [{signed(d.accuracy_delta_points_low, 1, '')}, "
-                f"{signed(d.accuracy_delta_points_high, 1, '')}]"
-            ),
-            gain_text,
-            "; ".join(verdicts.get(g.name, [])) or DASH,
+            _accuracy_delta_cell(g, delta),
+            _gain_cell(gain),
+            verdict or DASH,
         ]
         table.rows.append(TableRow(cells, g.css))
         table.data.append(
             {
                 "row": g.name,
                 "n": len(g.done),
-                "delta_flops_pct": delta_pct(g.mean("total_flops"), base_flops),
-                **({} if d is None else d.model_dump(exclude={"row"})),
-                "projected_time_saving": None if p is None else p.time_saving,
+                "delta_flops_pct": flops_delta,
+                **({} if delta is None else delta.model_dump(exclude={"row"})),
+                "projected_time_saving": None
+                if projection_row is None
+                else projection_row.time_saving,
                 "accuracy_mean": accuracy.mean,
                 "accuracy_std": accuracy.std,
                 "gain_over_random_points": None if gain is None else gain.gain_points,
-                "verdicts": "; ".join(verdicts.get(g.name, [])),
+                "verdicts": verdict,
             }
         )
-    table.notes.append(
-        "Δ against the baseline row. FLOPs: the runs' model FLOPs. Wall-clock, runs: each "
-        "seed's run against the baseline's run of the same seed (a fraction of it), mean and "
-        "two-sided 95% Student's t interval over seeds; the baseline shows its mean seconds. "
-        "Projected: the whole run's wall-clock from `diffbench time`'s projection (its 95% "
-        "interval), when the grid asked for one. Accuracy: the probe's, points paired by "
-        'seed. Gain over random init and verdicts: the tables below. "k/n pairs split": '
-        "k of the n pairs ran in different invocations of the grid (`--rows` waves, a resumed "
-        "grid), so the machine's drift between the invocations is part of their delta; the "
-        "projection, measured interleaved, is not affected."
-    )
+    table.notes.append(SUMMARY_NOTE)
     return table

@@ -1,5 +1,5 @@
 """What a grid's results judge from their records when they are written
-(``bench.ablate.comparisons``): the confirmatory comparisons' verdicts, each pre-trained
+(``bench.ablate.judge``): the confirmatory comparisons' verdicts, each pre-trained
 row's gain over its random-init control, and every row's paired deltas against the
 baseline row. Accuracy in points (x100 of the fraction); wall-clock deltas as fractions of
 the baseline's."""

@@ -369,7 +369,7 @@ class GridResults(Frozen):
     executor: str = "local"
     environment: Environment
     paper_headline: PaperHeadline | None = None
-    # judged from the records when the results are written (bench.ablate.comparisons)
+    # judged from the records when the results are written (bench.ablate.judge)
     comparisons: list[Comparison] = Field(default_factory=list)
     control_gains: list[ControlGain] = Field(default_factory=list)
     paired_deltas: list[PairedDeltas] = Field(default_factory=list)

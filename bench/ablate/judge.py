@@ -3,7 +3,7 @@ comparisons of ``statistics:``, every pre-trained row's gain over its random-ini
 and every row's paired deltas against the baseline row (wall-clock, accuracy).
 
 Both are paired by seed on the probe's accuracy, in points (x100 of the fraction). A
-comparison asks "no loss?" (``bench.ablate.verdicts.compare_no_loss``) against the grid's
+comparison asks "no loss?" (``bench.ablate.non_inferiority.compare_no_loss``) against the grid's
 margin; a control check asks whether the row beats its random-init control by at least
 ``control_gain_points`` with the paired interval above zero. Results are typed
 (``bench.schema.Comparison``, ``ControlGain``, ``PairedDeltas``), stored in
@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from bench.ablate.verdicts import compare_no_loss, t_quantile
+from bench.ablate.non_inferiority import compare_no_loss, t_quantile
 from bench.requests import StatisticsSpec
 from bench.schema import Comparison, ControlGain, GridRecord, PairedDeltas
 
@@ -44,7 +44,7 @@ def _by_seed(
     return out
 
 
-def _executor(record: GridRecord) -> tuple[str, int] | None:
+def _ran_by(record: GridRecord) -> tuple[str, int] | None:
     """(host, pid) of the process that ran ``record``'s run (its ``execution``), if known."""
     execution = record.execution
     return None if execution is None else (execution.host, execution.pid)
@@ -99,7 +99,7 @@ def _comparison(
     )
 
 
-def comparisons(records: list[GridRecord], spec: StatisticsSpec) -> list[Comparison]:
+def confirmatory_verdicts(records: list[GridRecord], spec: StatisticsSpec) -> list[Comparison]:
     """One verdict per confirmatory comparison of ``spec`` (rows without completed runs
     give ``not enough pairs``)."""
     return [
@@ -202,7 +202,7 @@ def paired_deltas(
     if baseline is None:
         return []
     base_wall = _by_seed(records, baseline, _comparable_wall_clock)
-    base_ran_by = _by_seed(records, baseline, _executor)
+    base_ran_by = _by_seed(records, baseline, _ran_by)
     base_accuracy = accuracy_by_seed(records, baseline)
     rows = dict.fromkeys(r.row for r in records if r.kind == "row")
     out = []
@@ -214,7 +214,7 @@ def paired_deltas(
         wall_seeds = sorted(set(walls) & set(base_wall))
         accuracy_seeds = sorted(set(accuracy) & set(base_accuracy))
         wall = t_interval([walls[s] / base_wall[s] - 1 for s in wall_seeds], confidence)
-        ran_by = _by_seed(records, row, _executor)
+        ran_by = _by_seed(records, row, _ran_by)
         split = sum(
             s in ran_by and s in base_ran_by and ran_by[s] != base_ran_by[s] for s in wall_seeds
         )
