@@ -92,6 +92,19 @@ def test_every_flag_reaches_its_field():
     assert config.variant == "mavil" and config.data == "synthetic:classes=4,size=8"
 
 
+def test_every_flag_sets_a_config_field_that_exists():
+    from bench.requests.commands import Sets
+
+    spelled_out = {"decoder_audio", "decoder_video", "diffusion", "mask_ratio", "mask_end"}
+    for name, info in PretrainFlags.model_fields.items():
+        paths = [m.path for m in info.metadata if isinstance(m, Sets)]
+        assert len(paths) == (name not in spelled_out), name
+        model = PretrainConfig
+        for part in paths[0].split(".") if paths else ():
+            assert part in model.model_fields, (name, paths[0])
+            model = model.model_fields[part].annotation
+
+
 def test_bad_flag_values_are_rejected_once():
     with pytest.raises(ValidationError, match="mask ratio"):
         PretrainFlags(mask_ratio="0.8,1.5")

@@ -1,4 +1,5 @@
-"""``diffbench ablate``: run (or dry-run) an ablation grid (format: README, `diffbench ablate`)."""
+"""``diffbench ablate``: run (or dry-run) an ablation grid (format: README, `diffbench ablate`)
+and print its aggregate; the submitit options fill a ``bench.requests.SubmititRequest``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.cli.options import EXECUTION_PANEL, OUTPUT_PANEL, FormatOption, OutputFormat
+from bench.cli.options import (
+    EXECUTION_PANEL,
+    OUTPUT_PANEL,
+    FormatOption,
+    OutputFormat,
+    RequestOptions,
+)
 from bench.errors import BadInput
+from bench.requests import SubmititRequest
 
 
 class Executor(StrEnum):
@@ -25,6 +33,8 @@ class Cluster(StrEnum):
 
 GRID_PANEL = "Grid"
 SUBMITIT_PANEL = "submitit (--executor submitit)"
+SUBMITIT = SubmititRequest.model_construct()  # the defaults (bench.requests), not validated
+SUBMITIT_REQUEST = RequestOptions.of(SubmititRequest)
 
 
 def ablate_command(
@@ -98,7 +108,7 @@ def ablate_command(
     timeout_min: Annotated[
         int,
         typer.Option(min=1, help="Per-job time limit (submitit).", rich_help_panel=SUBMITIT_PANEL),
-    ] = 60,
+    ] = SUBMITIT.timeout_min,
     cpus_per_task: Annotated[
         int | None,
         typer.Option(min=1, help="CPUs per job (submitit).", rich_help_panel=SUBMITIT_PANEL),
@@ -127,19 +137,8 @@ def ablate_command(
     Writes results.json/csv and aggregate.json/csv (mean, std and n over seeds, deltas vs
     the baseline row).
     """
-    from rich.console import Console
-    from rich.markup import escape
-
-    from bench.ablate.grid import load_grid
-    from bench.ablate.orchestrate import run_grid
-
-    console = Console(stderr=True)
-    grid = load_grid(grid_file, _parse_seeds(seeds))
-    if rows is not None:
-        from bench.ablate.grid import select_rows
-
-        names = [name.strip() for name in rows.split(",") if name.strip()]
-        grid = select_rows(grid, names)
+    submitit = SUBMITIT_REQUEST.build(locals())
+    grid = _load_grid(grid_file, seeds, rows)
     if dry_run:
         _print_dry_run(grid, fmt)
         return
@@ -148,44 +147,69 @@ def ablate_command(
         raise BadInput(f"--out {out}: exists and is not a directory")
     if executor == Executor.local and submitit_cluster is not None:
         raise BadInput("--submitit-cluster needs --executor submitit")
+    from functools import partial
 
-    def on_record(task, record, skipped: bool) -> None:
-        status = "skipped (done)" if skipped else record["status"]
-        detail = ""
-        if record.get("claimed_by"):
-            status = f"skipped (claimed by {record['claimed_by']}, running there)"
-        elif record.get("failure"):
-            detail = f": {record['failure']}"
-        elif record.get("wall_clock_seconds") is not None:
-            detail = f" in {record['wall_clock_seconds']:.1f} s"
-        probe = record.get("probe") or {}
-        metric = probe.get("accuracy", probe.get("mAP"))
-        if metric is not None:
-            detail += f", probe {metric:.3f}"
-        console.print(
-            f"[bold]{escape(task.row)}[/] seed {task.seed} ({task.run_id}): {status}"
-            + escape(detail)
-        )
+    from rich.console import Console
 
-    parameters = {
-        "timeout_min": timeout_min,
-        "slurm_partition": slurm_partition,
-        "cpus_per_task": cpus_per_task,
-        "gpus_per_node": gpus_per_node,
-    }
-    if executor == Executor.submitit and workers > 1:
-        parameters["slurm_array_parallelism"] = workers
+    from bench.ablate.orchestrate import run_grid
+
+    console = Console(stderr=True)
     console.print(f"grid {grid.name}: {len(grid.rows)} rows x {len(grid.seeds)} seed(s) -> {out}")
+    local = executor == Executor.local
     result = run_grid(
         grid,
         out,
         executor=executor.value,
-        workers=workers if executor == Executor.local else 1,
+        workers=workers if local else 1,
         progress=progress,
         submitit_cluster=None if submitit_cluster is None else str(submitit_cluster),
-        submitit_parameters=parameters if executor == Executor.submitit else None,
-        on_record=on_record,
+        submitit_parameters=None if local else submitit.parameters(workers),
+        on_record=partial(_print_record, console),
     )
+    failed = _print_outcome(console, result, out)
+    _print_aggregate(out, grid, fmt)
+    if report:
+        _render_report(out, console)
+    if failed:
+        raise typer.Exit(1)  # everything is written; the exit code tells scripts
+
+
+def _load_grid(grid_file: Path, seeds: str | None, rows: str | None):
+    """The grid (``--seeds`` over its own), cut to ``--rows`` (the baseline row kept)."""
+    from bench.ablate.grid import load_grid, select_rows
+
+    grid = load_grid(grid_file, _parse_seeds(seeds))
+    if rows is None:
+        return grid
+    return select_rows(grid, [name.strip() for name in rows.split(",") if name.strip()])
+
+
+def _print_record(console, task, record: dict[str, Any], skipped: bool) -> None:
+    """One line per finished (or skipped) run: its status, wall-clock and probe metric."""
+    from rich.markup import escape
+
+    status = "skipped (done)" if skipped else record["status"]
+    detail = ""
+    if record.get("claimed_by"):
+        status = f"skipped (claimed by {record['claimed_by']}, running there)"
+    elif record.get("failure"):
+        detail = f": {record['failure']}"
+    elif record.get("wall_clock_seconds") is not None:
+        detail = f" in {record['wall_clock_seconds']:.1f} s"
+    probe = record.get("probe") or {}
+    metric = probe.get("accuracy", probe.get("mAP"))
+    if metric is not None:
+        detail += f", probe {metric:.3f}"
+    console.print(
+        f"[bold]{escape(task.row)}[/] seed {task.seed} ({task.run_id}): {status}" + escape(detail)
+    )
+
+
+def _print_outcome(console, result: dict[str, Any], out: Path) -> int:
+    """The grid's counts (ran, skipped, claimed elsewhere, failed) and the claimed runs;
+    -> the number of failed runs."""
+    from rich.markup import escape
+
     failed = sum(r["status"] == "failed" for r in result["records"])
     claimed = result["claimed"]
     console.print(
@@ -203,11 +227,7 @@ def ablate_command(
                 f"  {escape(record['row'])} seed {record['seed']} ({record['run_id']}): "
                 f"claimed by {escape(record['claimed_by'])}"
             )
-    _print_aggregate(out, grid, fmt)
-    if report:
-        _render_report(out, console)
-    if failed:
-        raise typer.Exit(1)  # everything is written; the exit code tells scripts
+    return failed
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:

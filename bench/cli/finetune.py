@@ -1,6 +1,7 @@
 """``diffbench finetune``: a linear probe or a full fine-tune of a checkpoint, or of a
-random-init / raw-fbank control (``diffmavil.training.downstream``). The command builds its
-typed request (``bench.requests.FinetuneRequest``) from its options, validated once."""
+random-init / raw-fbank control (``diffmavil.training.downstream``). The options fill its
+typed request (``bench.requests.FinetuneRequest``, the probe a ``FinetuneConfig``) by name,
+validated once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bench.cli.options import (
     OutputFormat,
     Preset,
     PresetOption,
+    RequestOptions,
     TrainDevice,
     Variant,
     VariantOption,
@@ -65,6 +67,7 @@ PROBE = FinetuneConfig()  # the probe's defaults (one place: diffmavil.training.
 LR_DEFAULTS = f"probe {PROBE_LR:g}, finetune {FINETUNE_LR:g}"
 FINETUNE = FinetuneRequest.model_construct()
 PROBE_PANEL = "Probe / fine-tune"
+PROBE_MODALITY = Modality(PROBE.modality)
 
 
 def early_stopping_patience(
@@ -85,6 +88,17 @@ def early_stopping_patience(
         flag = "--early-stopping" if patience is None else f"--patience {patience}"
         raise BadInput(f"{flag} with --mode {mode}: only --mode finetune stops early")
     return EARLY_STOPPING_PATIENCE if patience is None else patience
+
+
+# the probe's settings no option sets (a grid's run.probe may)
+PROBE_ONLY_IN_GRIDS = ("validation_fraction", "warmup_fraction", "weight_decay")
+PROBE_ONLY_IN_GRIDS += ("label_smoothing", "probe_seeds", "max_train_items", "max_eval_items")
+FINETUNE_REQUEST = RequestOptions.of(
+    FinetuneRequest,
+    probe=RequestOptions.of(
+        FinetuneConfig, patience=early_stopping_patience, unset=PROBE_ONLY_IN_GRIDS
+    ),
+)
 
 
 def finetune_command(
@@ -115,7 +129,7 @@ def finetune_command(
     modality: Annotated[
         Modality,
         typer.Option(help="Input modalities.", case_sensitive=False, rich_help_panel=PROBE_PANEL),
-    ] = Modality.audio,
+    ] = PROBE_MODALITY,
     features: Annotated[
         Features,
         typer.Option(
@@ -210,35 +224,10 @@ def finetune_command(
     A fine-tune runs --epochs (default: chosen for the data size) under a warm-up + cosine
     learning rate; with --early-stopping it holds out 10% of the items and stops on their
     loss. Progress shows on a terminal, one line per epoch otherwise (stderr)."""
+    request = FINETUNE_REQUEST.build(locals())
     from bench.cli.output import emit, rows_table
     from diffmavil.training.downstream import evaluate
 
-    request = FinetuneRequest(
-        init=init,
-        checkpoint=checkpoint,
-        preset=preset,
-        variant=variant,
-        device=device,
-        probe=FinetuneConfig(
-            data=data,
-            mode=mode,
-            modality=modality,
-            features=features,
-            fold=fold,
-            epochs=epochs,
-            lr=lr,
-            lr_schedule=lr_schedule,
-            head_epochs=head_epochs,
-            patch_keep=patch_keep,
-            batch_size=batch_size,
-            specaugment_freq=specaugment_freq,
-            specaugment_time=specaugment_time,
-            mixup=mixup,
-            seed=seed,
-            patience=early_stopping_patience(early_stopping, patience, mode),
-            compile=compile,
-        ),
-    )
     model_config = request.resolve_model()
     with epoch_reporter() as on_epoch:
         result = evaluate(

@@ -1,8 +1,8 @@
 """``diffbench flops``: FLOPs per component (three counters that must agree), whole-run totals
 and the saving vs MAViL, and a sensitivity sweep of our own assumptions.
 
-Mounted in ``bench/cli/app.py`` as ``app.command("flops")(flops_command)``. Heavy imports live
-inside the function so that ``--help`` stays instant.
+The options fill a ``bench.requests.FlopsRequest`` by name (``bench.cli.options.
+RequestOptions``). Heavy imports live inside the function so that ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from bench.cli.options import (
+    DEFAULT_CURRICULUM_END,
     DEFAULT_MASK_RATIO,
+    DEFAULT_SAMPLES,
     EXECUTION_PANEL,
     INPUT_PANEL,
     MEASURE_PANEL,
@@ -32,6 +34,7 @@ from bench.cli.options import (
     OutputFormat,
     Preset,
     PresetOption,
+    RequestOptions,
     SamplesOption,
     VariantsOption,
     model_overrides,
@@ -45,8 +48,6 @@ COUNTER_HELP = (
 
 
 FLOPS = FlopsRequest.model_construct()  # the defaults (bench.requests), not validated
-CURRICULUM_END = f"{FLOPS.curriculum_end[0]},{FLOPS.curriculum_end[1]}"
-DEFAULT_SAMPLES = f"{FLOPS.samples:.0e}".replace("e+0", "e")  # "2e6"
 
 
 class Counter(StrEnum):
@@ -61,9 +62,17 @@ class CountDevice(StrEnum):
     cpu = "cpu"
 
 
+def variant_names(variant: list[str] | None) -> tuple[str, ...]:
+    """The ``--variant`` values in order (default: the request's)."""
+    return tuple(str(v) for v in variant or FLOPS.variants)
+
+
+FLOPS_REQUEST = RequestOptions.of(FlopsRequest, variants=variant_names, overrides=model_overrides)
+
+
 def flops_command(
     variant: VariantsOption = None,
-    preset: PresetOption = Preset.base,
+    preset: PresetOption = Preset[FLOPS.preset],
     mask_ratio: MaskRatioOption = DEFAULT_MASK_RATIO,
     batch_size: Annotated[
         int | None,
@@ -88,7 +97,7 @@ def flops_command(
             case_sensitive=False,
             rich_help_panel=MEASURE_PANEL,
         ),
-    ] = Counter.all,
+    ] = Counter[FLOPS.counter],
     backward: Annotated[
         bool,
         typer.Option(
@@ -96,7 +105,7 @@ def flops_command(
             help="Count the backward pass too.",
             rich_help_panel=MEASURE_PANEL,
         ),
-    ] = True,
+    ] = FLOPS.backward,
     device: Annotated[
         CountDevice,
         typer.Option(
@@ -105,12 +114,12 @@ def flops_command(
             case_sensitive=False,
             rich_help_panel=EXECUTION_PANEL,
         ),
-    ] = CountDevice.meta,
+    ] = CountDevice[FLOPS.device],
     masking: MaskingOption = None,
     batch: BatchScheduleOption = None,
     samples: SamplesOption = DEFAULT_SAMPLES,
-    batch_rule: BatchRuleOption = BatchRule.tokens,
-    curriculum_end: CurriculumEndOption = CURRICULUM_END,
+    batch_rule: BatchRuleOption = BatchRule[FLOPS.batch_rule],
+    curriculum_end: CurriculumEndOption = DEFAULT_CURRICULUM_END,
     sensitivity: Annotated[
         bool,
         typer.Option(
@@ -119,31 +128,16 @@ def flops_command(
             "show the whole-run saving vs MAViL each gives.",
             rich_help_panel=WHOLE_RUN_PANEL,
         ),
-    ] = False,
+    ] = FLOPS.sensitivity,
     fmt: FormatOption = OutputFormat.table,
     out: OutOption = None,
 ) -> None:
     """FLOPs per component, forward and backward, from three counters that must agree
     exactly (2 FLOPs per multiply-add, matmul family only); with --masking/--batch, the
     whole pre-training run and its saving vs the MAViL recipe."""
+    request = FLOPS_REQUEST.build(locals())
     from bench.flops import FlopCountError
 
-    request = FlopsRequest(
-        preset=preset,
-        variants=tuple(str(v) for v in variant or FLOPS.variants),
-        overrides=model_overrides(decoder_audio, decoder_video, diffusion),
-        mask_ratio=mask_ratio,
-        batch_size=batch_size,
-        counter=counter,
-        backward=backward,
-        device=device,
-        masking=masking,
-        batch=batch,
-        samples=samples,
-        batch_rule=batch_rule,
-        curriculum_end=curriculum_end,
-        sensitivity=sensitivity,
-    )
     configs = request.models()
     try:
         if request.whole_run:

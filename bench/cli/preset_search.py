@@ -42,23 +42,17 @@ def proportions_table(rows: list[dict[str, Any]], title: str):
 
 
 def _load_space(path: Path | None):
+    """The ``--space`` file's ``SearchSpace`` (the built-in space without one)."""
     from pydantic import ValidationError
 
     from bench.presets.search import SearchSpace
+    from bench.requests.files import read_yaml
     from diffmavil.config import format_validation_error
 
     if path is None:
         return SearchSpace()
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise BadInput(f"--space {path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"--space {path}: expected a mapping of SearchSpace fields")
-    try:
-        return SearchSpace.model_validate(data)
+        return SearchSpace.model_validate(read_yaml(path, "--space file"))
     except ValidationError as error:
         raise BadInput(f"--space {path}: {format_validation_error(error)}") from None
 

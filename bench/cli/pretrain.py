@@ -1,7 +1,8 @@
 """``diffbench pretrain`` (``diffbench finetune``: ``bench.cli.finetune``).
 
-The command builds its typed request (``bench.requests``) from its options, validated
-once, and hands it to the model library."""
+The options that set config fields fill ``bench.requests.PretrainFlags`` by name; the
+``--config`` file, the flags and ``--set`` make the ``PretrainConfig``, validated once, which
+the command hands to the model library."""
 
 from __future__ import annotations
 
@@ -27,24 +28,22 @@ from bench.cli.options import (
     OptionalPresetOption,
     OptionalVariantOption,
     OutputFormat,
+    RequestOptions,
     TrainDevice,
 )
 from bench.errors import BadInput
+from bench.requests import PretrainFlags, PretrainRequest, pretrain_config
+from bench.requests.files import read_yaml
 
 SCHEDULE_PANEL = "Schedules and budget"
 
 
-def _read_config_file(path: Path | None) -> dict[str, Any]:
-    import yaml
+PRETRAIN_FLAGS = RequestOptions.of(PretrainFlags)
 
-    if path is None:
-        return {}
-    if not path.exists():
-        raise BadInput(f"--config {path}: no such file")
-    loaded = yaml.safe_load(path.read_text())
-    if not isinstance(loaded, dict):
-        raise BadInput(f"--config {path}: expected a mapping of config keys")
-    return loaded
+
+def _read_config_file(path: Path | None) -> dict[str, Any]:
+    """The ``--config`` file's mapping of config keys ({} without one)."""
+    return {} if path is None else read_yaml(path, "--config file")
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, Any]:
@@ -215,32 +214,7 @@ def pretrain_command(
 
     Writes config.json, metrics.jsonl, TensorBoard events, checkpoint.pt and summary.json.
     """
-    from bench.requests import PretrainFlags, PretrainRequest, pretrain_config
-
-    flags = PretrainFlags(
-        preset=preset,
-        variant=variant,
-        decoder_audio=decoder_audio,
-        decoder_video=decoder_video,
-        diffusion=diffusion,
-        data=data,
-        masking=masking,
-        mask_ratio=mask_ratio,
-        mask_end=mask_end,
-        curriculum_shape=curriculum_shape,
-        batch=batch,
-        batch_size=batch_size,
-        batch_rule=batch_rule,
-        max_batch=max_batch,
-        samples=samples,
-        lr=lr,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        threads=threads,
-        workers=workers,
-        compile=compile,
-    )
+    flags = PRETRAIN_FLAGS.build(locals())
     config = pretrain_config(flags, _read_config_file(config_file), _parse_sets(set_values))
     request = PretrainRequest(
         config=config,
@@ -251,7 +225,7 @@ def pretrain_command(
     run_pretrain(request, fmt)
 
 
-def run_pretrain(request, fmt: OutputFormat) -> None:
+def run_pretrain(request: PretrainRequest, fmt: OutputFormat) -> None:
     """Run a ``PretrainRequest`` and print its summary."""
     from diffmavil.training.pretrain import TrainingFailed, pretrain
 
