@@ -36,7 +36,7 @@ from bench.projection.estimate import (
 )
 from bench.requests import ProjectTimeSpec
 from bench.schema import PointRow, WholeRunRow
-from bench.stats import Term, bootstrap_totals
+from bench.stats import BootstrapInterval, Term, bootstrap_totals
 from bench.stats.bootstrap import total
 from diffmavil.config import Frozen
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
@@ -253,78 +253,110 @@ def assemble(
         terms, request.baseline, resamples=request.resamples, seed=request.seed
     )
     base = recipes[request.baseline]
-    environment = measurements.environment
     rows: list[WholeRunRow] = []
     points: list[PointRow] = []
     for name, recipe in recipes.items():
-        config = recipe.config
         means = {i: _mean(v) for i, v in measurements.steps[name].items()}
-        is_base = name == request.baseline
-        flop_saving = None if is_base else 1.0 - recipe.flops / base.flops
-        time_saving = None if is_base else savings[name].estimate
-        memory = measurements.memory.get(name)
+        projected = Projected(
+            parts[name], totals[name], None if name == request.baseline else savings[name]
+        )
+        rows.append(_recipe_row(request, name, recipe, base, projected, means, measurements))
+        points += _point_rows(name, recipe, means, measurements.steps[name])
+    return WholeRunResult(rows=rows, points=points, environment=measurements.environment)
+
+
+@dataclass(frozen=True)
+class Projected:
+    """A recipe's projected seconds: {compute, data, overhead}, the total's interval and
+    the saving's against the baseline (None for the baseline itself)."""
+
+    parts: dict[str, float]
+    total: BootstrapInterval
+    saving: BootstrapInterval | None
+
+
+def _recipe_row(
+    request: ProjectionRequest,
+    name: str,
+    recipe: RecipePlan,
+    base: RecipePlan,
+    projected: Projected,
+    means: dict[int, float],
+    measurements: Measurements,
+) -> WholeRunRow:
+    """The whole-run row of one recipe: its plan, projected seconds, savings, the
+    interpolation's error, memory and per-run costs."""
+    config, parts, saving = recipe.config, projected.parts, projected.saving
+    flop_saving = None if saving is None else 1.0 - recipe.flops / base.flops
+    time_saving = None if saving is None else saving.estimate
+    memory = measurements.memory.get(name)
+    return WholeRunRow(
+        recipe=name,
+        baseline=saving is None,
+        variant=config.variant,
+        preset=config.preset,
+        device=config.device,
+        dtype=config.dtype,
+        compile=request.compile,
+        threads=int(measurements.environment.get("torch_threads") or 0),
+        masking=describe_masking(config.masking),
+        batch=describe_batch(config.batch),
+        samples=config.budget_samples,
+        steps=recipe.steps,
+        points=len(recipe.points),
+        measured_points=len(recipe.selection.measured),
+        compute_seconds=parts["compute"],
+        data_seconds=parts["data"],
+        overhead_seconds=parts["overhead"],
+        projected_seconds=projected.total.estimate,
+        ci_low=projected.total.low,
+        ci_high=projected.total.high,
+        loading_bound=parts["data"] > parts["compute"],
+        flops=recipe.flops,
+        flop_saving=flop_saving,
+        time_saving=time_saving,
+        time_saving_ci_low=None if saving is None else saving.low,
+        time_saving_ci_high=None if saving is None else saving.high,
+        time_per_flop_saving=(
+            time_saving / flop_saving
+            if time_saving is not None and flop_saving and abs(flop_saving) > 1e-9
+            else None
+        ),
+        interpolation_error=interpolation_error(recipe.selection, means),
+        interpolated_share=interpolated_share(recipe.selection, means),
+        peak_memory_mb=None if memory is None else round(memory[0], 1),
+        peak_memory_kind=None if memory is None else memory[1],
+        checkpoints=checkpoint_writes(recipe.steps, config.checkpoint_every),
+        logged_rows=logged_steps(recipe.steps, config.log_every),
+        repeats=len(next(iter(measurements.steps[name].values()))),
+        matmul_gflops_per_s=round(measurements.matmul_flops_per_s / 1e9, 3),
+    )
+
+
+def _point_rows(
+    name: str, recipe: RecipePlan, means: dict[int, float], steps: dict[int, list[float]]
+) -> list[PointRow]:
+    """One row per measured point of the recipe (an anchor or a check) with its mean."""
+    anchors = set(recipe.selection.anchors)
+    rows = []
+    for index in recipe.selection.measured:
+        point = recipe.points[index]
         rows.append(
-            WholeRunRow(
+            PointRow(
                 recipe=name,
-                baseline=is_base,
-                variant=config.variant,
-                preset=config.preset,
-                device=config.device,
-                dtype=config.dtype,
-                compile=request.compile,
-                threads=int(environment.get("torch_threads") or 0),
-                masking=describe_masking(config.masking),
-                batch=describe_batch(config.batch),
-                samples=config.budget_samples,
-                steps=recipe.steps,
-                points=len(recipe.points),
-                measured_points=len(recipe.selection.measured),
-                compute_seconds=parts[name]["compute"],
-                data_seconds=parts[name]["data"],
-                overhead_seconds=parts[name]["overhead"],
-                projected_seconds=totals[name].estimate,
-                ci_low=totals[name].low,
-                ci_high=totals[name].high,
-                loading_bound=parts[name]["data"] > parts[name]["compute"],
-                flops=recipe.flops,
-                flop_saving=flop_saving,
-                time_saving=time_saving,
-                time_saving_ci_low=None if is_base else savings[name].low,
-                time_saving_ci_high=None if is_base else savings[name].high,
-                time_per_flop_saving=(
-                    time_saving / flop_saving
-                    if time_saving is not None and flop_saving and abs(flop_saving) > 1e-9
-                    else None
-                ),
-                interpolation_error=interpolation_error(recipe.selection, means),
-                interpolated_share=interpolated_share(recipe.selection, means),
-                peak_memory_mb=None if memory is None else round(memory[0], 1),
-                peak_memory_kind=None if memory is None else memory[1],
-                checkpoints=checkpoint_writes(recipe.steps, config.checkpoint_every),
-                logged_rows=logged_steps(recipe.steps, config.log_every),
-                repeats=len(next(iter(measurements.steps[name].values()))),
-                matmul_gflops_per_s=round(measurements.matmul_flops_per_s / 1e9, 3),
+                batch_size=point.batch_size,
+                visible_audio=point.visible[0],
+                visible_video=point.visible[1],
+                audio_mask_ratio=point.mask_ratio[0],
+                video_mask_ratio=point.mask_ratio[1],
+                steps=point.steps,
+                flops=point.flops,
+                role="anchor" if index in anchors else "check",
+                mean_ms=round(1e3 * means[index], 4),
+                repeats=len(steps[index]),
             )
         )
-        anchors = set(recipe.selection.anchors)
-        for index in recipe.selection.measured:
-            point = recipe.points[index]
-            points.append(
-                PointRow(
-                    recipe=name,
-                    batch_size=point.batch_size,
-                    visible_audio=point.visible[0],
-                    visible_video=point.visible[1],
-                    audio_mask_ratio=point.mask_ratio[0],
-                    video_mask_ratio=point.mask_ratio[1],
-                    steps=point.steps,
-                    flops=point.flops,
-                    role="anchor" if index in anchors else "check",
-                    mean_ms=round(1e3 * means[index], 4),
-                    repeats=len(measurements.steps[name][index]),
-                )
-            )
-    return WholeRunResult(rows=rows, points=points, environment=environment)
+    return rows
 
 
 def grid_projection_request(
