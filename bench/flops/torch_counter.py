@@ -266,22 +266,54 @@ def _count_torch(
     if not backward:
         return result
     assert recorder is not None
+    backward_counts, extra_total = _isolated_backwards(model, recorder)
+    backward_counts["other"], other_extra = _rest_backward(
+        model, output, audio, video, mask_ratio, batch_size
+    )
+    extra_total += other_extra
+    global_backward, global_extra = _global_backward(model, output, attention_total)
+    if sum(backward_counts.values()) != global_backward:
+        raise FlopCountError(
+            f"isolated component backwards sum to {sum(backward_counts.values()):,}, the "
+            f"global backward is {global_backward:,} (FlopCounterMode, {device})"
+        )
+    return replace(
+        result,
+        backward=backward_counts,
+        global_backward=global_backward,
+        hardware_extra=global_extra,
+        extra={**result.extra, "isolated_hardware_extra": extra_total},
+    )
 
+
+def _isolated_backwards(model: DiffMAViL, recorder: _CallRecorder) -> tuple[dict[str, int], int]:
+    """Each component's backward, one region per recorded call (the encoders run twice with
+    intra-modal contrastive) -> ({component: model FLOPs}, fused-attention extra)."""
     backward_counts = empty_components()
     extra_total = 0
     for name in MODULE_COMPONENTS:
         params = [p for p in getattr(model, name).parameters() if p.requires_grad]
-        # one region per call (the encoders run twice with intra-modal contrastive)
         for inputs, outputs in recorder.calls[name]:
             bwd, extra = _count_region_backward(
                 _tensors(outputs), params + _tensors(inputs), retain_graph=True
             )
             backward_counts[name] += bwd
             extra_total += extra
+    return backward_counts, extra_total
 
-    # the rest (contrastive projections, InfoNCE): model.forward_loss re-run on the
-    # decoders' and encoders' outputs cut from the graph (a second masked view, if any, is
-    # encoded again inside it: that pass is the encoders', counted above, not the rest's)
+
+def _rest_backward(
+    model: DiffMAViL,
+    output: Any,
+    audio: torch.Tensor,
+    video: torch.Tensor,
+    mask_ratio: tuple[float, float],
+    batch_size: int,
+) -> tuple[int, int]:
+    """The backward of the rest (contrastive projections, InfoNCE): ``model.forward_loss``
+    re-run on the decoders' and encoders' outputs cut from the graph (a second masked view,
+    if any, is encoded again inside it: that pass is the encoders', counted apart, not the
+    rest's) -> (model FLOPs, fused-attention extra)."""
     parts = {
         m: replace(
             getattr(output, m),
@@ -308,17 +340,16 @@ def _count_torch(
         p for p in model.parameters() if p.requires_grad and id(p) not in component_params
     ]
     leaves = [t for m in ("audio", "video") for t in (parts[m].prediction, parts[m].encoded)]
-    leaves += boundary
-    other_bwd, other_extra = _count_region_backward([loss], other_params + leaves, False)
-    backward_counts["other"] = other_bwd
-    extra_total += other_extra
+    return _count_region_backward([loss], other_params + leaves + boundary, False)
 
-    # global backward last (the regions above kept the graph): the whole graph at once
+
+def _global_backward(model: DiffMAViL, output: Any, attention_total: int) -> tuple[int, int]:
+    """The whole graph's backward at once (last: the isolated regions kept the graph),
+    its attention checked at 2x the audited forward -> (model FLOPs, fused extra)."""
     with flop_counter() as global_counter:
         output.loss.backward()
     model.zero_grad(set_to_none=True)
     global_extra = fused_attention_extra(global_counter)
-    global_backward = global_counter.get_total_flops() - global_extra
     attention_backward = sum(
         flops
         for op, flops in global_counter.get_flop_counts().get("Global", {}).items()
@@ -329,18 +360,7 @@ def _count_torch(
             f"attention backward counted {attention_backward - global_extra:,} model FLOPs, "
             f"expected 2x the audited forward ({2 * attention_total:,})"
         )
-    if sum(backward_counts.values()) != global_backward:
-        raise FlopCountError(
-            f"isolated component backwards sum to {sum(backward_counts.values()):,}, the "
-            f"global backward is {global_backward:,} (FlopCounterMode, {device})"
-        )
-    return replace(
-        result,
-        backward=backward_counts,
-        global_backward=global_backward,
-        hardware_extra=global_extra,
-        extra={**result.extra, "isolated_hardware_extra": extra_total},
-    )
+    return global_counter.get_total_flops() - global_extra, global_extra
 
 
 __all__ = [
