@@ -8,7 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from bench.cli.app import app
-from bench.timing.step import TIMED_COMPONENTS
+from bench.timing.tasks import TIMED_COMPONENTS
 
 
 def test_profile_writes_a_labelled_trace_and_top_ops(one_thread, tmp_path):

@@ -18,7 +18,7 @@ from bench.timing.device import (
     matmul_rate,
 )
 from bench.timing.harness import RegionTimer, Stats, run_interleaved
-from bench.timing.step import (
+from bench.timing.tasks import (
     TIMED_COMPONENTS,
     ComponentPass,
     TimedTrainStep,

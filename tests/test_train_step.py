@@ -8,7 +8,7 @@ import torch
 
 import diffmavil.training.step as shared_step
 from bench.timing.harness import run_interleaved
-from bench.timing.step import TimedTrainStep
+from bench.timing.tasks import TimedTrainStep
 from diffmavil import DiffMAViL, make_config
 from diffmavil.inputs import random_inputs
 from diffmavil.training.config import OptimizerConfig, PretrainConfig

@@ -4,7 +4,8 @@
   bootstrap intervals are ``bench.stats``').
 - ``device``: device, CPU/GPU name, versions, threads, matmul reference rate,
   datasheet peaks (MFU), peak memory.
-- ``step``: the train step (forward, backward, optimizer) and components timed on their own.
+- ``tasks``: what the harness times: the train step (forward, backward, optimizer) and
+  each component on its own.
 - ``peer``: the same architecture assembled from ``torch.nn`` layers, for a speed ratio.
 - ``profiler``: ``torch.profiler`` traces with a label per component (``diffbench profile``).
 - ``benchmark``: ``diffbench time``'s measurement (variants, peer, compile); ``rows``: its

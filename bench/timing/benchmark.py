@@ -40,7 +40,7 @@ from bench.timing.rows import (
     saving_rows,
     step_rows,
 )
-from bench.timing.step import (
+from bench.timing.tasks import (
     TIMED_COMPONENTS,
     ComponentPass,
     TimedTrainStep,

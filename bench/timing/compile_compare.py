@@ -19,7 +19,7 @@ from torch import nn
 from bench.schema import TimingRow
 from bench.stats import bootstrap_ratio_of_medians
 from bench.timing.rows import RowMaker
-from bench.timing.step import TimedTrainStep
+from bench.timing.tasks import TimedTrainStep
 from diffmavil.training.compile import CompileStats
 from diffmavil.training.config import OptimizerConfig
 

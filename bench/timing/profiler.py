@@ -23,7 +23,7 @@ from torch import nn
 from torch.autograd.profiler import record_function
 
 from bench.requests import ProfileRequest
-from bench.timing.step import TIMED_COMPONENTS, TimedTrainStep
+from bench.timing.tasks import TIMED_COMPONENTS, TimedTrainStep
 
 BACKWARD_NODE = "autograd::engine::evaluate_function: "
 

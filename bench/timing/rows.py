@@ -12,7 +12,7 @@ from typing import Any
 from bench.schema import TimingRow
 from bench.stats import bootstrap_ratio_of_medians
 from bench.timing.harness import Stats
-from bench.timing.step import TIMED_COMPONENTS
+from bench.timing.tasks import TIMED_COMPONENTS
 from diffmavil.flops import FlopBreakdown
 
 STEP_PHASES = ("forward", "backward", "optimizer", "step")

@@ -8,7 +8,7 @@ import torch
 
 from bench.timing.harness import RegionTimer
 from bench.timing.peer import peer_from
-from bench.timing.step import TimedTrainStep
+from bench.timing.tasks import TimedTrainStep
 from diffmavil import VARIANTS, DiffMAViL, make_config
 from diffmavil.flops import model_flops
 from diffmavil.inputs import random_inputs

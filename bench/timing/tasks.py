@@ -1,4 +1,4 @@
-"""What is timed: the whole train step, and each component on its own.
+"""The tasks the harness times: the whole train step, and each component on its own.
 
 ``TimedTrainStep``: the training step ``diffbench pretrain`` runs (forward, backward,
 clipping, AdamW), each phase a timed region, plus the whole step. ``ComponentPass``: one
