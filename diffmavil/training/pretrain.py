@@ -13,7 +13,12 @@ run completes; see ``diffmavil.training.checkpoint``) and ``summary.json`` (writ
 atomically at the end, also when the run fails). Its times:
 ``data_seconds`` (waiting for the loader, moving the batch to the device),
 ``compute_seconds`` (the train step), ``overhead_seconds`` (logged rows and checkpoint
-writes), and ``wall_clock_seconds``, their sum.
+writes), and ``wall_clock_seconds``, their sum. On CUDA the loop synchronises the device at
+both ends of each step's compute timer, so that a step's GPU work is its compute seconds
+(not the next step's data seconds) and its batch copies its data seconds; a logged step
+reads its scalars (loss terms, gradient norm, the non-finite flag) from the device once.
+A step that runs out of memory ends the run with a failed summary naming the step, its
+batch, mask ratios and the device's memory.
 
 With ``snapshot_every`` set it also holds encoder snapshots, ``snapshots/`` and their index
 ``snapshots.json`` (``diffmavil.training.snapshots``). Writing them is left out of every
@@ -23,6 +28,7 @@ time above and recorded apart as ``snapshot_seconds``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +51,7 @@ from diffmavil.training.compile import compile_components
 from diffmavil.training.config import PretrainConfig
 from diffmavil.training.snapshots import SnapshotWriter
 from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
-from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
+from diffmavil.training.stream import PlanBatchSampler, SampleStream, rank_slice
 from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
 
 SUMMARY_SCHEMA_VERSION = SCHEMA_VERSION  # diffmavil.training.summary
@@ -151,18 +157,21 @@ def pretrain(
 ) -> dict[str, Any]:
     """Run (or resume) one pre-training run; returns the summary (also in summary.json).
 
-    Raises ``TrainingFailed`` after writing a failed summary when the loss is not finite.
-    Under ``torchrun`` each process trains its disjoint share of every global batch.
+    Raises ``TrainingFailed`` after writing a failed summary when the loss is not finite or
+    a step runs out of memory (``torch.OutOfMemoryError``: the summary names the step, its
+    batch, mask ratios and the device's memory). Under ``torchrun`` each process trains its
+    disjoint share of every global batch; the process group this call joins is left (and
+    destroyed, if it created it) at the end, also when the run fails.
     """
     run_dir = Path(run_dir)
-    group = distributed.init_from_environment(config.device)
-    run = _prepare(config, run_dir, group, resume, dataset)
-    loop = _Loop(run, progress, on_step)
-    status, failure = loop.train()
-    summary = _summary(run, loop, status, failure)
-    if group.is_main:
-        atomic_write_json(run_dir / "summary.json", summary)
-        if status == "completed":
+    with distributed.joined(config.device) as group:
+        run = _prepare(config, run_dir, group, resume, dataset)
+        loop = _Loop(run, progress, on_step)
+        status, failure = loop.train()
+        summary = _summary(run, loop, status, failure)
+        if group.is_main or loop.out_of_memory:  # a rank that ran out says so itself
+            atomic_write_json(run_dir / "summary.json", summary)
+        if group.is_main and status == "completed":
             discard_previous(run.checkpoint_path)
     if status != "completed":
         raise TrainingFailed(f"{run_dir}: {failure}")
@@ -334,14 +343,20 @@ class _Loop:
         self.bar = _progress(progress and group.is_main, len(run.plan), run.start_step)
         self.base_lr = peak_lr(config)
         self.non_finite = torch.zeros((), dtype=torch.bool, device=run.device)
+        self.out_of_memory = False
 
     def train(self) -> tuple[str, str | None]:
-        """("completed", None), or ("failed", why) when a step's loss was not finite."""
+        """("completed", None), or ("failed", why) when a step's loss was not finite or the
+        step ran out of memory."""
         self.run.model.train()
         tick = time.perf_counter()
         try:
             for step, batch in zip(self.run.plan[self.run.start_step :], self.loader, strict=True):
-                failure = self.step(step, batch, tick)
+                try:
+                    failure = self.step(step, batch, tick)
+                except OUT_OF_MEMORY as error:
+                    self.out_of_memory = True
+                    failure = out_of_memory_failure(error, step, self.run)
                 if failure is not None:
                     return "failed", failure
                 self.bar.advance()
@@ -352,11 +367,16 @@ class _Loop:
         return "completed", None
 
     def step(self, step: StepPlan, batch: dict[str, torch.Tensor], tick: float) -> str | None:
-        """One step, its data timed from ``tick``; the failure when its loss is not finite."""
+        """One step, its data timed from ``tick``; the failure when its loss is not finite.
+
+        On CUDA the device is synchronised at both ends of the compute timer (``_sync``, a
+        no-op on a CPU): the batch's copies are data time, the step's GPU work is compute
+        time. A checked step (logged, or writing a snapshot) reads the device once."""
         run, device = self.run, self.run.device
         audio = batch["audio"].to(device, non_blocking=True)
         video = batch["video"].to(device, non_blocking=True)
-        ids = sample_ids(step, run.group.rank, run.group.world_size).to(device)
+        ids = device_sample_ids(step, run.group, device)
+        _sync(device)
         data_seconds = time.perf_counter() - tick
         start = time.perf_counter()
         lr = self.set_lr(step)
@@ -369,18 +389,20 @@ class _Loop:
         logged = last or step.step % self.config.log_every == 0
         snapshot = self.snapshots.due(step.step)
         checked = logged or snapshot  # a snapshot holds finite weights only
-        if checked:
-            _sync(device)
+        _sync(device)
         compute_seconds = time.perf_counter() - start
         self.clock.compute += compute_seconds
         self.clock.data += data_seconds
         self.totals.add(step, self.config.model)
         overhead_start = time.perf_counter()
-        if checked and not distributed.all_ranks_agree(not bool(self.non_finite.item())):
-            return f"non-finite loss at step {step.step} (loss={result.loss.item()})"
+        if checked:
+            flag = distributed.any_rank(self.non_finite)  # on every rank, on the device
+            scalars = read_scalars(result.loss, result.output, result.grad_norm, flag)
+            if scalars.pop("non_finite"):
+                return f"non-finite loss at step {step.step} (loss={scalars['loss']})"
         if logged:
             row = _row(step, result.output, result.loss, lr, result.grad_norm,
-                       compute_seconds, data_seconds, self.totals)  # fmt: skip
+                       compute_seconds, data_seconds, self.totals, scalars)  # fmt: skip
             self.log.write(row)
             if self.on_step is not None:
                 self.on_step(row)
@@ -469,6 +491,67 @@ def _summary(run: _Run, loop: _Loop, status: str, failure: str | None) -> dict[s
     return RunSummary.model_validate(summary).model_dump(mode="json")
 
 
+# torch.OutOfMemoryError from torch 2.5 (any device), torch.cuda.OutOfMemoryError before it
+OUT_OF_MEMORY: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def out_of_memory_failure(error: Exception, step: StepPlan, run: _Run) -> str:
+    """The one-line failure of a step that ran out of memory: the step, its batch (and this
+    rank's share), mask ratios, the allocation that failed and the device's memory."""
+    batch = f"batch {step.batch_size}"
+    if run.group.distributed:
+        batch += f", {step.batch_size // run.group.world_size} on rank {run.group.rank}"
+    tried = re.search(r"Tried to allocate ([\d.]+ \w+)", str(error))
+    attempt = f", tried to allocate {tried.group(1)}" if tried else ""
+    return (
+        f"out of memory at step {step.step} ({batch}, mask ratios "
+        f"{step.mask_ratio[0]:g}/{step.mask_ratio[1]:g}{attempt}); {memory_report(run.device)}"
+    )
+
+
+def memory_report(device: torch.device) -> str:
+    """The device's memory, for a failure message: allocated and reserved by torch's caching
+    allocator and the device's total on CUDA; unknown elsewhere."""
+    if device.type != "cuda":
+        return f"memory unknown on {device.type}"
+    gib = 1024**3
+    allocated = torch.cuda.memory_allocated(device) / gib
+    reserved = torch.cuda.memory_reserved(device) / gib
+    total = torch.cuda.get_device_properties(device).total_memory / gib
+    return (
+        f"memory allocated {allocated:.2f} GiB, reserved {reserved:.2f} GiB of "
+        f"{total:.2f} GiB on {device}"
+    )
+
+
+def device_sample_ids(
+    step: StepPlan, group: distributed.ProcessGroup, device: torch.device
+) -> torch.Tensor:
+    """``sample_ids`` made on ``device`` (no host-to-device copy, which from pageable
+    memory waits for the device, every step)."""
+    offset, count = rank_slice(step.batch_size, group.rank, group.world_size)
+    start = step.samples_seen + offset
+    return torch.arange(start, start + count, dtype=torch.int64, device=device)
+
+
+def read_scalars(
+    loss: torch.Tensor,
+    output: Any,
+    grad_norm: torch.Tensor | None,
+    non_finite: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """A step's logged scalars, read from the device together: "loss", "loss.<term>",
+    "grad_norm" (with clipping) and "non_finite" (when given), stacked into one tensor and
+    read with one ``tolist`` (a read per scalar waits for the device once per scalar)."""
+    named = {"loss": loss, **{f"loss.{name}": value for name, value in output.losses.items()}}
+    if grad_norm is not None:
+        named["grad_norm"] = grad_norm
+    if non_finite is not None:
+        named["non_finite"] = non_finite
+    values = torch.stack([value.detach().float().reshape(()) for value in named.values()])
+    return dict(zip(named, values.tolist(), strict=True))
+
+
 # The data pipeline bounds a run when its batches took at least as long as the compute
 # (waiting for them, with DataLoader workers; making them, with num_workers=0): then data,
 # not the model, is at least half the wall-clock.
@@ -509,7 +592,12 @@ class _Totals:
         return totals
 
 
-def _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, totals) -> dict:
+def _row(
+    step, output, loss, lr, grad_norm, compute_seconds, data_seconds, totals, scalars=None
+) -> dict:
+    """A metrics row; ``scalars``: the step's ``read_scalars`` (read here when not given)."""
+    if scalars is None:
+        scalars = read_scalars(loss, output, grad_norm)
     flops = totals.last_step_flops
     row: dict[str, Any] = {
         "step": step.step,
@@ -518,8 +606,8 @@ def _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, total
         "audio_mask_ratio": step.mask_ratio[0],
         "video_mask_ratio": step.mask_ratio[1],
         "lr": lr,
-        "loss": loss.item(),
-        **{f"loss.{name}": value.item() for name, value in output.losses.items()},
+        "loss": scalars["loss"],
+        **{f"loss.{name}": scalars[f"loss.{name}"] for name in output.losses},
         "step_flops": flops,
         "cumulative_flops": totals.flops,
         "compute_seconds": compute_seconds,
@@ -528,7 +616,7 @@ def _row(step, output, loss, lr, grad_norm, compute_seconds, data_seconds, total
         "achieved_flops_per_second": flops / max(compute_seconds, 1e-9),
     }
     if grad_norm is not None:
-        row["grad_norm"] = float(grad_norm)
+        row["grad_norm"] = scalars["grad_norm"]
     return row
 
 
