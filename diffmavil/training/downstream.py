@@ -87,14 +87,22 @@ def evaluate(
     device: str = "cpu",
     datasets: tuple[Any, Any] | None = None,
     on_epoch: EpochCallback | None = None,
+    *,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Probe or fine-tune one initialisation on the downstream task; returns metrics.
 
     ``datasets``: prebuilt (train, evaluation) datasets to share between calls (e.g. the
     pre-trained probe and its controls); built from ``config.data`` otherwise.
     ``on_epoch``: called after each fine-tuning epoch (see ``full_finetune``).
+    ``dtype``: ``bf16`` runs a fine-tune's forward passes under bf16 autocast (CUDA only;
+    an execution setting outside ``FinetuneConfig``, so the caller records it); a probe's
+    features are always fp32.
     """
     from diffmavil.data import build_dataset
+
+    if dtype != "fp32" and config.mode == "probe":
+        raise ValueError(f"dtype={dtype}: a probe runs in fp32 (bf16 is a fine-tune option)")
 
     if datasets is None:
         train_split, eval_split = downstream_splits(config.data)
@@ -128,7 +136,7 @@ def evaluate(
         metrics = repeated_linear_probe(train, evaluation, config)
     else:
         assert model is not None
-        metrics = full_finetune(model, train_set, eval_set, config, device, on_epoch)
+        metrics = full_finetune(model, train_set, eval_set, config, device, on_epoch, dtype=dtype)
     if config.compile and model is not None:
         metrics["compile"] = stats.summary()
     return {

@@ -5,9 +5,11 @@ stopping on a held-out validation split, as configured (``FinetuneConfig``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -21,32 +23,40 @@ from diffmavil.training.probe import (
     classification_loss,
     classification_metrics,
     fit_head,
+    host_to_device,
     ordered_loader,
     pooled_features,
     select_features,
 )
+from diffmavil.training.step import autocast_context
 
 
 def spec_augment(
     audio: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator
 ) -> torch.Tensor:
     """Zero one random frequency band (< freq_width bins) and one time band (< time_width
-    frames) per clip: audio [B, T, F] -> [B, T, F]."""
+    frames) per clip: audio [B, T, F] -> [B, T, F].
+
+    The bands are drawn from ``generator`` (a CPU generator: the same bands on every
+    device); the mask is built on ``audio``'s device from them (B widths and starts copied,
+    not a [B, T, F] mask per step)."""
     batch, frames, bins = audio.shape
+    device = audio.device
 
     def band(width: int, size: int) -> torch.Tensor:
         """[B, size] True inside one random band of width < ``width`` per clip."""
         widths = torch.randint(0, min(width, size) + 1, (batch,), generator=generator)
         starts = (torch.rand(batch, generator=generator) * (size - widths + 1)).long()
-        positions = torch.arange(size)[None, :]
+        widths, starts = host_to_device(widths, device), host_to_device(starts, device)
+        positions = torch.arange(size, device=device)[None, :]
         return (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
 
-    keep = torch.ones(batch, frames, bins)
+    keep = torch.ones(batch, frames, bins, device=device)
     if freq_width > 0:
         keep = keep * (~band(freq_width, bins))[:, None, :]
     if time_width > 0:
         keep = keep * (~band(time_width, frames))[:, :, None]
-    return audio * keep.to(audio.device)
+    return audio * keep
 
 
 class FineTuneClassifier(nn.Module):
@@ -81,6 +91,7 @@ FINETUNE_MIN_EPOCHS = 5
 FINETUNE_MAX_EPOCHS = 100
 
 EpochCallback = Callable[[dict[str, Any]], None]
+Autocast = Callable[[], AbstractContextManager[Any]]
 
 # A fine-tune reads every training item once per epoch: it loads them once and keeps them in
 # memory while they fit in this many bytes (synthetic clips are otherwise generated again,
@@ -147,16 +158,36 @@ def validation_split(items: int, fraction: float, seed: int) -> tuple[list[int],
     return sorted(order[held:]), sorted(order[:held])
 
 
-def logits_and_labels(model: nn.Module, dataset, config: FinetuneConfig, device: str, limit=None):
-    """(logits [N, C] on CPU, labels [N]) of ``dataset`` in eval mode, no grad."""
+def finetune_autocast(device: str, dtype: str) -> Autocast:
+    """The fine-tune's forward autocast (``autocast_context``): nothing for ``fp32`` (the
+    default), bf16 autocast for ``bf16`` on CUDA; bf16 elsewhere is refused, as in
+    pre-training. The loss is computed in fp32 either way."""
+    if dtype != "fp32" and torch.device(device).type != "cuda":
+        raise ValueError(f"dtype={dtype}: bf16 autocast is only supported on CUDA, not {device}")
+    return autocast_context(torch.device(device), dtype)
+
+
+def logits_and_labels(
+    model: nn.Module,
+    dataset,
+    config: FinetuneConfig,
+    device: str,
+    limit=None,
+    *,
+    dtype: str = "fp32",
+):
+    """(logits [N, C] on CPU, labels [N]) of ``dataset`` in eval mode, no grad, the forward
+    under ``dtype``'s autocast (``finetune_autocast``); the logits move to the CPU once."""
+    autocast = finetune_autocast(device, dtype)
     model.eval()
     logits, labels = [], []
     with torch.no_grad():
         for batch in ordered_loader(dataset, config.batch_size, limit):
             video = batch["video"].to(device) if config.modality == "audio-video" else None
-            logits.append(model(batch["audio"].to(device), video).float().cpu())
+            with autocast():
+                logits.append(model(batch["audio"].to(device), video).float())
             labels.append(batch["label"])
-    return torch.cat(logits), torch.cat(labels)
+    return torch.cat(logits).cpu(), torch.cat(labels)
 
 
 def full_finetune(
@@ -166,11 +197,15 @@ def full_finetune(
     config: FinetuneConfig,
     device: str = "cpu",
     on_epoch: EpochCallback | None = None,
+    *,
+    dtype: str = "fp32",
 ) -> dict[str, float]:
     """Fine-tune (``train_classifier``), then score ``eval_set``: metrics, epochs_run,
-    best_epoch, validation_items."""
-    model, info = train_classifier(backbone, train_set, config, device, on_epoch)
-    logits, labels = logits_and_labels(model, eval_set, config, device, config.max_eval_items)
+    best_epoch, validation_items. ``dtype="bf16"``: bf16 autocast on CUDA."""
+    model, info = train_classifier(backbone, train_set, config, device, on_epoch, dtype=dtype)
+    logits, labels = logits_and_labels(
+        model, eval_set, config, device, config.max_eval_items, dtype=dtype
+    )
     return {**classification_metrics(logits, labels, bool(train_set.multi_label)), **info}
 
 
@@ -180,6 +215,8 @@ def train_classifier(
     config: FinetuneConfig,
     device: str = "cpu",
     on_epoch: EpochCallback | None = None,
+    *,
+    dtype: str = "fp32",
 ) -> tuple[FineTuneClassifier, dict[str, Any]]:
     """Fine-tune encoders + head with AdamW; SpecAugment and mixup as configured.
 
@@ -187,79 +224,46 @@ def train_classifier(
     (``validation_split``), training stops once the validation loss has not improved for
     ``patience`` epochs, and the model comes back with the best epoch's weights.
     ``on_epoch`` gets one dict per epoch (epoch, epochs, train_loss, lr, val_loss,
-    val_accuracy or val_mAP, seconds). Returns (model, {epochs_run, best_epoch,
+    val_accuracy or val_mAP, seconds). ``dtype="bf16"``: the forward passes under bf16
+    autocast (CUDA only; ``finetune_autocast``). Returns (model, {epochs_run, best_epoch,
     validation_items}).
     """
+    autocast = finetune_autocast(device, dtype)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = FineTuneClassifier(backbone, config, train_set.num_classes).to(device)
-    # Decoders and contrastive projections are unused downstream: freeze them.
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = not any(key in name for key in ("decoder", "projection"))
+    model = _classifier(backbone, config, train_set.num_classes, device)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
     )
     multi_label = bool(train_set.multi_label)
-    items = min(len(train_set), config.max_train_items or len(train_set))
-    train_indices, val_indices = list(range(items)), []
-    if config.patience is not None and items >= 2:
-        train_indices, val_indices = validation_split(
-            items, config.validation_fraction, config.seed
-        )
-    resident = resident_items(train_set, items, config.modality)
-    train_data = torch.utils.data.Subset(resident, train_indices)
-    val_data = torch.utils.data.Subset(resident, val_indices)
-    epochs = config.epochs or finetune_epochs(len(train_indices), config.batch_size)
+    train_data, val_data = _training_and_validation(train_set, config)
+    epochs = config.epochs or finetune_epochs(len(train_data), config.batch_size)
     head = {}
     if config.head_epochs:
-        head = train_head_first(model, train_data, multi_label, config, device, generator)
+        head = train_head_first(
+            model, train_data, multi_label, config, device, generator, autocast=autocast
+        )
         if on_epoch is not None:
             on_epoch({"epoch": 0, "epochs": epochs, **head})
     loader = torch.utils.data.DataLoader(
         train_data, batch_size=config.batch_size, shuffle=True, generator=generator
     )
-    planned_steps, step = epochs * len(loader), 0
+    trainer = _Trainer(model, optimizer, config, train_set.num_classes, multi_label, device,
+                       generator, autocast, planned_steps=epochs * len(loader))  # fmt: skip
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     for epoch in range(epochs):
         start = time.perf_counter()
-        model.train()
-        losses = []
-        for batch in loader:
-            audio = batch["audio"].to(device)
-            video = batch["video"].to(device) if config.modality == "audio-video" else None
-            targets = batch["label"].to(device)
-            if config.specaugment_freq or config.specaugment_time:
-                audio = spec_augment(
-                    audio, config.specaugment_freq, config.specaugment_time, generator
-                )
-            if config.mixup > 0:
-                audio, video, targets = _mixup(
-                    audio, video, targets, train_set.num_classes, multi_label, config, generator
-                )
-            for group in optimizer.param_groups:
-                group["lr"] = finetune_lr(config, step, planned_steps)
-            step += 1
-            loss = classification_loss(
-                model(audio, video), targets, multi_label, config.label_smoothing
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        train_loss = trainer.epoch(loader)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "epochs": epochs,
-            "train_loss": sum(losses) / max(len(losses), 1),
+            "train_loss": train_loss,
             "lr": optimizer.param_groups[0]["lr"],  # the epoch's last step's
         }
-        if val_indices:
-            logits, labels = logits_and_labels(model, val_data, config, device)
-            val_loss = float(classification_loss(logits, labels, multi_label, 0.0))
-            row["val_loss"] = val_loss
-            for key, value in classification_metrics(logits, labels, multi_label).items():
-                row[f"val_{key}"] = value
+        if len(val_data):
+            val_loss = _validate(model, val_data, config, device, multi_label, dtype, row)
             if best is None or val_loss < best[0]:
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best = (val_loss, epoch + 1, state)
@@ -273,9 +277,93 @@ def train_classifier(
     return model, {
         "epochs_run": epoch + 1,
         "best_epoch": best[1] if best is not None else epoch + 1,
-        "validation_items": len(val_indices),
+        "validation_items": len(val_data),
         **{f"head_{key}": value for key, value in head.items() if key != "stage"},
     }
+
+
+def _classifier(
+    backbone: DiffMAViL, config: FinetuneConfig, num_classes: int, device: str
+) -> FineTuneClassifier:
+    """The classifier on ``device``, its decoders and contrastive projections frozen
+    (unused downstream)."""
+    model = FineTuneClassifier(backbone, config, num_classes).to(device)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = not any(key in name for key in ("decoder", "projection"))
+    return model
+
+
+def _training_and_validation(train_set, config: FinetuneConfig):
+    """(training items, validation items) of the first ``max_train_items``: a validation
+    split held out when ``config.patience`` is set (``validation_split``), else none;
+    resident in memory when they fit (``resident_items``)."""
+    items = min(len(train_set), config.max_train_items or len(train_set))
+    train_indices, val_indices = list(range(items)), []
+    if config.patience is not None and items >= 2:
+        train_indices, val_indices = validation_split(
+            items, config.validation_fraction, config.seed
+        )
+    resident = resident_items(train_set, items, config.modality)
+    return (
+        torch.utils.data.Subset(resident, train_indices),
+        torch.utils.data.Subset(resident, val_indices),
+    )
+
+
+def _validate(model, val_data, config, device, multi_label, dtype, row) -> float:
+    """The validation loss, with it and the validation metrics added to ``row``."""
+    logits, labels = logits_and_labels(model, val_data, config, device, dtype=dtype)
+    val_loss = float(classification_loss(logits, labels, multi_label, 0.0))
+    row["val_loss"] = val_loss
+    for key, value in classification_metrics(logits, labels, multi_label).items():
+        row[f"val_{key}"] = value
+    return val_loss
+
+
+class _Trainer:
+    """A fine-tune's training steps: augmentation, the learning-rate schedule over the
+    planned steps, forward (under ``autocast``), backward and AdamW."""
+
+    def __init__(self, model, optimizer, config, num_classes, multi_label, device, generator,
+                 autocast, *, planned_steps: int) -> None:  # fmt: skip
+        self.model, self.optimizer, self.config = model, optimizer, config
+        self.num_classes, self.multi_label = num_classes, multi_label
+        self.device, self.generator, self.autocast = device, generator, autocast
+        self.planned_steps, self.steps = planned_steps, 0
+
+    def epoch(self, loader) -> float:
+        """One epoch; its mean training loss. The losses stay on the device and are read
+        once, at the end (a read per step would wait for the device at every step)."""
+        self.model.train()
+        losses = [self.step(batch) for batch in loader]
+        values = torch.stack(losses).tolist() if losses else []
+        return sum(values) / max(len(values), 1)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One optimizer step on ``batch``; its loss (detached, on the device)."""
+        config, device = self.config, self.device
+        audio = batch["audio"].to(device)
+        video = batch["video"].to(device) if config.modality == "audio-video" else None
+        targets = batch["label"].to(device)
+        if config.specaugment_freq or config.specaugment_time:
+            audio = spec_augment(
+                audio, config.specaugment_freq, config.specaugment_time, self.generator
+            )
+        if config.mixup > 0:
+            audio, video, targets = _mixup(audio, video, targets, self.num_classes,
+                                           self.multi_label, config, self.generator)  # fmt: skip
+        for group in self.optimizer.param_groups:
+            group["lr"] = finetune_lr(config, self.steps, self.planned_steps)
+        self.steps += 1
+        with self.autocast():
+            logits = self.model(audio, video)
+        loss = classification_loss(
+            logits.float(), targets, self.multi_label, config.label_smoothing
+        )
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
 
 def train_head_first(
@@ -285,17 +373,20 @@ def train_head_first(
     config: FinetuneConfig,
     device: str,
     generator: torch.Generator,
+    *,
+    autocast: Autocast = contextlib.nullcontext,
 ) -> dict[str, Any]:
     """LP-FT's first stage: ``model``'s head (LayerNorm + linear) trained alone for
     ``config.head_epochs`` epochs with AdamW at ``PROBE_LR`` on the frozen encoders' pooled
-    features of ``dataset`` (computed once, in eval mode: [N, D]), so that the fine-tune
-    starts from a head that already separates the classes rather than from a random one
-    whose large early gradients disturb the pre-trained encoders.
+    features of ``dataset`` (computed once, in eval mode, under ``autocast``: [N, D]), so
+    that the fine-tune starts from a head that already separates the classes rather than
+    from a random one whose large early gradients disturb the pre-trained encoders.
     Returns {stage, train_loss, train_accuracy or train_mAP, seconds}."""
     start = time.perf_counter()
     model.eval()
-    features, targets = pooled_features(model.backbone, dataset, config, device)
-    targets = targets.to(device)
+    with autocast():
+        features, targets = pooled_features(model.backbone, dataset, config, device)
+    features, targets = features.float(), targets.to(device)
     fit_head(nn.Sequential(model.norm, model.head), features, targets, multi_label, config,
              PROBE_LR, config.head_epochs, generator, config.label_smoothing)  # fmt: skip
     with torch.no_grad():
@@ -312,7 +403,7 @@ def train_head_first(
 
 def _mixup(audio, video, targets, num_classes, multi_label, config, generator):
     weight = float(torch.distributions.Beta(config.mixup, config.mixup).sample())
-    order = torch.randperm(audio.shape[0], generator=generator).to(audio.device)
+    order = host_to_device(torch.randperm(audio.shape[0], generator=generator), audio.device)
     soft = targets.float() if multi_label else F.one_hot(targets, num_classes).float()
     mixed_audio = weight * audio + (1 - weight) * audio[order]
     mixed_video = None if video is None else weight * video + (1 - weight) * video[order]

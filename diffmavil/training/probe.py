@@ -152,16 +152,28 @@ def fit_head(
     smoothing: float = 0.0,
 ) -> None:
     """Train ``head`` on fixed ``features`` [N, D] with AdamW (``lr``, the config's weight
-    decay and batch size) for ``epochs`` shuffled epochs: the probe's and LP-FT's loop."""
+    decay and batch size) for ``epochs`` shuffled epochs: the probe's and LP-FT's loop.
+
+    Each epoch's order is drawn from ``generator`` (a CPU generator: the same batches on
+    every device) and indexes the features on their own device (copied there once per
+    epoch, not per batch)."""
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=config.weight_decay)
     for _ in range(epochs):
-        order = torch.randperm(len(features), generator=generator)
+        order = host_to_device(torch.randperm(len(features), generator=generator), features.device)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             loss = classification_loss(head(features[index]), labels[index], multi_label, smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+
+
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor on ``device``: as it is on a CPU; on CUDA copied from pinned
+    memory without blocking the host (a copy from pageable memory waits for the device)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def repeated_linear_probe(
