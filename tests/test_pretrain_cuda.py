@@ -220,16 +220,22 @@ def test_unlogged_steps_gpu_time_is_compute_not_data(tmp_path, monkeypatch):
     unlogged step's GPU time came out of the next step's blocking copy, as data_seconds,
     and the run looked data-bound."""
 
+    from diffmavil.data import build_dataset
+
     class SlowStep(TrainStep):
         def __call__(self, *args, **kwargs):
             result = super().__call__(*args, **kwargs)
-            torch.cuda._sleep(100_000_000)  # ~50-70 ms of GPU time
+            torch.cuda._sleep(200_000_000)  # ~100-140 ms of GPU time
             return result
 
     monkeypatch.setattr(pretrain_module, "TrainStep", SlowStep)
-    summary = pretrain(tiny_config(device="cuda", budget_samples=48, log_every=100), tmp_path)
+    config = tiny_config(device="cuda", budget_samples=48, log_every=100)
+    dataset = build_dataset(config.data, config.model, "train", seed=config.seed, cache="memory")
+    for index in range(len(dataset)):  # made and cached now: the run's data time is small
+        dataset[index]
+    summary = pretrain(config, tmp_path, dataset=dataset)
     assert summary["steps"] == 6
-    assert summary["compute_seconds"] > 6 * 0.03
+    assert summary["compute_seconds"] > 6 * 0.08
     assert summary["data_seconds"] < 0.5 * summary["compute_seconds"]
     assert summary["data_bound"] is False
 
