@@ -47,9 +47,11 @@ MATMUL_SIZE = 2048
 
 
 class RecipeSteps:
-    """A recipe's model, optimizer and shared train step, as ``pretrain`` builds them."""
+    """A recipe's model, optimizer and shared train step, as ``pretrain`` builds them
+    (compiled as ``pretrain --compile`` compiles it: ``compile_components``)."""
 
     def __init__(self, config: PretrainConfig, device: torch.device, compile: bool) -> None:
+        from diffmavil.training.compile import compile_components
         from diffmavil.training.pretrain import build_model, peak_lr
         from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
 
@@ -58,13 +60,13 @@ class RecipeSteps:
         self.model = build_model(config, device)
         self.model.train()
         self.lr = peak_lr(config)
+        # pretrain's compiled program: its blocks compiled in place, never silently eager
+        self.compile_stats = compile_components(self.model) if compile else None
         self.optimizer = make_optimizer(self.model, config.optimizer, self.lr)
-        forward = torch.compile(self.model, dynamic=True) if compile else self.model
         self.step = TrainStep(
             self.model,
             self.optimizer,
             grad_clip=config.optimizer.grad_clip,
-            forward=forward,
             autocast=autocast_context(device, config.dtype),
         )
         self.non_finite = torch.zeros((), dtype=torch.bool, device=device)
@@ -210,26 +212,83 @@ def process_peak_mb() -> tuple[float, str]:
     return PeakMemory(torch.device("cpu")).read_mb()
 
 
+class MemoryProbeFailed(RuntimeError):
+    """A recipe's memory probe (a child process) failed: out of memory, or it died."""
+
+
+PROBE_POLL_SECONDS = 0.2  # how often the parent looks whether the probe child still lives
+
+
+def probe_started(queue, batch: int) -> None:
+    """Child side: say which batch the probe steps at now (named if the child dies)."""
+    queue.put(("batch", batch))
+
+
 def _memory_probe(payload: dict[str, Any], points: list, compile: bool, queue) -> None:
-    """Child process: build one recipe, step at ``points`` [(batch, ratio)], report peak."""
+    """Child process: build one recipe, step at ``points`` [(batch, ratio)], report peak.
+    Says each batch before stepping at it; an out-of-memory error is reported as such
+    (``torch.OutOfMemoryError`` only: any other error is a failure of its own)."""
     config = PretrainConfig.model_validate(payload)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
+    batch = points[0][0] if points else 0
+    probe_started(queue, batch)
     memory = PeakMemory(device)
     memory.reset()
-    stepper = RecipeSteps(config, device, compile)
-    for batch, ratio in points:
-        audio, video = _inputs(config, batch, device, 0)
-        for _ in range(2):
-            stepper.run(audio, video, tuple(ratio))
-        del audio, video
-    queue.put(memory.read_mb() if device.type == "cuda" else process_peak_mb())
+    try:
+        stepper = RecipeSteps(config, device, compile)
+        for batch, ratio in points:
+            probe_started(queue, batch)
+            audio, video = _inputs(config, batch, device, 0)
+            for _ in range(2):
+                stepper.run(audio, video, tuple(ratio))
+            del audio, video
+    except torch.OutOfMemoryError as error:
+        queue.put(("out_of_memory", batch, str(error).strip().splitlines()[0]))
+        raise SystemExit(3) from None
+    queue.put(("peak", memory.read_mb() if device.type == "cuda" else process_peak_mb()))
 
 
-def measure_peak_memory(recipe: RecipePlan, compile: bool) -> tuple[float, str]:
+def _await_probe(process, queue, name: str, batch: int) -> tuple[float, str]:
+    """The probe's (MB, kind), reading its messages while it lives; a child that dies
+    without reporting (killed, crashed, out of memory) raises ``MemoryProbeFailed`` at
+    once, naming the recipe, the batch it stepped at and its exit code."""
+    import queue as queues
+
+    while True:
+        try:
+            message = queue.get(timeout=PROBE_POLL_SECONDS)
+        except queues.Empty:
+            if process.is_alive():
+                continue
+            try:  # what it sent just before it exited
+                message = queue.get(timeout=1.0)
+            except queues.Empty:
+                process.join()
+                raise MemoryProbeFailed(
+                    f"memory probe of {name} (batch {batch}) died with exit code "
+                    f"{process.exitcode} before reporting its peak"
+                ) from None
+        kind, *rest = message
+        if kind == "batch":
+            batch = rest[0]
+        elif kind == "out_of_memory":
+            process.join()
+            raise MemoryProbeFailed(
+                f"memory probe of {name} (batch {rest[0]}) ran out of memory "
+                f"(exit code {process.exitcode}): {rest[1]}"
+            )
+        else:
+            return rest[0]
+
+
+def measure_peak_memory(
+    recipe: RecipePlan, compile: bool, probe: Callable[..., None] = _memory_probe
+) -> tuple[float, str]:
     """(MB, kind): the recipe alone in a fresh process, at the largest-FLOP point of each of
-    its batch sizes (two steps each, so the optimizer state exists)."""
+    its batch sizes (two steps each, so the optimizer state exists). ``probe``: the child's
+    function (a test's stand-in). A child that fails raises ``MemoryProbeFailed``."""
     largest: dict[int, Any] = {}
     for point in recipe.points:
         if point.batch_size not in largest or point.flops > largest[point.batch_size].flops:
@@ -238,16 +297,17 @@ def measure_peak_memory(recipe: RecipePlan, compile: bool) -> tuple[float, str]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(
-        target=_memory_probe,
-        args=(recipe.config.model_dump(mode="json"), points, compile, queue),
+        target=probe, args=(recipe.config.model_dump(mode="json"), points, compile, queue)
     )
     process.start()
     try:
-        result = queue.get(timeout=3600)
+        result = _await_probe(process, queue, recipe.name, points[0][0])
     finally:
         process.join()
     if process.exitcode != 0:
-        raise RuntimeError(f"memory probe of {recipe.name} exited with {process.exitcode}")
+        raise MemoryProbeFailed(
+            f"memory probe of {recipe.name} exited with {process.exitcode} after reporting"
+        )
     return result
 
 
