@@ -18,6 +18,7 @@ from bench.cli.options import (
     DEFAULT_CURRICULUM_END,
     DEFAULT_MASK_RATIO,
     DEFAULT_SAMPLES,
+    EXECUTION_PANEL,
     MEASURE_PANEL,
     BatchRule,
     BatchRuleOption,
@@ -69,6 +70,25 @@ WarmupOption = Annotated[
     ),
 ]
 
+Tf32Option = Annotated[
+    bool,
+    typer.Option(
+        "--tf32/--no-tf32",
+        help="CUDA: allow TF32 for fp32 matmuls and cuDNN (set on purpose and recorded in "
+        "the environment block; fp32 MFU is then against the TF32 peak). Off: IEEE fp32.",
+        rich_help_panel=EXECUTION_PANEL,
+    ),
+]
+
+
+def set_tf32(device: str, tf32: bool) -> None:
+    """TF32 on or off on a CUDA device, before anything runs (nothing on a CPU)."""
+    import torch
+
+    from bench.timing.device import apply_tf32
+
+    apply_tf32(torch.device(device), tf32)
+
 
 def distinct_variants(variant: list[str] | None) -> tuple[str, ...]:
     """The ``--variant`` values in order, each once (default: the request's)."""
@@ -92,6 +112,7 @@ def time_command(
     repeats: RepeatsOption = TIME.repeats,
     warmup: WarmupOption = TIME.warmup,
     threads: ThreadsOption = None,
+    tf32: Tf32Option = False,
     compile_vs_eager: Annotated[
         bool,
         typer.Option(
@@ -157,6 +178,7 @@ def time_command(
     run (docs/timing.md, "Whole-run projection").
     """
     validate_device(device)
+    set_tf32(device, tf32)
     if masking is not None or batch is not None:
         wr.run_whole_run(WHOLE_RUN_REQUEST.build(locals()), fmt, out)
         return
@@ -185,6 +207,10 @@ def run_time(request: TimeRequest, fmt: OutputFormat, out: Path | None) -> None:
     else:
         tables = time_tables(result.rows, result.environment) if fmt == OutputFormat.table else []
         emit(result.records(), fmt, table=tables, out=out)
+    if result.environment.get("device") == "cuda" and not result.mfu_peak.endswith(
+        (" bf16", " tf32", " fp32")
+    ):
+        typer.echo(f"MFU: {result.mfu_peak}: no datasheet peak, no MFU column", err=True)
     for row in result.rows:
         if row.kind == "compile":
             typer.echo(

@@ -38,7 +38,7 @@ from bench.projection.recipes import (
     assemble,
     plan_recipe,
 )
-from bench.timing.device import PeakMemory, capture_environment, matmul_rate
+from bench.timing.device import PeakMemory, capture_environment, matmul_rate, on_device
 from bench.timing.harness import RegionTimer, run_interleaved
 from diffmavil.inputs import random_inputs
 from diffmavil.training.config import PretrainConfig
@@ -327,11 +327,19 @@ def _matmul_task(device: torch.device, dtype: str) -> Callable[[RegionTimer], No
 def project_whole_run(
     request: ProjectionRequest, progress: Callable[[str], None] | None = None
 ) -> WholeRunResult:
-    """Plan every recipe, measure, and assemble the projection."""
+    """Plan every recipe, measure, and assemble the projection (on CUDA with the
+    request's device current)."""
     first = next(iter(request.recipes.values()))
     if first.threads is not None:
         torch.set_num_threads(first.threads)
     device = torch.device(request.device)
+    with on_device(device):
+        return _project(request, device, progress)
+
+
+def _project(
+    request: ProjectionRequest, device: torch.device, progress: Callable[[str], None] | None
+) -> WholeRunResult:
     recipes = {
         name: plan_recipe(name, config, request.max_anchors)
         for name, config in request.recipes.items()

@@ -27,8 +27,9 @@ from bench.timing.compile_compare import (
 from bench.timing.device import (
     PeakMemory,
     capture_environment,
-    datasheet_peak_flops,
     matmul_rate,
+    mfu_peak,
+    on_device,
 )
 from bench.timing.dispatch import count_step_ops
 from bench.timing.harness import run_interleaved
@@ -69,6 +70,7 @@ class TimeMeasurement:
     configs: dict[str, dict[str, Any]]
     samples: Samples
     shared_keys: tuple[str, ...] = ()
+    mfu_peak: str = "not a GPU"  # the datasheet entry MFU is taken against, or why none
 
     def stored(self):
         """The typed ``bench.schema.TimeResults`` (schema 2) written as JSON, with the
@@ -123,10 +125,18 @@ def _matmul_task(device: torch.device, dtype: str) -> Callable:
 def run_time_benchmark(
     request: TimeRequest, progress: Callable[[str], None] | None = None
 ) -> TimeMeasurement:
-    """Build the models, measure everything interleaved, and return typed rows."""
+    """Build the models, measure everything interleaved, and return typed rows; on CUDA
+    with the request's device current (``cuda:1`` runs and is timed on GPU 1)."""
     if request.threads is not None:
         torch.set_num_threads(request.threads)
     device = torch.device(request.device)
+    with on_device(device):
+        return _measure(request, device, progress)
+
+
+def _measure(
+    request: TimeRequest, device: torch.device, progress: Callable[[str], None] | None
+) -> TimeMeasurement:
     configs: dict[str, ModelConfig] = {
         v: make_config(request.preset, v, dict(request.overrides)) for v in request.variants
     }
@@ -139,7 +149,7 @@ def run_time_benchmark(
     # The reference matmul also runs once per round, so that a burst of load at the start
     # does not set it: the rate is the best over the up-front and the interleaved samples.
     built.tasks["matmul/reference"] = _matmul_task(device, request.dtype)
-    peak = datasheet_peak_flops(environment["gpu_name"], request.dtype)
+    peak, peak_label = mfu_peak(environment["gpu_name"], request.dtype)
     memory = PeakMemory(device)
     memory.reset()
     samples = run_interleaved(
@@ -178,6 +188,7 @@ def run_time_benchmark(
         configs={v: c.model_dump(mode="json") for v, c in configs.items()},
         samples=samples,
         shared_keys=tuple(shared),
+        mfu_peak=peak_label,
     )
 
 

@@ -1,30 +1,18 @@
-"""What a timing ran on: device, CPU model / GPU name, versions, threads; the measured
-matmul reference rate and datasheet peaks for MFU."""
+"""What a timing ran on: device, CPU model / GPU name, versions, threads, TF32 (set on
+purpose, read through either of torch's APIs); the measured matmul reference rate, the
+datasheet peaks for MFU (``bench.timing.gpus``), peak memory."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 
+from bench.timing.gpus import peak_tflops
 from diffmavil.environment import environment
-
-# Dense (no sparsity) peak tensor throughput in TFLOP/s from vendor datasheets, keyed by a
-# substring of ``torch.cuda.get_device_name()``. "tf32" is the fp32 matmul peak when TF32
-# is allowed, "fp32" when it is not. Order matters: the first matching key wins.
-DATASHEET_PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "H200": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},
-    "H100 PCIe": {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2},
-    "H100": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},  # SXM5
-    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.1, "tf32": 183.0, "fp32": 91.6},
-    "L4": {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3},
-    "A10": {"bf16": 125.0, "tf32": 62.5, "fp32": 31.2},
-    "RTX 4090": {"bf16": 165.2, "tf32": 82.6, "fp32": 82.6},
-    "V100": {"bf16": 0.0, "tf32": 15.7, "fp32": 15.7},  # no bf16 tensor cores
-    "T4": {"bf16": 0.0, "tf32": 8.1, "fp32": 8.1},
-}
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -36,32 +24,104 @@ def gpu_name(device: torch.device) -> str | None:
     return torch.cuda.get_device_name(device)
 
 
+def on_device(device: torch.device) -> AbstractContextManager[Any]:
+    """``torch.cuda.device(device)`` on CUDA (the current device is the one the work runs
+    on, so that nothing defaults to GPU 0 for ``cuda:1``), nothing elsewhere."""
+    device = torch.device(device)
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------------- TF32
+# torch has two APIs for TF32: the legacy flags (``torch.backends.cuda.matmul.allow_tf32``,
+# ``torch.backends.cudnn.allow_tf32``, ``torch.get_float32_matmul_precision``) and, from
+# torch 2.9, ``fp32_precision`` ("tf32" | "ieee" | "none": inherit from the parent). A
+# legacy read raises once the new API set a value the legacy flag does not hold, so it
+# is read through the new API where torch has it, the legacy one otherwise.
+_TF32_CHAINS = {
+    "matmul": ("cuda.matmul", ""),
+    "cudnn": ("cudnn.conv", "cudnn", ""),
+}
+_LEGACY_TF32 = {
+    "matmul": lambda: torch.backends.cuda.matmul.allow_tf32,
+    "cudnn": lambda: torch.backends.cudnn.allow_tf32,
+}
+
+
+def _precision(path: str) -> str | None:
+    """``fp32_precision`` of ``torch.backends.<path>`` (the root for ""), or None where
+    this torch has no such setting."""
+    node: Any = torch.backends
+    for part in filter(None, path.split(".")):
+        node = getattr(node, part, None)
+    return getattr(node, "fp32_precision", None)
+
+
+def tf32_enabled(backend: str) -> bool:
+    """Whether fp32 ``backend`` work ("matmul" or "cudnn") may run in TF32, whichever API
+    set it: the first of the backend's ``fp32_precision`` and its parents that is not
+    "none", else the legacy flag (False where even that cannot be read)."""
+    for path in _TF32_CHAINS[backend]:
+        value = _precision(path)
+        if value not in (None, "none"):
+            return value == "tf32"
+    try:
+        return bool(_LEGACY_TF32[backend]())
+    except RuntimeError:
+        return False
+
+
 def tf32_settings() -> dict[str, Any]:
+    """The TF32 keys of the environment block, read whichever API set them."""
+    try:
+        precision = torch.get_float32_matmul_precision()
+    except RuntimeError:  # the new API set it: the legacy name of what it holds
+        precision = "high" if tf32_enabled("matmul") else "highest"
     return {
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "tf32_matmul": tf32_enabled("matmul"),
+        "tf32_cudnn": tf32_enabled("cudnn"),
+        "float32_matmul_precision": precision,
     }
 
 
+def apply_tf32(device: torch.device, enabled: bool) -> None:
+    """Allow TF32 for fp32 matmuls and cuDNN on CUDA, or forbid it (``--tf32``/
+    ``--no-tf32``; recorded in the environment block), nothing on a CPU. Set through the
+    legacy flags, which every reader (``diffmavil.environment`` too) reads without error
+    and which the new API reads back."""
+    if torch.device(device).type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+# ----------------------------------------------------------------------- peaks and MFU
+def mfu_peak(name: str | None, dtype: str) -> tuple[float | None, str]:
+    """(datasheet peak FLOP/s, label) of a GPU for ``dtype`` ("bf16" or "fp32"; fp32 at
+    the TF32 peak when TF32 matmuls are allowed, what the hardware runs); without a peak
+    the label says why ("unknown device (<name>)", "no bf16 peak (T4)", "not a GPU")."""
+    key = "tf32" if dtype == "fp32" and tf32_enabled("matmul") else dtype
+    peak, label = peak_tflops(name, key)
+    return (None if peak is None else peak * 1e12), label
+
+
 def datasheet_peak_flops(name: str | None, dtype: str) -> float | None:
-    """Datasheet peak FLOP/s of a GPU for ``dtype`` ("bf16" or "fp32"), or None if unknown.
-    fp32 counts at the TF32 peak when TF32 matmuls are allowed (what the hardware runs)."""
-    if not name:
-        return None
-    key = dtype
-    if dtype == "fp32" and torch.backends.cuda.matmul.allow_tf32:
-        key = "tf32"
-    for pattern, peaks in DATASHEET_PEAK_TFLOPS.items():
-        if pattern in name and peaks.get(key):
-            return peaks[key] * 1e12
-    return None
+    """Datasheet peak FLOP/s of a GPU for ``dtype``, or None (see ``mfu_peak``)."""
+    return mfu_peak(name, dtype)[0]
 
 
 def capture_environment(device: torch.device, dtype: str) -> dict[str, Any]:
     """The environment block (``diffmavil.environment``, one spelling of every key) plus the
-    measurement's dtype."""
-    return {**environment(device), "dtype": dtype}
+    measurement's dtype; on CUDA the TF32 keys read whichever API set them (where the new
+    one did, the block's GPU keys are filled here: its own legacy read would raise)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return {**environment(device), "dtype": dtype}
+    try:
+        block = environment(device)
+    except RuntimeError:  # a legacy TF32 read after the new API set it
+        name = torch.cuda.get_device_name(device)
+        block = {**environment("cpu"), "device": "cuda", "device_name": name, "gpu_name": name}
+    return {**block, **tf32_settings(), "dtype": dtype}
 
 
 def matmul_rate(
@@ -69,13 +129,13 @@ def matmul_rate(
 ) -> float:
     """FLOP/s of the best of ``repeats`` [size x size] @ [size x size] products (2 size^3
     FLOPs each) in ``dtype`` on ``device``, with the current thread count."""
-    from bench.timing.harness import measure
+    from bench.timing import harness
 
     torch_dtype = DTYPES[dtype]
     generator = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
     b = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
-    samples = measure(lambda: torch.mm(a, b), warmup=warmup, repeats=repeats, device=device.type)
+    samples = harness.measure(lambda: torch.mm(a, b), warmup=warmup, repeats=repeats, device=device)
     return 2.0 * size**3 / min(samples)
 
 

@@ -3,7 +3,9 @@
 A *task* is a callable taking a ``RegionTimer``; it wraps the regions it wants timed in
 ``timer.region(name)``. On CPU a region is timed with ``time.perf_counter`` (the work is
 synchronous); on CUDA with a pair of events, resolved after one synchronisation at the end
-of each repeat, so no sync sits inside the timed work.
+of each repeat, so no sync sits inside the timed work. Events are recorded on the current
+stream of the timer's own device and that device is synchronised (``cuda:1`` is timed on
+GPU 1, whatever the current device).
 """
 
 from __future__ import annotations
@@ -79,11 +81,13 @@ class RegionTimer:
             yield
             return
         if self.uses_events:
+            # on the stream of this timer's device, not of the current device (cuda:1)
+            stream = torch.cuda.current_stream(self.device)
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(stream)
             yield
-            end.record()
+            end.record(stream)
             self._events.append((name, start, end))
         else:
             began = time.perf_counter()
@@ -155,7 +159,11 @@ def run_interleaved(
 
 
 def measure(
-    function: Callable[[], object], *, warmup: int, repeats: int, device: str = "cpu"
+    function: Callable[[], object],
+    *,
+    warmup: int,
+    repeats: int,
+    device: torch.device | str = "cpu",
 ) -> list[float]:
     """Seconds per call of ``function`` over ``repeats`` timed calls after ``warmup``."""
 
