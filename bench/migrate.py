@@ -1,5 +1,5 @@
-"""Results of schema_version 1 -> 2: on read (every reader calls ``load_*``) and in place
-(``diffbench migrate``).
+"""Results of schema_version 1 -> 2, and a grid's results.json 2 -> 3: on read (every
+reader calls ``load_*``) and in place (``diffbench migrate``).
 
 What changed in 2:
 
@@ -18,6 +18,16 @@ What changed in 2:
   flops_kind, rows}`` (1 wrote a bare list for whole-run and sensitivity tables).
 
 No number of 1 is changed: every measured and computed value is carried over as is.
+
+What changed in a grid's results.json at 3 (its records, rows and environment stay at 2):
+
+- what it judges from its records (``comparisons``, ``control_gains``, ``paired_deltas``)
+  is computed by ``bench.stats`` (``bench.schema.judge``): Student's t at every n (2 used
+  a paired percentile bootstrap from 10 pairs), the detectable loss from the exact
+  noncentral t (2: the (t_0.95 + t_0.8) sd / sqrt(n) approximation); reading 1 or 2
+  judges the records again (their numbers unchanged);
+- every record's ``run_dir`` is relative to the grid's output directory (``runs/<run
+  id>``), where 2 named the absolute directory the grid ran in.
 """
 
 from __future__ import annotations
@@ -29,7 +39,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.errors import BadInput
+from bench.requests import StatisticsSpec
 from bench.schema import (
+    GRID_SCHEMA_VERSION,
     Environment,
     FlopsResults,
     GridRecord,
@@ -37,6 +49,8 @@ from bench.schema import (
     ProjectionResults,
     RunSummary,
     TimeResults,
+    judge,
+    run_dir_in_results,
 )
 
 CURRENT = 2
@@ -116,9 +130,30 @@ def _headline() -> dict[str, Any]:
 
 
 def migrate_grid_results(payload: dict[str, Any]) -> dict[str, Any]:
-    """An ablation grid's results.json."""
-    if payload.get("schema_version") == CURRENT:
+    """An ablation grid's results.json in the shape of 3 (``load_grid_results`` then judges
+    the records of an older one again)."""
+    version = payload.get("schema_version", 1)
+    if version == GRID_SCHEMA_VERSION:
         return payload
+    if version != CURRENT:
+        payload = _grid_results_2(payload)
+    return {
+        **payload,
+        "schema_version": GRID_SCHEMA_VERSION,
+        "records": [
+            {**record, "run_dir": run_dir_in_results(record.get("run_dir"))}
+            for record in payload.get("records") or []
+        ],
+    }
+
+
+def judged_again(results: GridResults) -> GridResults:
+    """``results`` with what it judges recomputed from its records (``bench.schema.judge``)."""
+    return results.model_copy(update=judge(results.records, results.statistics or StatisticsSpec()))
+
+
+def _grid_results_2(payload: dict[str, Any]) -> dict[str, Any]:
+    """A grid's results.json of 1 as 2."""
     return {
         "grid": "",
         "seeds": sorted({r.get("seed", 0) for r in payload.get("records") or []}),
@@ -221,12 +256,13 @@ def read_json(path: Path) -> Any:
         raise MigrationError(f"{path}: cannot read ({error.strerror or error})") from None
 
 
-def _check_version(path: Path, payload: Any, what: str) -> None:
+def _check_version(path: Path, payload: Any, what: str, current: int = CURRENT) -> None:
     version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
-    if version not in (1, CURRENT):
+    if version not in range(1, current + 1) or isinstance(version, bool):
+        older = ", ".join(str(v) for v in range(1, current))
         raise MigrationError(
-            f"{path}: {what} schema_version {version!r}; this diffbench reads 1 (migrated "
-            f"on read) and {CURRENT}"
+            f"{path}: {what} schema_version {version!r}; this diffbench reads {older} "
+            f"(migrated on read) and {current}"
         )
 
 
@@ -244,8 +280,11 @@ def load_grid_results(path: Path) -> GridResults:
     payload = read_json(path)
     if not isinstance(payload, dict):
         raise MigrationError(f"{path}: not an ablation results file (expected a JSON object)")
-    _check_version(path, payload, "results")
-    return _validate(GridResults, migrate_grid_results(payload), path, "results file")
+    _check_version(path, payload, "results", GRID_SCHEMA_VERSION)
+    results = _validate(GridResults, migrate_grid_results(payload), path, "results file")
+    return (
+        results if payload.get("schema_version") == GRID_SCHEMA_VERSION else judged_again(results)
+    )
 
 
 def load_record(path: Path) -> GridRecord:
@@ -277,10 +316,23 @@ def load_flops(path: Path, payload: Any) -> FlopsResults:
     return _validate(FlopsResults, migrate_flops(payload), path, "`diffbench flops` file")
 
 
+def schema_version_of(path: Path) -> int | None:
+    """The schema_version a result file says it has (None: not a JSON object)."""
+    payload = read_json(path)
+    return payload.get("schema_version", 1) if isinstance(payload, dict) else None
+
+
+def _is_grid_results(file: Path, payload: dict[str, Any]) -> bool:
+    return payload.get("kind") == "ablation" or (
+        file.name == "results.json" and "records" in payload
+    )
+
+
 # ------------------------------------------------------------------------ in place
 def migrate_path(path: Path) -> list[Path]:
-    """Rewrite every schema 1 result under ``path`` (a file or a directory tree) as schema 2,
-    atomically; returns the files rewritten. Files already at 2 are left alone."""
+    """Rewrite every older result under ``path`` (a file or a directory tree) at its current
+    schema (2; a grid's results.json 3), atomically; returns the files rewritten. Files
+    already current are left alone."""
     from diffmavil.atomic import atomic_write_json
 
     path = Path(path)
@@ -297,21 +349,27 @@ def migrate_path(path: Path) -> list[Path]:
 
 
 def _migrated(file: Path) -> dict[str, Any] | None:
-    """The schema 2 form of a schema 1 result file, or None (already 2, or not a result)."""
+    """The current form of an older result file, or None (already current, or not a result)."""
     try:
         payload = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    if isinstance(payload, dict) and _is_grid_results(file, payload):
+        if payload.get("schema_version") == GRID_SCHEMA_VERSION:
+            return None
+        return load_grid_results(file).model_dump(mode="json")
     if isinstance(payload, dict) and payload.get("schema_version") == CURRENT:
         return None
     if is_projection(payload):
         return load_projection(file, payload).model_dump(mode="json")
     if isinstance(payload, dict):
         kind = payload.get("kind")
-        if kind == "ablation" or (file.name == "results.json" and "records" in payload):
-            return load_grid_results(file).model_dump(mode="json")
-        if kind == "ablation-aggregate":
-            return {**payload, "schema_version": CURRENT}
+        if kind == "ablation-aggregate":  # derived from results: its 3 is written with them
+            return (
+                None
+                if payload.get("schema_version", 1) != 1
+                else {**payload, "schema_version": CURRENT}
+            )
         if kind == "pretrain":
             return load_summary(file).model_dump(mode="json")
         if file.name == "record.json" and "run_id" in payload:

@@ -310,9 +310,10 @@ def test_aggregation_math_on_a_known_table(tmp_path):
     assert table.loc["new", "n"] == 2 and table.loc["new", "n_failed"] == 1
     assert table.loc["new", "status"] == "partial"
     assert table.loc["new", "delta_flops_pct"] == pytest.approx(-30.0)
-    assert table.loc["new", "delta_wall_clock_pct"] == pytest.approx(-25.0)
+    # paired by seed: the mean of 9 / 10 - 1 and 9 / 14 - 1 (not 9 / 12 - 1)
+    assert table.loc["new", "delta_wall_clock_pct"] == pytest.approx(-100 * (0.1 + 5 / 14) / 2)
     assert table.loc["new", "delta_accuracy_points"] == pytest.approx(0.0)
-    assert table.loc["one", "delta_accuracy_points"] == pytest.approx(-15.0)
+    assert table.loc["one", "delta_accuracy_points"] == pytest.approx(-10.0)  # seed 0: 40 - 50
     assert table.loc["one", "single_seed"] and not table.loc["new", "single_seed"]
     assert math.isnan(table.loc["one", "probe.accuracy_std"])
     assert table.loc["base", "baseline"] and not table.loc["one", "baseline"]
@@ -322,7 +323,7 @@ def test_aggregation_math_on_a_known_table(tmp_path):
     meta = {"grid": "known", "seeds": [0, 1, 2], "environment": environment("cpu")}
     write_results(tmp_path, records, meta, complete=True)
     payload = read_results(tmp_path)  # typed: bench.schema.GridResults
-    assert payload.schema_version == 2 and len(payload.records) == 6
+    assert payload.schema_version == 3 and len(payload.records) == 6
     assert payload.records[0].probe.accuracy == 0.50 and payload.paper_headline is not None
     rows = json.loads((tmp_path / "aggregate.json").read_text())["rows"]
     assert rows[2]["probe.accuracy_std"] is None  # NaN -> null

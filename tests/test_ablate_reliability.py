@@ -37,7 +37,7 @@ def test_a_corrupt_checkpoint_does_not_fail_its_row(tmp_path):
     first = _ablate(grid, out)
     assert first.exit_code == 0, first.output
     before = read_results(out).model_dump()["records"][0]
-    run_dir = Path(before["run_dir"])
+    run_dir = out / before["run_dir"]  # results name it relative to the grid's --out
     # the run as an interrupted one whose checkpoint was then damaged (a partial copy)
     (run_dir / "record.json").unlink()
     (run_dir / "summary.json").unlink()
@@ -133,7 +133,7 @@ def test_two_invocations_on_one_output_directory_run_each_run_exactly_once(tmp_p
     assert {r["execution"]["pid"] for r in records} <= {p.pid for p in processes}
     for record in records:
         assert record["status"] == "completed" and record["steps"] == 2
-        run_dir = Path(record["run_dir"])
+        run_dir = out / record["run_dir"]
         steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
         assert steps == [0, 1]
         assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1  # one execution

@@ -79,7 +79,10 @@ def test_smoke_grid_end_to_end_in_process(smoke_run):
     for record in records:
         assert record["status"] == "completed", record
         assert 0.0 <= record["probe"]["accuracy"] <= 1.0
-        assert Path(record["run_dir"]).is_dir()
+        # named relative to the grid's output directory, whatever --out was
+        assert (
+            record["run_dir"] == f"runs/{record['run_id']}" and (out / record["run_dir"]).is_dir()
+        )
     for record in rows:
         assert record["total_flops"] == record["planned_flops"] > 0  # the steps taken = plan
         assert record["total_flops"] == sum(record["flops_by_component"].values())

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from bench.ablate.grid import GridError, load_grid
-from bench.ablate.judge import confirmatory_verdicts, control_gains
-from bench.ablate.non_inferiority import LOSS, NO_LOSS, UNDECIDED
 from bench.ablate.orchestrate import build_tasks, execution_order
 from bench.ablate.results import write_results
 from bench.requests import StatisticsSpec
 from bench.schema import GridRecord
+from bench.schema.judging import confirmatory_verdicts, control_gains, paired_deltas
+from bench.stats import LOSS, NO_LOSS, UNDECIDED
 
 GRID = {
     "name": "stats",
@@ -228,8 +228,6 @@ def test_report_renders_the_stored_verdicts_and_the_differences_plot(tmp_path: P
 
 
 def test_paired_deltas_pair_each_seed_with_the_baselines_run() -> None:
-    from bench.ablate.judge import paired_deltas
-
     walls = {"mavil": [100.0, 200.0, 150.0], "diffmavil": [80.0, 170.0, 120.0]}
     records = [
         _record(row, s, acc, wall_clock_seconds=walls[row][s])

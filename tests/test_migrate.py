@@ -1,4 +1,5 @@
-"""Typed results (``bench.schema``) and the schema 1 -> 2 migration (``bench.migrate``)."""
+"""Typed results (``bench.schema``) and the schema 1 -> 2 migration (``bench.migrate``; a
+grid's results.json goes on to 3, tests/test_results_schema.py)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def test_committed_results_are_schema_2_with_the_same_numbers():
 
 def test_migration_keeps_every_number(migrated):
     _, before, after = migrated
-    assert after["schema_version"] == 2
+    assert after["schema_version"] == 3  # a grid's results.json: 1 -> 2 -> 3
     old, new = _numbers(before), _numbers(after)
     old.pop(".schema_version")
     assert {k: new[k] for k in old} == old  # every number of 1 is carried over as is
@@ -95,7 +96,7 @@ def test_migration_renames_the_environment(migrated):
 
 def test_migration_is_once_and_reading_1_equals_reading_2(migrated, tmp_path):
     folder, before, after = migrated
-    assert migrate_path(folder) == []  # already 2: nothing rewritten
+    assert migrate_path(folder) == []  # already current: nothing rewritten
     shutil.copy(COMMITTED, tmp_path / "results.json")
     on_read = load_grid_results(tmp_path / "results.json")  # schema 1, migrated in memory
     assert on_read == GridResults.model_validate(after)
@@ -159,10 +160,10 @@ def test_flops_and_time_of_1_are_read(tmp_path):
 
 
 def test_unknown_version_is_one_line_exit_2(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 3, "records": []}))
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 4, "records": []}))
     result = CliRunner().invoke(app, ["migrate", str(tmp_path)])
     assert result.exit_code == 2
-    assert "schema_version 3" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "schema_version 4" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 ENVIRONMENT_TABLE = "Where the results and this report were produced"

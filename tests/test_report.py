@@ -172,6 +172,28 @@ def build_results(out: Path, flops_only: bool = False) -> Path:
     return out
 
 
+def test_results_name_run_dirs_relative_to_the_output_and_the_report_finds_them(
+    tmp_path: Path, monkeypatch
+):
+    """A grid's results name each run directory relative to the grid's output directory
+    (``runs/<run id>``), however --out was given, and the report finds the runs' logs
+    there from any working directory."""
+    from bench.report.load import load_ablation
+
+    out = tmp_path / "grid"
+    run = out / "runs" / "renamed-0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in _metrics(False)))
+    record = _record("mavil", 0, flops=1.0e12, wall=100, accuracy=0.5, baseline=True)
+    meta = {"grid": "relative", "seeds": [0], "environment": environment("cpu")}
+    write_results(out, [{**record, "run_dir": str(run)}], meta, complete=True)
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["records"][0]["run_dir"] == "runs/renamed-0"
+    assert (out / "results.csv").read_text().count("runs/renamed-0") == 1
+    monkeypatch.chdir(tmp_path / "grid" / "runs")  # not where the results are
+    assert load_ablation(out).metrics["mavil-0"]  # found through runs/renamed-0
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     results = build_results(tmp_path_factory.mktemp("results"))
@@ -209,14 +231,17 @@ def test_markdown_runs_table_rows_and_values(report):
     ]
     flops = _column(rows, "pre-train FLOPs")
     assert flops["mavil (baseline)"] == "1.10 T"  # mean of 1.0, 1.1, 1.2 T
-    assert _column(rows, "Δ FLOPs")["diffmavil"] == "−30.0%"  # 0.77 / 1.1
+    # deltas paired by seed: the mean of 0.77 / (1.0, 1.1, 1.2) - 1, not 0.77 / 1.1 - 1
+    assert _column(rows, "Δ FLOPs")["diffmavil"] == "−29.6%"
     assert _column(rows, "wall-clock")["mavil (baseline)"] == "1.8 min"  # 110 s
-    assert _column(rows, "Δ wall-clock")["diffmavil"] == "−20.0%"  # 88 / 110
-    accuracy = _column(rows, "accuracy % (mean ± std)")
+    assert _column(rows, "Δ wall-clock")["diffmavil"] == "−19.6%"  # 88 / (100, 110, 120)
+    accuracy = _column(rows, "accuracy % (mean ± sd)")
     assert accuracy["mavil (baseline)"] == "60.0 ± 10.0"
     assert accuracy["diffmavil"] == "61.0 ± 1.0"
     ci = _column(rows, "95% CI")
-    assert ci["mavil (baseline)"] == "[35.2, 84.8]"  # 60 ± t(0.975, 2) * 10 / sqrt(3)
+    # the interval of the mean accuracy on the logit scale: inside [0, 100], where the plain
+    # t interval 60 ± t(0.975, 2) * 10 / sqrt(3) is [35.2, 84.8]
+    assert ci["mavil (baseline)"] == "[34.8, 80.9]"
     assert ci["diffmavil"] == "[58.5, 63.5]"
     assert ci["mavil-matched (compute-matched to diffmavil)"] == "single seed"
     n = _column(rows, "n")
@@ -234,8 +259,9 @@ def test_component_and_downstream_tables(report):
     assert parts[0][1:7] == list(COMPONENTS)
     assert _column(parts, "audio_encoder")["mavil"] == "330.00 G (30.0%)"
     down = _md_table(text, "Downstream accuracy (probe) per row, with controls")
-    assert _column(down, "accuracy % (mean ± std)")["control: fbank"] == "40.0"
-    assert _column(down, "Δ vs baseline (points)")["control: fbank"] == "−20.0"
+    assert _column(down, "accuracy % (mean ± sd)")["control: fbank"] == "40.0"
+    # paired on the one seed both have: 40 - 50 at seed 0 (not 40 - the 3-seed mean 60)
+    assert _column(down, "Δ vs baseline (points)")["control: fbank"] == "−10.0"
     assert _column(down, "init")["control: fbank"] == "fbank"
 
 

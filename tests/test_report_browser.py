@@ -112,3 +112,40 @@ def test_report_renders_in_headless_chromium(rendered, tmp_path):
         grey = image.convert("L")
         assert max(ImageStat.Stat(grey).var) > 0  # not blank
         assert len(grey.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 16  # text, tables
+
+
+WIDTH_PROBE = """
+<script>
+window.addEventListener("load", function () {
+  var wide = [];
+  document.querySelectorAll("div.scroll").forEach(function (box) {
+    if (box.scrollWidth > box.clientWidth) {
+      wide.push(box.querySelector("caption").textContent + ": " + box.scrollWidth + " > "
+        + box.clientWidth);
+    }
+  });
+  document.body.setAttribute("data-probe-wide", wide.join(" | "));
+  document.body.setAttribute("data-probe-tables", document.querySelectorAll("div.scroll").length);
+});
+</script>
+"""
+
+
+def test_table2_report_tables_fit_a_1400_pixel_window(tmp_path):
+    """At 1,400 px every table of the Table 2 report fits its column: none hides a column
+    (the summary's verdicts) behind a horizontal scroll."""
+    root = Path(__file__).resolve().parents[1]
+    inputs = [root / "reports" / "table2", root / "reports" / "whole-run" / "headline-base.json"]
+    html = render_report(inputs, ("html",), tmp_path / "report")["html"]
+    page = tmp_path / "width.html"
+    page.write_text(html.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
+    dom = _run(
+        ["--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        tmp_path,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    assert body, dom.stdout[:500]
+    attributes = dict(re.findall(r'data-probe-([a-z]+)="([^"]*)"', body.group(0)))
+    assert int(attributes["tables"]) >= 10
+    assert attributes["wide"] == ""

@@ -11,8 +11,7 @@
 - ``runner``: a task claimed and run, and the executors (local, local workers,
   submitit); ``task``: one task (pre-train + probe, control probe, FLOPs-only plan) and its
   record; ``claims``: who runs a task, and the results lock, across processes and hosts;
-- ``results``: the results store (schema_version) and the aggregation with pandas;
-  ``judge``: the confirmatory verdicts, control gains and paired deltas judged from the
-  records (``non_inferiority``: the paired no-loss test they use);
+- ``results``: the results store (schema_version; what it judges from the records:
+  ``bench.schema.judge``) and the aggregation with pandas;
 - ``project_time``: the grid's whole-run projection (``bench.projection``).
 """

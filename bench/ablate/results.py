@@ -4,8 +4,10 @@
 paper_headline, records) and
 ``results.csv`` hold one record per run (row x seed, controls included);
 ``aggregate.json`` / ``aggregate.csv`` hold one line per row: mean, std and n over seeds,
-and deltas against the baseline row (FLOPs, wall-clock, throughput in %; accuracy / mAP in
-points). Every file is written atomically.
+and deltas against the baseline row, paired by seed over the seeds both rows completed
+(``bench.schema.paired_delta``: FLOPs, wall-clock, throughput in %; accuracy / mAP in
+points). Run directories are named relative to the output directory. Every file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.ablate.judge import confirmatory_verdicts, control_gains, paired_deltas
 from bench.requests import StatisticsSpec
-from bench.schema import SCHEMA_VERSION, GridRecord, GridResults
+from bench.schema import (
+    GRID_SCHEMA_VERSION,
+    GridRecord,
+    GridResults,
+    in_points,
+    judge,
+    paired_delta,
+    run_dir_in_results,
+)
 from diffmavil.atomic import atomic_write_json, atomic_write_text
 from diffmavil.config import COMPONENTS
 
@@ -41,14 +50,14 @@ METRICS = (
     "loss",
     *(f"flops.{c}" for c in COMPONENTS),
 )
-# (delta column, metric, kind): kind "pct" = relative change in %, "points" = x100 difference
+# (delta column, metric): probe metrics in points, the others in % of the baseline's run
 DELTAS = (
-    ("delta_flops_pct", "total_flops", "pct"),
-    ("delta_wall_clock_pct", "wall_clock_seconds", "pct"),
-    ("delta_compute_pct", "compute_seconds", "pct"),
-    ("delta_samples_per_second_pct", "samples_per_second", "pct"),
-    ("delta_accuracy_points", "probe.accuracy", "points"),
-    ("delta_mAP_points", "probe.mAP", "points"),
+    ("delta_flops_pct", "total_flops"),
+    ("delta_wall_clock_pct", "wall_clock_seconds"),
+    ("delta_compute_pct", "compute_seconds"),
+    ("delta_samples_per_second_pct", "samples_per_second"),
+    ("delta_accuracy_points", "probe.accuracy"),
+    ("delta_mAP_points", "probe.mAP"),
 )
 FLAT_COLUMNS = (
     "row",
@@ -165,10 +174,12 @@ def _row_line(row: str, group: list[GridRecord]) -> dict[str, Any]:
     return line
 
 
-def _delta(mean: float, reference: float, kind: str) -> float:
-    if kind == "pct":
-        return 100.0 * (mean - reference) / reference if reference else math.nan
-    return 100.0 * (mean - reference)
+def _delta(row: list[GridRecord], base: list[GridRecord] | None, metric: str) -> float:
+    """The row's mean paired delta against the baseline row (NaN without a common seed)."""
+    delta = None if base is None else paired_delta(row, base, metric).mean
+    if delta is None:
+        return math.nan
+    return delta if in_points(metric) else 100.0 * delta
 
 
 def aggregate(records: list[GridRecord]):
@@ -177,8 +188,9 @@ def aggregate(records: list[GridRecord]):
 
     Only completed (or planned, for FLOPs-only grids) runs enter the statistics; std is the
     sample standard deviation (ddof=1), NaN for a single seed, and ``single_seed`` flags it.
-    Deltas compare row means with the baseline row's means: ``pct`` metrics in % of the
-    baseline, accuracy and mAP in points (x100 difference of fractions).
+    Deltas are paired by seed against the baseline row, over the seeds both completed
+    (timed metrics: comparable runs only): the mean of ``row / baseline - 1`` in %, accuracy
+    and mAP as the mean difference in points (x100 of fractions).
     """
     import pandas as pd
 
@@ -188,11 +200,10 @@ def aggregate(records: list[GridRecord]):
     if not groups:
         return pd.DataFrame()
     lines = {row: _row_line(row, group) for row, group in groups.items()}
-    base = next((row for row, group in groups.items() if any(r.baseline for r in group)), None)
-    for column, metric, kind in DELTAS:
-        reference = math.nan if base is None else lines[base][f"{metric}_mean"]
-        for line in lines.values():
-            line[column] = _delta(line[f"{metric}_mean"], reference, kind)
+    base = next((group for group in groups.values() if any(r.baseline for r in group)), None)
+    for column, metric in DELTAS:
+        for row, line in lines.items():
+            line[column] = _delta(groups[row], base, metric)
     return pd.DataFrame(list(lines.values()))
 
 
@@ -233,8 +244,8 @@ def write_results(
 ) -> dict[str, Path]:
     """Write results.json/csv and aggregate.json/csv atomically; returns their paths.
 
-    results.json is a validated ``GridResults`` (schema_version 2) carrying what is judged
-    from the records (comparisons, control gains, paired deltas: ``bench.ablate.judge``)
+    results.json is a validated ``GridResults`` (schema_version 3) carrying what is judged
+    from the records (comparisons, control gains, paired deltas: ``bench.schema.judge``)
     and the paper's headline figures (``bench.flops.headline``), computed here, where results
     are produced.
     """
@@ -245,7 +256,10 @@ def write_results(
         from diffmavil.environment import environment
 
         meta = {**meta, "environment": environment("cpu")}
-    typed = [GridRecord.model_validate(record) for record in _clean(records)]
+    typed = [
+        record.model_copy(update={"run_dir": run_dir_in_results(record.run_dir)})
+        for record in (GridRecord.model_validate(r) for r in _clean(records))
+    ]
     results = GridResults(
         **{"seeds": sorted({r.seed for r in typed}), **meta},
         complete=complete,
@@ -253,13 +267,7 @@ def write_results(
         records=typed,
     )
     statistics = results.statistics or StatisticsSpec()
-    results = results.model_copy(
-        update={
-            "comparisons": confirmatory_verdicts(typed, statistics),
-            "control_gains": control_gains(typed, statistics),
-            "paired_deltas": paired_deltas(typed, statistics),
-        }
-    )
+    results = results.model_copy(update=judge(typed, statistics))
     paths = {
         "results_json": atomic_write_json(out / RESULTS_JSON, results.model_dump(mode="json")),
         "results_csv": atomic_write_text(
@@ -271,7 +279,7 @@ def write_results(
     paths["aggregate_json"] = atomic_write_json(
         out / AGGREGATE_JSON,
         {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": GRID_SCHEMA_VERSION,
             "kind": "ablation-aggregate",
             "grid": results.grid,
             "complete": complete,

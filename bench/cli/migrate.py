@@ -26,10 +26,10 @@ def migrate_command(
     """Migrate results of schema_version 1 to 2 in place (atomically; readers also migrate
     on read, so this only saves doing it every time). Files already at 2 are left alone."""
     from bench.cli.output import emit, rows_table
-    from bench.migrate import migrate_path
+    from bench.migrate import migrate_path, schema_version_of
 
     written = migrate_path(path)
-    rows = [{"file": str(file), "schema_version": 2} for file in written]
+    rows = [{"file": str(file), "schema_version": schema_version_of(file)} for file in written]
     table = rows_table(
         rows, ["file", "schema_version"], title=f"migrated {len(rows)} file(s) under {path}"
     )

@@ -3,10 +3,13 @@ pre-training runs and ``diffbench flops/time --format json`` outputs.
 
 - ``load``: recognising and reading the input (schema_version checked);
 - ``tables``: the one table model and its renderings (terminal, markdown, HTML, LaTeX);
-  ``document``: sections, figures; ``stats``: mean ± std and 95% CI over seeds;
-- one module per subject, each building its sections: ``ablation`` (with ``groups`` and
+  ``document``: sections, figures, the render context; ``format``: numbers, intervals and
+  their levels as text; ``run_log``: a run's logged steps (metrics.jsonl), typed;
+- one module per subject, each building its sections: ``ablation`` (with ``groups``: a
+  row's statistics and paired deltas from ``bench.stats``, ``verdicts`` and
   ``ablation_plots``), ``runs``, ``flops``, ``timing``, ``paper`` (the paper's headline and
-  the sensitivity of our figure to our choices), ``environment``;
+  the sensitivity of our figure to our choices), ``projection``, ``provenance`` (the
+  environment);
 - ``plots``: matplotlib figures, each with the table behind it as CSV;
 - ``render``: the reading order of the sections, the jinja2 templates in ``templates/``
   (autoescaped HTML), ``latex``, atomic writes.

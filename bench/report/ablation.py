@@ -1,6 +1,6 @@
 """The report section of an ablation grid, in the paper's style: one row per grid row
-(mean ± std and 95% interval over seeds, deltas against the baseline row), FLOPs per
-component, the downstream table with its controls, and the figures
+(mean ± sd and 95% interval over seeds, deltas against the baseline row paired by seed),
+FLOPs per component, the downstream table with its controls, and the figures
 (``bench.report.ablation_plots``)."""
 
 from __future__ import annotations
@@ -9,10 +9,19 @@ import re
 
 from bench.report.ablation_plots import ablation_plots
 from bench.report.document import Section
-from bench.report.format import DASH, delta_pct, num, pct, points, seconds, si, signed
-from bench.report.groups import RUN_KINDS, RowGroup, group_rows
+from bench.report.format import (
+    DASH,
+    interval_text,
+    mean_std,
+    num,
+    pct,
+    points,
+    seconds,
+    si,
+    signed_delta,
+)
+from bench.report.groups import LEVEL, RUN_KINDS, RowGroup, group_rows
 from bench.report.load import Ablation
-from bench.report.stats import ci_text, mean_std
 from bench.report.tables import Column, Table, TableRow
 from bench.report.verdicts import add_verdicts, summary_table
 from bench.schema import WholeRunRow
@@ -84,8 +93,8 @@ def _runs_columns(metric: str | None) -> list[Column]:
     ]
     if metric:
         columns += [
-            Column(f"{metric} % (mean ± std)"),
-            Column("95% CI"),
+            Column(f"{metric} % (mean ± sd)"),
+            Column(f"{100 * LEVEL:g}% CI"),
             Column(f"Δ {metric} (points)"),
         ]
     return [*columns, Column("status", "left")]
@@ -104,16 +113,27 @@ def _row_label(g: RowGroup, flops_only: bool) -> tuple[str, str]:
     return name, seeds
 
 
-def _runs_metric(g: RowGroup, metric: str, reference: float | None) -> tuple[list[str], dict]:
-    """The downstream metric's cells and CSV values of one row (mean ± std, 95% CI, Δ)."""
+def _delta(g: RowGroup, base: RowGroup | None, metric: str) -> float | None:
+    """The row's mean paired delta against the baseline row (see ``RowGroup.delta``)."""
+    return None if base is None else g.delta(base, metric).mean
+
+
+def _runs_metric(g: RowGroup, metric: str, base: RowGroup | None) -> tuple[list[str], dict]:
+    """The downstream metric's cells and CSV values of one row (mean ± sd, its interval
+    inside [0, 100], the paired Δ against the baseline)."""
     stats = g.stats(f"probe.{metric}")
-    delta = None if stats.mean is None or reference is None else 100.0 * (stats.mean - reference)
-    cells = [mean_std(stats, points, 100), ci_text(stats, points, 100), signed(delta, 1, "")]
+    interval = g.accuracy(f"probe.{metric}")
+    delta = _delta(g, base, f"probe.{metric}")
+    cells = [
+        mean_std(stats, points, 100),
+        interval_text(interval, stats.n, points),
+        signed_delta(delta, relative=False),
+    ]
     data = {
         f"{metric}_mean": stats.mean,
-        f"{metric}_std": stats.std,
-        f"{metric}_ci_low": stats.ci_low,
-        f"{metric}_ci_high": stats.ci_high,
+        f"{metric}_std": stats.sd,
+        f"{metric}_ci_low": None if interval is None else interval.low / 100,
+        f"{metric}_ci_high": None if interval is None else interval.high / 100,
         f"delta_{metric}_points": delta,
     }
     return cells, data
@@ -129,13 +149,12 @@ def _runs_table(
         [],
         css="runs",
     )
-    ref_flops = base.mean("total_flops") if base else None
-    ref_wall = base.mean("wall_clock_seconds") if base else None
-    ref_metric = base.mean(f"probe.{metric}") if base and metric else None
     daggers = False
     for g in rows:
         flops, wall = g.mean("total_flops"), g.mean("wall_clock_seconds")
         rate = g.mean("samples_per_second")
+        flops_delta = _delta(g, base, "total_flops")
+        wall_delta = _delta(g, base, "wall_clock_seconds")
         wall_text = seconds(wall)
         if wall is not None and not g.comparable:
             wall_text += " †"
@@ -146,9 +165,9 @@ def _runs_table(
             g.first.differences,
             seeds,
             si(flops),
-            signed(delta_pct(flops, ref_flops)),
+            signed_delta(flops_delta, relative=True),
             wall_text,
-            signed(delta_pct(wall, ref_wall)),
+            signed_delta(wall_delta, relative=True),
             num(rate),
         ]
         data = {
@@ -158,15 +177,15 @@ def _runs_table(
             "seeds": g.seeds,
             "n": len(g.done),
             "total_flops": flops,
-            "delta_flops_pct": delta_pct(flops, ref_flops),
+            "delta_flops_pct": None if flops_delta is None else 100 * flops_delta,
             "wall_clock_seconds": wall,
-            "delta_wall_clock_pct": delta_pct(wall, ref_wall),
+            "delta_wall_clock_pct": None if wall_delta is None else 100 * wall_delta,
             "wall_clock_comparable": g.comparable,
             "samples_per_second": rate,
             "status": g.status,
         }
         if metric:
-            metric_cells, metric_data = _runs_metric(g, metric, ref_metric)
+            metric_cells, metric_data = _runs_metric(g, metric, base)
             cells += metric_cells
             data.update(metric_data)
         table.rows.append(TableRow([*cells, g.status], g.css))
@@ -178,9 +197,13 @@ def _runs_table(
 def _runs_notes(metric: str | None, daggers: bool, flops_only: bool) -> list[str]:
     notes = [
         "FLOPs: model FLOPs (forward + backward, 2 per multiply-add) of the steps actually "
-        "taken, from the closed-form FLOP model; deltas in % of the baseline row's mean; "
-        f"{metric or 'downstream'} deltas in percentage points. Mean ± sample std over seeds; "
-        "95% CI from Student's t; single-seed rows have no spread and are flagged."
+        "taken, from the closed-form FLOP model. Δ: paired by seed against the baseline "
+        "row's run of the same seed, over the seeds both completed (wall-clock: runs whose "
+        "wall-clock is comparable), the mean of the per-seed deltas: FLOPs and wall-clock in "
+        f"% of the baseline's run, {metric or 'downstream'} in percentage points. Mean ± "
+        f"sample sd over seeds; {100 * LEVEL:g}% CI: two-sided, of the mean "
+        f"{metric or 'accuracy'} (Student's t on the logit scale, so inside [0, 100]); "
+        "single-seed rows have no spread and are flagged."
     ]
     if daggers:
         notes.append("† wall-clock not comparable: measured with parallel workers sharing the CPU.")
@@ -199,7 +222,6 @@ def _component_table(rows: list[RowGroup], base: RowGroup | None) -> Table:
     table = Table(
         "flops_by_component", "Pre-training FLOPs per component (share of the run)", columns, []
     )
-    ref = base.mean("total_flops") if base else None
     for g in rows:
         parts = {c: g.mean(f"flops.{c}") for c in COMPONENTS}
         total = sum(v for v in parts.values() if v is not None) or g.mean("total_flops")
@@ -213,7 +235,7 @@ def _component_table(rows: list[RowGroup], base: RowGroup | None) -> Table:
                 if total
                 else si(value)
             )
-        cells += [si(total), signed(delta_pct(total, ref))]
+        cells += [si(total), signed_delta(_delta(g, base, "total_flops"), relative=True)]
         table.rows.append(TableRow(cells, g.css))
         table.data.append(
             {"row": g.name, **{f"flops.{c}": parts[c] for c in COMPONENTS}, "total_flops": total}
@@ -227,35 +249,30 @@ def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str
         Column("row", "left"),
         Column("init", "left"),
         Column("n"),
-        Column(f"{metric} % (mean ± std)"),
-        Column("95% CI"),
+        Column(f"{metric} % (mean ± sd)"),
+        Column(f"{100 * LEVEL:g}% CI"),
         Column("train acc. %"),
         Column("Δ vs baseline (points)"),
         Column("status", "left"),
     ]
     table = Table("downstream", f"Downstream {metric} (probe) per row, with controls", columns, [])
-    ref = base.mean(f"probe.{metric}") if base else None
     for g in groups:
         stats = g.stats(f"probe.{metric}")
-        train = g.stats("probe.train_accuracy")
+        interval = g.accuracy(f"probe.{metric}")
         probe = next((r.probe for r in g.done if r.probe), None)
-        delta = None if stats.mean is None or ref is None else 100 * (stats.mean - ref)
+        delta = _delta(g, base, f"probe.{metric}")
         n = f"{stats.n}" + (" (single seed)" if stats.n == 1 else "")
-        table.rows.append(
-            TableRow(
-                [
-                    g.name,
-                    probe.init if probe else DASH,
-                    n,
-                    mean_std(stats, points, 100),
-                    ci_text(stats, points, 100),
-                    mean_std(train, points, 100),
-                    signed(delta, 1, ""),
-                    g.status,
-                ],
-                g.css,
-            )
-        )
+        cells = [
+            g.name,
+            probe.init if probe else DASH,
+            n,
+            mean_std(stats, points, 100),
+            interval_text(interval, stats.n, points),
+            mean_std(g.stats("probe.train_accuracy"), points, 100),
+            signed_delta(delta, relative=False),
+            g.status,
+        ]
+        table.rows.append(TableRow(cells, g.css))
         table.data.append(
             {
                 "row": g.name,
@@ -263,9 +280,9 @@ def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str
                 "init": probe.init if probe else None,
                 "n": stats.n,
                 "mean": stats.mean,
-                "std": stats.std,
-                "ci_low": stats.ci_low,
-                "ci_high": stats.ci_high,
+                "std": stats.sd,
+                "ci_low": None if interval is None else interval.low / 100,
+                "ci_high": None if interval is None else interval.high / 100,
                 "delta_points": delta,
             }
         )
@@ -274,6 +291,8 @@ def _downstream_table(groups: list[RowGroup], base: RowGroup | None, metric: str
         f"Probe: {probe.mode if probe else '?'} on {probe.modality if probe else '?'} "
         f"features, data `{probe.data if probe else '?'}`. Controls: the same probe on a "
         "randomly initialised model (`random-init`) and on raw fbank features (`fbank`): a "
-        "pre-trained row must beat them for its accuracy to mean anything."
+        "pre-trained row must beat them for its accuracy to mean anything. Δ: paired by "
+        f"seed against the baseline row, over the seeds both completed; {100 * LEVEL:g}% CI "
+        "as in the table above."
     )
     return table

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from bench.report.tables import DASH, md_cell
+from bench.stats import Interval, SeedSummary
 
 
 def missing(value: Any) -> bool:
@@ -82,6 +84,39 @@ def delta_pct(value: float | None, reference: float | None) -> float | None:
 def points(value: float) -> str:
     """Accuracy points with one decimal."""
     return f"{value:.1f}"
+
+
+def mean_std(summary: SeedSummary, fmt: Callable[[float], str], scale: float = 1.0) -> str:
+    """`mean ± sd` over seeds (just the mean for one seed; a dash for none)."""
+    if summary.mean is None:
+        return DASH
+    if summary.sd is None:
+        return fmt(scale * summary.mean)
+    return f"{fmt(scale * summary.mean)} ± {fmt(scale * summary.sd)}"
+
+
+def interval_text(
+    interval: Interval | None, n: int, fmt: Callable[[float], str], scale: float = 1.0
+) -> str:
+    """`[low, high]` of an interval over seeds, "single seed" for one, a dash for none."""
+    if n == 0:
+        return DASH
+    if interval is None:
+        return "single seed"
+    return f"[{fmt(scale * interval.low)}, {fmt(scale * interval.high)}]"
+
+
+def signed_delta(delta: float | None, relative: bool) -> str:
+    """A paired delta as shown in a table: a fraction as a signed % (−13.3%), points signed
+    with one decimal (−2.1)."""
+    if delta is None:
+        return DASH
+    return signed(100 * delta) if relative else signed(delta, 1, "")
+
+
+def level_label(level: float) -> str:
+    """An interval's level as a column shows it: 0.95 -> '[95%]'."""
+    return f"[{100 * level:g}%]"
 
 
 FILTERS = {

@@ -1,13 +1,16 @@
 """One grid row's records over seeds (``RowGroup``): the statistics and deltas every table
-of an ablation report is made of."""
+and figure of an ablation report is made of, all from ``bench.stats``: a row's mean, sd
+and t interval over its seeds, its accuracy's interval inside [0, 100], and its deltas
+against another row over the seeds both completed (``bench.schema.paired_delta``)."""
 
 from __future__ import annotations
 
-from bench.report.stats import SeedStats
-from bench.schema import GridRecord
+from bench.schema import GridRecord, paired_delta, values_by_seed
+from bench.stats import Interval, PairedDelta, SeedSummary, accuracy_interval, seed_summary
 
 RUN_KINDS = ("row", "flops")
 DONE = ("completed", "planned")
+LEVEL = 0.95  # two-sided level of a row's own intervals over its seeds
 
 
 class RowGroup:
@@ -24,11 +27,23 @@ class RowGroup:
         self.matched = first.match_flops_of
         self.first = first
 
-    def stats(self, metric: str) -> SeedStats:
-        return SeedStats.of([r.value(metric) for r in self.done])
+    def stats(self, metric: str) -> SeedSummary:
+        """n, mean, sample sd and t interval (``LEVEL``) of ``metric`` over the seeds."""
+        return seed_summary([r.value(metric) for r in self.done], LEVEL)
 
     def mean(self, metric: str) -> float | None:
         return self.stats(metric).mean
+
+    def accuracy(self, metric: str) -> Interval | None:
+        """The mean of a probe metric (a fraction) in points, with its interval inside
+        [0, 100] (``bench.stats.accuracy_interval``, ``LEVEL``); None below 2 seeds."""
+        values = list(values_by_seed(self.records, metric).values())  # points
+        return accuracy_interval(values, LEVEL) if len(values) >= 2 else None
+
+    def delta(self, reference: RowGroup, metric: str, level: float = LEVEL) -> PairedDelta:
+        """This row against ``reference`` over the seeds both completed: probe metrics in
+        points, every other metric as a fraction of the reference's run of the same seed."""
+        return paired_delta(self.records, reference.records, metric, level)
 
     @property
     def status(self) -> str:

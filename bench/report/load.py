@@ -175,10 +175,11 @@ def load_ablation(directory: Path) -> Ablation:
 
 
 def _run_dir(results_dir: Path, record: GridRecord) -> Path | None:
-    """A record's run directory: as recorded, else ``<results>/runs/<run_id>`` (moved)."""
+    """A record's run directory: as recorded (relative to the results directory, or an
+    older results' absolute path), else ``<results>/runs/<run_id>`` (moved)."""
     candidates = []
     if record.run_dir:
-        candidates.append(Path(record.run_dir))
+        candidates.append(results_dir / record.run_dir)  # an absolute run_dir stays as is
     candidates.append(results_dir / "runs" / record.run_id)
     for candidate in candidates:
         if candidate.is_dir():

@@ -35,13 +35,16 @@ class Series:
 
 @dataclass(frozen=True)
 class AccuracyPoint:
-    """A row's downstream metric over seeds (fractions) at its pre-training FLOPs."""
+    """A row's downstream metric over seeds (fractions: mean, sd, and the interval of the
+    mean, low to high) at its pre-training FLOPs."""
 
     label: str
     flops: float | None
     mean: float | None
     std: float | None
     n: int
+    low: float | None = None
+    high: float | None = None
     matched: bool = False
     baseline: bool = False
 
@@ -59,11 +62,13 @@ class ControlLine:
 @dataclass(frozen=True)
 class SavingPoint:
     """A row's (or a component's) savings against the baseline (fractions; > 0 is cheaper;
-    None where not measured: left out of the plot)."""
+    None where not measured: left out of the plot), with the time saving's interval."""
 
     label: str
     flop_saving: float | None
     time_saving: float | None
+    time_low: float | None = None
+    time_high: float | None = None
 
 
 def _figure(width: float = 8.0, height: float = 4.2, nrows: int = 1, ncols: int = 1):
@@ -242,50 +247,53 @@ def loss_curves(key: str, series: Sequence[Series]) -> Plot | str:
 def accuracy_vs_flops(
     key: str, points: Sequence[AccuracyPoint], controls: Sequence[ControlLine], metric: str
 ) -> Plot | str:
-    """Downstream metric (mean ± std over seeds) vs pre-training FLOPs; the compute-matched
-    control starred, the baseline ringed, controls without pre-training as horizontal lines."""
+    """Downstream metric (mean over seeds, its interval as bars) vs pre-training FLOPs; the
+    compute-matched control starred, the baseline a square, controls without pre-training
+    as horizontal lines; every point and line named in the legend beside the axes (no two
+    labels overlap), points at one FLOP count drawn side by side."""
     points = [p for p in points if p.flops and p.mean is not None]
     if not points:
         return f"no downstream {metric} together with pre-training FLOPs in these results"
-    figure, axes = _figure(8.0, 4.6)
+    figure, axes = _figure(9.0, 4.6)
     ax = axes[0][0]
-    for p in points:
-        assert p.flops is not None and p.mean is not None
-        style = {"marker": "o", "color": "#1f77b4", "markersize": 7}
-        if p.matched:
-            style = {"marker": "*", "color": "#d62728", "markersize": 16}
-        elif p.baseline:
-            style = {"marker": "s", "color": "#2ca02c", "markersize": 8}
+    xs = [float(p.flops or 0.0) for p in points]
+    drawn_xs = _dodged(xs, (max(xs) - min(xs) or max(xs)) / 60)
+    for colour, p, x in zip(_colours(len(points)), points, drawn_xs, strict=True):
+        mean = p.mean or 0.0
+        marker, size = ("*", 14) if p.matched else ("s", 8) if p.baseline else ("o", 7)
+        below = 0.0 if p.low is None else 100 * (mean - p.low)
+        above = 0.0 if p.high is None else 100 * (p.high - mean)
+        label = p.label + (" (compute-matched)" if p.matched else "")
         ax.errorbar(
-            p.flops, 100 * p.mean, yerr=100 * (p.std or 0), capsize=3, linestyle="none", **style
-        )
-        text = p.label + (" (compute-matched)" if p.matched else "")
-        ax.annotate(
-            text, (p.flops, 100 * p.mean), textcoords="offset points", xytext=(5, 5), fontsize=8
+            x,
+            100 * mean,
+            yerr=[[below], [above]],
+            capsize=3,
+            linestyle="none",
+            marker=marker,
+            markersize=size,
+            color=colour,
+            label=label,
         )
     for colour, c in zip(
         ("#7f7f7f", "#bcbd22", "#17becf", "#8c564b", "#e377c2"), controls, strict=False
     ):
-        ax.axhline(
-            100 * c.mean,
-            color=colour,
-            linestyle="--",
-            linewidth=1,
-            label=f"{c.label}: {100 * c.mean:.1f}",
-        )
+        label = f"{c.label} (no pre-training): {100 * c.mean:.1f}"
+        ax.axhline(100 * c.mean, color=colour, linestyle="--", linewidth=1, label=label)
     ax.set(
         xlabel="pre-training FLOPs (model FLOPs, fwd+bwd)",
         ylabel=f"{metric} (%)",
         title=f"{metric} vs pre-training FLOPs",
     )
-    if controls:
-        ax.legend(fontsize=7, loc="best", title="no pre-training", title_fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     data = [
         {
             "label": p.label,
             "flops": p.flops,
             f"{metric}_mean": p.mean,
             f"{metric}_std": p.std,
+            f"{metric}_ci_low": p.low,
+            f"{metric}_ci_high": p.high,
             "n": p.n,
             "matched": p.matched,
             "baseline": p.baseline,
@@ -307,23 +315,43 @@ def accuracy_vs_flops(
     return Plot(key, f"Downstream {metric} vs pre-training FLOPs", "", _png(figure), data)
 
 
+def _dodged(xs: list[float], step: float) -> list[float]:
+    """``xs`` with the points that share an x (within ``step``) drawn side by side, ``step``
+    apart around it, so that their bars do not cover each other (the data keeps ``xs``)."""
+    drawn = list(xs)
+    groups: dict[int, list[int]] = {}
+    for index, x in enumerate(xs):
+        groups.setdefault(round(x / step), []).append(index)
+    for members in groups.values():
+        for rank, index in enumerate(members):
+            drawn[index] = xs[index] + step * (rank - (len(members) - 1) / 2)
+    return drawn
+
+
 def saving_scatter(key: str, title: str, points: Sequence[SavingPoint]) -> Plot | str:
-    """Time saving vs FLOP saving (%, positive = cheaper than the baseline), the diagonal
-    marking time that follows FLOPs exactly."""
+    """Time saving vs FLOP saving (%, positive = cheaper than the baseline), the time
+    saving's interval as a bar where known, the diagonal marking time that follows FLOPs
+    exactly. Each point is named in the legend beside the axes, so no two labels overlap;
+    points at one FLOP saving are drawn side by side."""
     points = [p for p in points if p.flop_saving is not None and p.time_saving is not None]
     if not points:
         return "no wall-clock beside FLOPs against a baseline in these results"
-    figure, axes = _figure(7.0, 5.0)
+    figure, axes = _figure(8.5, 5.0)
     ax = axes[0][0]
-    xs = [100 * p.flop_saving for p in points if p.flop_saving is not None]
-    ys = [100 * p.time_saving for p in points if p.time_saving is not None]
-    low, high = min([*xs, *ys, 0.0]) - 5, max([*xs, *ys, 0.0]) + 5
+    xs = [100 * (p.flop_saving or 0.0) for p in points]
+    ys = [100 * (p.time_saving or 0.0) for p in points]
+    ends = [100 * e for p in points for e in (p.time_low, p.time_high) if e is not None]
+    low, high = min([*xs, *ys, *ends, 0.0]) - 5, max([*xs, *ys, *ends, 0.0]) + 5
     ax.plot([low, high], [low, high], color="#999999", linestyle=":", label="time = FLOPs")
     ax.axhline(0, color="#cccccc", linewidth=0.8)
     ax.axvline(0, color="#cccccc", linewidth=0.8)
-    for colour, p, x, y in zip(_colours(len(points)), points, xs, ys, strict=True):
-        ax.scatter([x], [y], color=colour, s=40, zorder=3)
-        ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    drawn_xs = _dodged(xs, (high - low) / 80)
+    for colour, p, x, y in zip(_colours(len(points)), points, drawn_xs, ys, strict=True):
+        below = 0.0 if p.time_low is None else y - 100 * p.time_low
+        above = 0.0 if p.time_high is None else 100 * p.time_high - y
+        ax.errorbar(
+            [x], [y], yerr=[[below], [above]], fmt="o", color=colour, capsize=3, label=p.label
+        )
     ax.set(
         xlim=(low, high),
         ylim=(low, high),
@@ -331,9 +359,15 @@ def saving_scatter(key: str, title: str, points: Sequence[SavingPoint]) -> Plot 
         ylabel="wall-clock saving vs baseline (%)",
         title=title,
     )
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     data = [
-        {"label": p.label, "flop_saving": p.flop_saving, "time_saving": p.time_saving}
+        {
+            "label": p.label,
+            "flop_saving": p.flop_saving,
+            "time_saving": p.time_saving,
+            "time_saving_low": p.time_low,
+            "time_saving_high": p.time_high,
+        }
         for p in points
     ]
     return Plot(key, title, "", _png(figure), data)

@@ -1,18 +1,19 @@
-"""The verdicts of an ablation grid's ``statistics:`` (computed when its results were
-written, ``bench.ablate.judge``): the summary table that puts FLOPs, measured and
-projected wall-clock and accuracy with its verdict on one line per row (the paper's Table
-2), the confirmatory comparisons' table, each pre-trained row's gain over its random-init
-control, and the plot of the paired differences with their intervals and the margin.
-Rendering only: nothing is computed here (the projection is joined by row name)."""
+"""The verdicts of an ablation grid's ``statistics:`` (judged when its results were written,
+``bench.schema.judge``): the summary table that puts FLOPs, measured and projected
+wall-clock and accuracy with its verdict on one line per row (the paper's Table 2), the
+confirmatory comparisons' table, each pre-trained row's gain over its random-init control,
+and the plot of the paired differences with their intervals and the margin. The verdicts,
+gains and wall-clock and accuracy deltas are rendered as the results store them; the FLOPs
+delta is paired like them (``RowGroup.delta``); the projection is joined by row name. Every
+interval names its level."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bench.report.document import Plot, Section, add_plot
-from bench.report.format import DASH, delta_pct, points, signed
+from bench.report.format import DASH, level_label, mean_std, points, signed, signed_delta
 from bench.report.groups import RowGroup
-from bench.report.stats import mean_std
 from bench.report.tables import Column, Table, TableRow
 from bench.schema import Comparison, ControlGain, GridResults, PairedDeltas, WholeRunRow
 
@@ -21,13 +22,14 @@ def _points(value: Any, digits: int = 1) -> str:
     return DASH if value is None else signed(float(value), digits, "")
 
 
-def comparisons_table(comparisons: list[Comparison]) -> Table:
+def comparisons_table(comparisons: list[Comparison], power: float = 0.8) -> Table:
+    confidence = comparisons[0].confidence if comparisons else 0.95
     columns = [
         Column("comparison", "left"),
         Column("n pairs"),
         Column("mean Δ (points)"),
         Column("sd of Δ"),
-        Column("one-sided bounds"),
+        Column(f"one-sided bounds {level_label(confidence)}"),
         Column("margin"),
         Column("detectable loss"),
         Column("verdict", "left"),
@@ -56,26 +58,26 @@ def comparisons_table(comparisons: list[Comparison]) -> Table:
             )
         )
         table.data.append(c.model_dump(exclude={"differences_points"}))
-    confidence = comparisons[0].confidence if comparisons else 0.95
-    method = next((c.method for c in comparisons if c.method), "student-t")
     table.notes.append(
-        f"Δ = candidate − reference, probe accuracy in points, paired by seed. Bounds: "
-        f"one-sided {100 * confidence:g}% ({method}: Student's t below 10 pairs, a paired "
-        "bootstrap from 10). Verdict: *no loss within the margin* when the lower bound lies "
+        "Δ = candidate − reference, probe accuracy in points, paired by seed over the seeds "
+        f"both completed. Bounds: one-sided {100 * confidence:g}%, Student's t with n − 1 "
+        "degrees of freedom. Verdict: *no loss within the margin* when the lower bound lies "
         "above −margin, *loss* when the upper bound lies below it, else *undecided*. "
-        "Detectable loss: the true loss this many pairs of this spread would call a loss "
-        "4 times in 5."
+        "Detectable loss: the margin plus the shift these pairs, with this spread, clear "
+        f"with probability {power:g} (exact noncentral t): the true loss they would call a "
+        "loss that often."
     )
     return table
 
 
 def control_gains_table(gains: list[ControlGain]) -> Table:
+    confidence = gains[0].confidence if gains else 0.95
     columns = [
         Column("row", "left"),
         Column("control", "left"),
         Column("n pairs"),
         Column("gain (points)"),
-        Column("interval"),
+        Column(f"interval {level_label(confidence)}"),
         Column("required"),
         Column("passes", "left"),
     ]
@@ -101,7 +103,6 @@ def control_gains_table(gains: list[ControlGain]) -> Table:
             )
         )
         table.data.append(g.model_dump())
-    confidence = gains[0].confidence if gains else 0.95
     table.notes.append(
         f"Gain = row − its random-init control (same encoders, untrained), paired by seed; "
         f"two-sided {100 * confidence:g}% interval. A row passes when the interval lies above "
@@ -145,7 +146,8 @@ def add_verdicts(section: Section, results: GridResults) -> None:
     comparisons = results.comparisons
     gains = results.control_gains
     if comparisons:
-        section.tables.append(comparisons_table(comparisons))
+        power = results.statistics.power if results.statistics else 0.8
+        section.tables.append(comparisons_table(comparisons, power))
         add_plot(
             section,
             "Paired differences",
@@ -172,28 +174,38 @@ def _split_note(delta: PairedDeltas | None) -> str:
     return f", {delta.wall_clock_split_pairs}/{delta.wall_clock_pairs} pairs split"
 
 
-SUMMARY_COLUMNS = (
-    Column("row", "left"),
-    Column("n"),
-    Column("Δ FLOPs"),
-    Column("Δ wall-clock, runs [95%]"),
-    Column("Δ wall-clock, projected [95%]"),
-    Column("accuracy % (mean ± sd)"),
-    Column("Δ accuracy, points [95%]"),
-    Column("gain over random init"),
-    Column("verdict", "left"),
-)
-SUMMARY_NOTE = (
-    "Δ against the baseline row. FLOPs: the runs' model FLOPs. Wall-clock, runs: each "
-    "seed's run against the baseline's run of the same seed (a fraction of it), mean and "
-    "two-sided 95% Student's t interval over seeds; the baseline shows its mean seconds. "
-    "Projected: the whole run's wall-clock from `diffbench time`'s projection (its 95% "
-    "interval), when the grid asked for one. Accuracy: the probe's, points paired by "
-    'seed. Gain over random init and verdicts: the tables below. "k/n pairs split": '
-    "k of the n pairs ran in different invocations of the grid (`--rows` waves, a resumed "
-    "grid), so the machine's drift between the invocations is part of their delta; the "
-    "projection, measured interleaved, is not affected."
-)
+PROJECTION_LEVEL = 0.95  # the projection's bootstrap intervals (bench.projection)
+
+
+def _summary_columns(level: float) -> list[Column]:
+    return [
+        Column("row", "left"),
+        Column("n"),
+        Column("Δ FLOPs"),
+        Column(f"Δ wall-clock, runs {level_label(level)}"),
+        Column(f"Δ wall-clock, projected {level_label(PROJECTION_LEVEL)}"),
+        Column("accuracy % (mean ± sd)"),
+        Column(f"Δ accuracy, points {level_label(level)}"),
+        Column("gain over random init"),
+        Column("verdict", "left"),
+    ]
+
+
+def _summary_note(level: float) -> str:
+    return (
+        "Δ against the baseline row, paired by seed over the seeds both rows completed: each "
+        "seed's run against the baseline's run of the same seed. FLOPs: the runs' model "
+        "FLOPs, in % of the baseline's. Wall-clock, runs: a fraction of the baseline's "
+        f"(runs whose wall-clock is comparable), mean and two-sided {100 * level:g}% "
+        "Student's t interval; the baseline shows its mean seconds. Projected: the whole "
+        "run's wall-clock from `diffbench time`'s projection (its "
+        f"{100 * PROJECTION_LEVEL:g}% bootstrap interval), when the grid asked for one. "
+        "Accuracy: the probe's, in points. Gain over random init and verdicts: the tables "
+        'below. "k/n pairs split": k of the n pairs ran in different invocations of the '
+        "grid (`--rows` waves, a resumed grid), so the machine's drift between the "
+        "invocations is part of their delta; the projection, measured interleaved, is not "
+        "affected."
+    )
 
 
 def _projected_cell(group: RowGroup, projected: WholeRunRow | None) -> str:
@@ -255,17 +267,18 @@ def summary_table(
     verdicts: dict[str, list[str]] = {}
     for c in results.comparisons:
         verdicts.setdefault(c.candidate, []).append(f"vs {c.reference}: {c.verdict}")
-    table = Table("summary", "Cost and accuracy per row, with verdicts", list(SUMMARY_COLUMNS), [])
-    base_flops = base.mean("total_flops") if base else None
+    level = results.statistics.confidence if results.statistics else 0.95
+    title = "Cost and accuracy per row, with verdicts"
+    table = Table("summary", title, _summary_columns(level), [])
     for g in rows:
         delta, gain, projection_row = deltas.get(g.name), gains.get(g.name), projected.get(g.name)
         accuracy = g.stats("probe.accuracy")
-        flops_delta = delta_pct(g.mean("total_flops"), base_flops)
+        flops_delta = None if base is None else g.delta(base, "total_flops").mean
         verdict = "; ".join(verdicts.get(g.name, []))
         cells = [
             g.name + (" (baseline)" if g.baseline else ""),
             str(len(g.done)),
-            signed(flops_delta),
+            signed_delta(flops_delta, relative=True),
             _wall_clock_cell(g, delta),
             _projected_cell(g, projection_row),
             mean_std(accuracy, points, 100),
@@ -278,16 +291,16 @@ def summary_table(
             {
                 "row": g.name,
                 "n": len(g.done),
-                "delta_flops_pct": flops_delta,
+                "delta_flops_pct": None if flops_delta is None else 100 * flops_delta,
                 **({} if delta is None else delta.model_dump(exclude={"row"})),
                 "projected_time_saving": None
                 if projection_row is None
                 else projection_row.time_saving,
                 "accuracy_mean": accuracy.mean,
-                "accuracy_std": accuracy.std,
+                "accuracy_std": accuracy.sd,
                 "gain_over_random_points": None if gain is None else gain.gain_points,
                 "verdicts": verdict,
             }
         )
-    table.notes.append(SUMMARY_NOTE)
+    table.notes.append(_summary_note(level))
     return table

@@ -1,4 +1,7 @@
-"""Typed results (schema_version 2): what every command writes and every reader reads.
+"""Typed results (schema_version 2; a grid's results 3): what every command writes and every
+reader reads, and how a grid's results judge their records (``judge``: verdicts, control
+gains and paired deltas; ``paired_delta``: any delta between two rows, over the seeds they
+share; both computed by ``bench.stats``).
 
 - ``RunSummary``: a pre-training run's ``summary.json`` (``diffmavil.training.summary``);
 - ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``,
@@ -20,8 +23,11 @@ read (``bench.migrate``); ``diffbench migrate`` rewrites them in place.
 """
 
 from bench.schema.judged import Comparison, ControlGain, PairedDeltas, Verdict
+from bench.schema.judging import judge
+from bench.schema.paired import in_points, paired_delta, split_pairs, values_by_seed
 from bench.schema.projection import PointRow, WholeRunRow
 from bench.schema.results import (
+    GRID_SCHEMA_VERSION,
     DesignChoice,
     FlopRow,
     FlopsResults,
@@ -36,11 +42,13 @@ from bench.schema.results import (
     TimeResults,
     TimingRow,
     WholeRunFlopRow,
+    run_dir_in_results,
 )
 from diffmavil.environment import Environment
 from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
 
 __all__ = [
+    "GRID_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Comparison",
     "ControlGain",
@@ -64,4 +72,10 @@ __all__ = [
     "Verdict",
     "WholeRunFlopRow",
     "WholeRunRow",
+    "in_points",
+    "judge",
+    "paired_delta",
+    "run_dir_in_results",
+    "split_pairs",
+    "values_by_seed",
 ]

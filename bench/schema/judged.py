@@ -1,8 +1,7 @@
-"""What a grid's results judge from their records when they are written
-(``bench.ablate.judge``): the confirmatory comparisons' verdicts, each pre-trained
-row's gain over its random-init control, and every row's paired deltas against the
-baseline row. Accuracy in points (x100 of the fraction); wall-clock deltas as fractions of
-the baseline's."""
+"""What a grid's results judge from their records (computed by ``bench.schema.judging``):
+the confirmatory comparisons' verdicts, each pre-trained row's gain over its random-init
+control, and every row's paired deltas against the baseline row. Accuracy in points (x100
+of the fraction); wall-clock deltas as fractions of the baseline's."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The result models of schema_version 2, re-exported by ``bench.schema``."""
+"""The result models of schema_version 2 (a grid's results: 3), re-exported by
+``bench.schema``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -14,6 +16,20 @@ from diffmavil.environment import Environment
 from diffmavil.training.summary import SCHEMA_VERSION
 
 Version = Literal[2]
+# A grid's results.json (and aggregate.json): 3 judges its records with bench.stats (Student's
+# t at every n, the exact detectable loss, deltas over common seeds) and names run
+# directories relative to the grid's output directory (bench.migrate reads 1 and 2).
+GRID_SCHEMA_VERSION = 3
+RUNS = "runs"  # a grid's run directories: <out>/runs/<run id>
+
+
+def run_dir_in_results(run_dir: str | None) -> str | None:
+    """A grid run's directory as its results name it: relative to the grid's output
+    directory (``runs/<run id>``); any other path as it is."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir)
+    return f"{RUNS}/{path.name}" if path.parent.name == RUNS else run_dir
 
 
 class ProbeMetrics(Frozen):
@@ -356,7 +372,7 @@ class GridRecord(Frozen):
 class GridResults(Frozen):
     """An ablation grid's ``results.json``."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Literal[3] = GRID_SCHEMA_VERSION
     kind: Literal["ablation"] = "ablation"
     complete: bool = True
     grid: str
@@ -369,7 +385,7 @@ class GridResults(Frozen):
     executor: str = "local"
     environment: Environment
     paper_headline: PaperHeadline | None = None
-    # judged from the records when the results are written (bench.ablate.judge)
+    # judged from the records when the results are written (bench.schema.judging)
     comparisons: list[Comparison] = Field(default_factory=list)
     control_gains: list[ControlGain] = Field(default_factory=list)
     paired_deltas: list[PairedDeltas] = Field(default_factory=list)

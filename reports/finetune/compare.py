@@ -101,7 +101,7 @@ def schedule(seeds: list[int], arms: list[str] | None = None) -> list[tuple[int,
 def seeds_for_half_width(sd: float, half_width: float, confidence: float) -> int:
     """Fewest pairs whose two-sided t interval of the mean (spread ``sd``) is at most
     +-``half_width`` (at least 2; 10,000 when not reached by then)."""
-    from bench.ablate.non_inferiority import t_quantile
+    from bench.stats import t_quantile
 
     for n in range(2, 10_001):
         if t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n) <= half_width:
@@ -146,7 +146,7 @@ def paired_summary(
     points (seeds both finished), its two-sided Student's t interval at ``confidence``, the
     median per-seed wall-clock ratio, ``within_margin`` (interval inside +-``margin``) and
     its verdict line."""
-    from bench.ablate.judge import t_interval
+    from bench.stats import seed_summary
 
     by_arm = {arm: {int(r["seed"]): r for r in runs if r["arm"] == arm} for arm in ARMS}
     arms = {
@@ -168,7 +168,7 @@ def paired_summary(
             continue
         seeds = sorted(set(done) & set(reference))
         differences = [POINTS * (done[s]["accuracy"] - reference[s]["accuracy"]) for s in seeds]
-        stats = t_interval(differences, confidence)
+        stats = seed_summary(differences, confidence).as_dict()
         low, high = stats["low"], stats["high"]
         comparison: dict[str, Any] = {
             "arm": arm,
