@@ -207,14 +207,27 @@ def run_time(request: TimeRequest, fmt: OutputFormat, out: Path | None) -> None:
     else:
         tables = time_tables(result.rows, result.environment) if fmt == OutputFormat.table else []
         emit(result.records(), fmt, table=tables, out=out)
-    if result.environment.get("device") == "cuda" and not result.mfu_peak.endswith(
-        (" bf16", " tf32", " fp32")
-    ):
-        typer.echo(f"MFU: {result.mfu_peak}: no datasheet peak, no MFU column", err=True)
+    if result.environment.get("device") == "cuda":
+        _cuda_notes(result)
     for row in result.rows:
         if row.kind == "compile":
             typer.echo(
                 f"torch.compile ({row.variant}): {row.graphs} graphs "
                 f"({row.recompiles} recompiles), {row.compile_seconds:.1f} s compiling",
+                err=True,
+            )
+
+
+def _cuda_notes(result) -> None:
+    """stderr: an unknown GPU's missing MFU, and each train step's reserved memory (the
+    rows hold the allocated peak)."""
+    if not result.mfu_peak.endswith((" bf16", " tf32", " fp32")):
+        typer.echo(f"MFU: {result.mfu_peak}: no datasheet peak, no MFU column", err=True)
+    for task, reading in result.memory.items():
+        if task.endswith("/train_step"):
+            typer.echo(
+                f"memory {task}: peak allocated {reading.allocated_mb:,.0f} MB, peak reserved "
+                f"{reading.reserved_mb:,.0f} MB (the caching allocator's segments; the CUDA "
+                "context and library workspaces come on top)",
                 err=True,
             )

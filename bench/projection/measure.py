@@ -38,7 +38,13 @@ from bench.projection.recipes import (
     assemble,
     plan_recipe,
 )
-from bench.timing.device import PeakMemory, capture_environment, matmul_rate, on_device
+from bench.timing.device import (
+    PeakMemory,
+    capture_environment,
+    matmul_rate,
+    on_device,
+    process_peak_mb,
+)
 from bench.timing.harness import RegionTimer, run_interleaved
 from diffmavil.inputs import random_inputs
 from diffmavil.training.config import PretrainConfig
@@ -198,18 +204,6 @@ def measure_fixed(stepper: RecipeSteps, repeats: int) -> FixedCosts:
         finally:
             log.close()
     return FixedCosts(checkpoint=tuple(checkpoint), log_row=tuple(log_row))
-
-
-def process_peak_mb() -> tuple[float, str]:
-    """This process's own peak resident set: ``VmHWM`` of /proc/self/status on Linux (the
-    memory map's high-water mark, fresh after exec). ``ru_maxrss`` is not used where VmHWM
-    exists: Linux carries it over from the parent across fork and exec."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0, "process_vm_hwm"
-    return PeakMemory(torch.device("cpu")).read_mb()
 
 
 class MemoryProbeFailed(RuntimeError):

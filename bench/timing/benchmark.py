@@ -11,7 +11,7 @@ datasheet peak.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,7 +25,8 @@ from bench.timing.compile_compare import (
     compile_row,
 )
 from bench.timing.device import (
-    PeakMemory,
+    MemoryReading,
+    TaskPeaks,
     capture_environment,
     matmul_rate,
     mfu_peak,
@@ -71,6 +72,7 @@ class TimeMeasurement:
     samples: Samples
     shared_keys: tuple[str, ...] = ()
     mfu_peak: str = "not a GPU"  # the datasheet entry MFU is taken against, or why none
+    memory: dict[str, MemoryReading] = field(default_factory=dict)  # peak per timed task
 
     def stored(self):
         """The typed ``bench.schema.TimeResults`` (schema 2) written as JSON, with the
@@ -150,13 +152,12 @@ def _measure(
     # does not set it: the rate is the best over the up-front and the interleaved samples.
     built.tasks["matmul/reference"] = _matmul_task(device, request.dtype)
     peak, peak_label = mfu_peak(environment["gpu_name"], request.dtype)
-    memory = PeakMemory(device)
-    memory.reset()
+    memory = TaskPeaks(device)  # each task's peak, reset before each of its calls
     samples = run_interleaved(
         built.tasks, warmup=request.warmup, repeats=request.repeats, device=device,
-        progress=progress,
+        progress=progress, memory=memory,
     )  # fmt: skip
-    peak_mb, memory_kind = memory.read_mb()
+    memory.peaks.pop("matmul/reference", None)
     rate = max(rate, MATMUL_FLOPS / min(samples.pop("matmul/reference")["matmul"]))
     environment = {
         **environment,
@@ -170,10 +171,9 @@ def _measure(
         "compile": request.compile,
         "warmup": request.warmup,
         "matmul_gflops_per_s": round(rate / 1e9, 3),
-        "peak_memory_mb": round(peak_mb, 1),
-        "peak_memory_kind": memory_kind,
     }
-    maker = RowMaker(shared, rate, peak)
+    peaks = {task: (r.allocated_mb, r.kind) for task, r in memory.peaks.items()}
+    maker = RowMaker(shared, rate, peak, peaks)
     rows = [
         row
         for variant in configs
@@ -187,8 +187,9 @@ def _measure(
         environment=environment,
         configs={v: c.model_dump(mode="json") for v, c in configs.items()},
         samples=samples,
-        shared_keys=tuple(shared),
+        shared_keys=(*shared, "peak_memory_mb", "peak_memory_kind"),  # CSV column order
         mfu_peak=peak_label,
+        memory=memory.peaks,
     )
 
 
@@ -267,7 +268,8 @@ def _variant_rows(
     if request.peer:
         rows += peer_rows(variant, samples, request.seed, request.repeats, maker)
     if request.compile:
-        rows.append(compile_row(variant, built.compile_stats[variant], maker))
+        task = f"{variant}/ours/train_step"
+        rows.append(compile_row(variant, built.compile_stats[variant], maker, task))
     if request.compile_vs_eager:
         rows += comparison_rows(
             variant, samples, built.compile_stats[variant], request.seed, request.repeats, maker

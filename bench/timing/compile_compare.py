@@ -59,29 +59,34 @@ def comparison_rows(
 ) -> list[TimingRow]:
     """Ratio rows (kind ``compile_ratio``: eager / compiled; ``fused_ratio``: default /
     fused AdamW) with 95% paired bootstrap intervals, and one ``compile`` row."""
-    eager = samples[f"{variant}/ours/train_step"]
+    ours = f"{variant}/ours/train_step"
     pairs = [
-        ("compile_ratio", "eager/compiled", samples[f"{variant}/compiled/train_step"], phase)
+        ("compile_ratio", "eager/compiled", f"{variant}/compiled/train_step", phase)
         for phase in ("forward", "backward", "optimizer", "step")
     ] + [
-        ("fused_ratio", "foreach/fused", samples[f"{variant}/foreach/train_step"], phase)
+        ("fused_ratio", "foreach/fused", f"{variant}/foreach/train_step", phase)
         for phase in ("optimizer", "step")
     ]
     rows: list[TimingRow] = []
     for kind, implementation, other, phase in pairs:
-        slow, fast = (eager, other) if kind == "compile_ratio" else (other, eager)
+        eager, copy = samples[ours], samples[other]
+        slow, fast = (eager, copy) if kind == "compile_ratio" else (copy, eager)
         interval = bootstrap_ratio_of_medians(slow[phase], fast[phase], paired=True, seed=seed)
         row = maker.row(
             kind, variant, implementation, "train_step", phase,
             speed_ratio=round(interval.estimate, 4), ci_low=round(interval.low, 4),
             ci_high=round(interval.high, 4), confidence=interval.level, repeats=repeats,
+            **maker.peak(ours, other),
         )  # fmt: skip
         rows.append(row)
-    rows.append(compile_row(variant, stats, maker))
+    rows.append(compile_row(variant, stats, maker, f"{variant}/compiled/train_step"))
     return rows
 
 
-def compile_row(variant: str, stats: CompileStats, maker: RowMaker) -> TimingRow:
+def compile_row(variant: str, stats: CompileStats, maker: RowMaker, task: str) -> TimingRow:
     """Kind ``compile``: graphs, recompiles and backend seconds of the compiled train step
-    (the first compile happens in the warm-up calls, outside the timed repeats)."""
-    return maker.row("compile", variant, "compiled", "train_step", "compile", **stats.summary())
+    ``task`` (the first compile happens in the warm-up calls, outside the timed repeats)."""
+    return maker.row(
+        "compile", variant, "compiled", "train_step", "compile", **stats.summary(),
+        **maker.peak(task),
+    )  # fmt: skip

@@ -5,8 +5,11 @@ datasheet peaks for MFU (``bench.timing.gpus``), peak memory."""
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -139,19 +142,87 @@ def matmul_rate(
     return 2.0 * size**3 / min(samples)
 
 
+@dataclass(frozen=True)
+class MemoryReading:
+    """A peak: ``allocated_mb`` (CUDA: the tensors' bytes at their peak, the caching
+    allocator's ``max_memory_allocated``; CPU: the process's resident high-water mark),
+    ``reserved_mb`` (CUDA: the allocator's reserved segments at their peak, what the
+    process holds on the device less the CUDA context and the libraries' workspaces, a
+    few hundred MB more; None on a CPU) and ``kind``, naming which."""
+
+    allocated_mb: float
+    reserved_mb: float | None
+    kind: str
+
+    def max(self, other: MemoryReading) -> MemoryReading:
+        reserved = [r for r in (self.reserved_mb, other.reserved_mb) if r is not None]
+        return MemoryReading(
+            max(self.allocated_mb, other.allocated_mb), max(reserved, default=None), self.kind
+        )
+
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def process_peak_mb() -> tuple[float, str]:
+    """This process's peak resident set: ``VmHWM`` of /proc/self/status on Linux (the
+    memory map's high-water mark, fresh after exec or a reset). ``ru_maxrss`` is used only
+    where VmHWM does not exist: Linux carries it over from the parent across fork and exec,
+    and it cannot be reset."""
+    if _STATUS.exists():
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0, "process_vm_hwm"
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return kib / 1024.0, "process_max_rss"
+
+
 class PeakMemory:
-    """Peak memory of a measured span: CUDA's max allocated bytes (reset at start), or on
-    CPU the process's maximum resident set size (monotone over the process; an upper bound)."""
+    """Peak memory of a measured span, from ``reset()`` to ``read()``: on CUDA the
+    allocator's peaks of ``device`` (allocated and reserved); on a CPU the process's
+    resident high-water mark, reset by writing 5 to /proc/self/clear_refs (Linux >= 4.0;
+    ``resettable`` False elsewhere: then the peak is the process's since it started)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device = device
+        self.device = torch.device(device)
+        self.resettable = self.device.type == "cuda" or (
+            _CLEAR_REFS.exists() and os.access(_CLEAR_REFS, os.W_OK) and _STATUS.exists()
+        )
 
     def reset(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.resettable:
+            _CLEAR_REFS.write_text("5")  # VmHWM := the resident set now
+
+    def read(self) -> MemoryReading:
+        if self.device.type == "cuda":
+            return MemoryReading(
+                torch.cuda.max_memory_allocated(self.device) / 2**20,
+                torch.cuda.max_memory_reserved(self.device) / 2**20,
+                "cuda_max_allocated",
+            )
+        megabytes, kind = process_peak_mb()
+        return MemoryReading(megabytes, None, kind)
 
     def read_mb(self) -> tuple[float, str]:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_max_allocated"
-        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        return kib / 1024.0, "process_max_rss"
+        reading = self.read()
+        return reading.allocated_mb, reading.kind
+
+
+class TaskPeaks:
+    """Peak memory per task of an interleaved run (``run_interleaved(memory=...)``): reset
+    before each timed call of a task and read after it, the largest over its calls."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.meter = PeakMemory(device)
+        self.peaks: dict[str, MemoryReading] = {}
+
+    def reset(self) -> None:
+        self.meter.reset()
+
+    def record(self, task: str) -> None:
+        reading = self.meter.read()
+        known = self.peaks.get(task)
+        self.peaks[task] = reading if known is None else known.max(reading)

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 
@@ -111,6 +112,14 @@ class RegionTimer:
 Task = Callable[[RegionTimer], None]
 
 
+class TaskMemory(Protocol):
+    """Peak memory per task (``bench.timing.device.TaskPeaks``)."""
+
+    def reset(self) -> None: ...
+
+    def record(self, task: str) -> None: ...
+
+
 def run_interleaved(
     tasks: dict[str, Task],
     *,
@@ -119,10 +128,13 @@ def run_interleaved(
     device: torch.device | str = "cpu",
     progress: Callable[[str], None] | None = None,
     min_seconds: float = 0.0,
+    memory: TaskMemory | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Run every task ``warmup`` times untimed, then timed rounds: ``repeats`` of them, and
     more until the timed rounds have lasted ``min_seconds`` (so that a machine whose speed
-    drifts over seconds is sampled across its drift, not in one phase of it).
+    drifts over seconds is sampled across its drift, not in one phase of it). ``memory``
+    (``bench.timing.device.TaskPeaks``) is reset before each timed call and records the
+    task's peak after it (outside the timed regions).
 
     Within a round the tasks run in a rotating order (round r starts at task r mod n), so
     slow drifts of machine load fall on every task alike. Returns
@@ -150,8 +162,12 @@ def run_interleaved(
             else f"repeat {round_index + 1} (until {min_seconds:g} s)"
         )
         for name in names[shift:] + names[:shift]:
+            if memory is not None:
+                memory.reset()
             tasks[name](timers[name])
             timers[name].synchronize()
+            if memory is not None:
+                memory.record(name)
             if progress:
                 progress(f"{label} {name}")
         round_index += 1

@@ -6,7 +6,7 @@ fields (environment and settings)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.schema import TimingRow
@@ -23,11 +23,22 @@ Samples = dict[str, dict[str, list[float]]]  # {task: {region: [seconds per roun
 @dataclass(frozen=True)
 class RowMaker:
     """Makes the rows of one measurement: every row repeats ``shared``; a timed row gets
-    its statistics (ms) and its achieved rate against the matmul rate and the peak."""
+    its statistics (ms) and its achieved rate against the matmul rate and the peak; every
+    row its own peak memory (``peak``: of its task, or of the tasks it compares)."""
 
     shared: Mapping[str, Any]
     matmul_flops_per_s: float
     peak_flops_per_s: float | None
+    memory: Mapping[str, tuple[float, str]] = field(default_factory=dict)  # task: (MB, kind)
+
+    def peak(self, *tasks: str) -> dict[str, Any]:
+        """The peak-memory fields of a row: its task's peak, or the largest of the tasks a
+        derived row compares (nothing where no peak was read)."""
+        readings = [self.memory[task] for task in tasks if task in self.memory]
+        if not readings:
+            return {}
+        megabytes, kind = max(readings)
+        return {"peak_memory_mb": round(megabytes, 1), "peak_memory_kind": kind}
 
     def row(self, kind: str, variant: str, implementation: str, component: str, phase: str,
             **fields: Any) -> TimingRow:  # fmt: skip
@@ -90,7 +101,7 @@ def step_rows(
             extra["samples_per_s"] = round(batch_size / Stats.of(step["step"]).median, 3)
         row = maker.timed(
             "step", variant, implementation, "train_step", phase, step[phase], step_flops[phase],
-            **extra,
+            **extra, **maker.peak(name),
         )  # fmt: skip
         rows.append(row)
     return rows
@@ -110,8 +121,11 @@ def component_rows(
             ("backward", part["backward"], flops.backward[name]),
             ("fwd+bwd", both, flops.forward[name] + flops.backward[name]),
         )
+        memory = maker.peak(f"{variant}/ours/{name}")
         for phase, seconds, count in passes:
-            rows.append(maker.timed("component", variant, "ours", name, phase, seconds, count))
+            rows.append(
+                maker.timed("component", variant, "ours", name, phase, seconds, count, **memory)
+            )
         total_components += Stats.of(both).median
     fwd_bwd = Stats.of(summed_passes(samples[f"{variant}/ours/train_step"])).median
     total = maker.row(
@@ -119,6 +133,7 @@ def component_rows(
         components_ms=round(1e3 * total_components, 3),
         step_fwd_bwd_ms=round(1e3 * fwd_bwd, 3),
         components_share=round(total_components / fwd_bwd, 4),
+        **maker.peak(*(f"{variant}/ours/{n}" for n in (*TIMED_COMPONENTS, "train_step"))),
     )  # fmt: skip
     rows.append(total)
     return rows
@@ -141,6 +156,7 @@ def peer_rows(
             "peer_ratio", variant, "ours/peer", "train_step", phase,
             speed_ratio=round(interval.estimate, 4), ci_low=round(interval.low, 4),
             ci_high=round(interval.high, 4), confidence=interval.level, repeats=repeats,
+            **maker.peak(f"{variant}/peer/train_step", f"{variant}/ours/train_step"),
         )  # fmt: skip
         rows.append(row)
     return rows
@@ -178,6 +194,7 @@ def saving_rows(
             time_per_flop_saving=(
                 round(time_saving / flop_saving, 3) if abs(flop_saving) > 1e-9 else None
             ),
+            **maker.peak(f"{baseline}/ours/{name}", f"{variant}/ours/{name}"),
         )  # fmt: skip
         rows.append(row)
     return rows
