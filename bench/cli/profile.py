@@ -118,8 +118,11 @@ def profile_command(
     )
     emit(rows, fmt, table=table, meta=meta, out=out)
     split = result.time_split
+    clock = ""
+    if split["clock"] == "cuda":  # kernel time; the host's launch time apart
+        clock = f" of GPU kernels (host {split['host_ms']:.1f} ms)"
     typer.echo(
-        f"per step: {split['step_ms']:.1f} ms, matmuls {split['matmul_ms']:.1f} ms "
+        f"per step: {split['step_ms']:.1f} ms{clock}, matmuls {split['matmul_ms']:.1f} ms "
         f"({100 * split['matmul_share']:.0f}%), the rest {split['other_ms']:.1f} ms",
         err=True,
     )

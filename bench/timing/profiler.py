@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from torch.autograd.profiler import record_function
 
 from bench.requests import ProfileRequest
@@ -52,21 +53,73 @@ class ProfileResult:
     trace_dir: Path
     trace_files: list[Path]
     top_ops: list[dict[str, Any]]
-    time_split: dict[str, float] | None = None
+    time_split: dict[str, float | str] | None = None
 
 
-def matmul_split(events: list[Any], steps: int) -> dict[str, float]:
-    """Per profiled step: the phases' wall time (train_step/forward, backward, optimizer,
-    in ms), the self time of matmul operators within it and the rest; matmul_share."""
+# Kernel names (lower case) by what they compute: fused attention first (flash, the
+# memory-efficient CUTLASS fmha, cuDNN's SDPA, Triton's flex attention; some of them are
+# CUTLASS templates too), then matrix multiplies (cuBLAS/cuBLASLt: *gemm*, Hopper's
+# nvjet, gemv and split-K reductions; CUTLASS; cuDNN convolutions; inductor's Triton
+# matmul templates); the rest is elementwise, norms, softmax, copies and the optimizer.
+ATTENTION_KERNELS = ("flash_fwd", "flash_bwd", "pytorch_flash", "fmha", "sdpa", "attention")
+MATMUL_KERNELS = (
+    "gemm", "gemv", "nvjet", "splitkreduce", "cutlass", "cublas", "xmma", "_fprop",
+    "_dgrad", "_wgrad", "convolve", "conv1d", "conv2d", "conv3d",
+)  # fmt: skip
+TRITON_MATMUL_TEMPLATES = ("triton_tem_fused_mm", "triton_tem_fused_addmm", "triton_tem_fused_bmm")
+
+
+def kernel_kind(name: str) -> str:
+    """ "attention", "matmul" or "other", from a CUDA kernel's name."""
+    lowered = name.lower()
+    if lowered.startswith("triton_"):  # inductor's: named after the aten ops they fuse
+        if lowered.startswith("triton_tem_") and "attention" in lowered:
+            return "attention"  # flex attention's template
+        return "matmul" if lowered.startswith(TRITON_MATMUL_TEMPLATES) else "other"
+    if any(key in lowered for key in ATTENTION_KERNELS):
+        return "attention"
+    if lowered.startswith("cudnn") and "::engines_precompiled::" in lowered:
+        return "other"  # cuDNN's layout transforms
+    return "matmul" if any(key in lowered for key in MATMUL_KERNELS) else "other"
+
+
+def _is_kernel(event: Any) -> bool:
+    return event.device_type == DeviceType.CUDA and not getattr(event, "is_user_annotation", False)
+
+
+def matmul_split(events: list[Any], steps: int) -> dict[str, float | str]:
+    """Per profiled step, where the time goes. On CUDA (kernels in the trace: ``clock``
+    "cuda"): the kernels' device time (``step_ms``, the GPU's busy time), split by kernel
+    name (``kernel_kind``) into matrix multiplies with fused attention (``matmul_ms``, of
+    which ``attention_ms``) and the rest; ``host_ms`` is the phases' CPU (launch) time. On
+    a CPU (``clock`` "cpu"): the phases' wall time and the self time of matmul operators
+    within it."""
     phases = {"train_step/forward", "train_step/backward", "train_step/optimizer"}
-    step_us = sum(e.cpu_time_total for e in events if e.name in phases)
-    matmul_us = sum(e.self_cpu_time_total for e in events if e.name in MATMUL_OPS)
+    host_us = sum(e.cpu_time_total for e in events if e.name in phases)
     steps = max(steps, 1)
+    kernels = [e for e in events if _is_kernel(e)]
+    if kernels:
+        by_kind: dict[str, float] = defaultdict(float)
+        for kernel in kernels:
+            by_kind[kernel_kind(kernel.name)] += kernel.device_time_total
+        step_us = sum(by_kind.values())
+        matmul_us = by_kind["matmul"] + by_kind["attention"]
+        extra: dict[str, float | str] = {
+            "attention_ms": round(by_kind["attention"] / 1e3 / steps, 3),
+            "host_ms": round(host_us / 1e3 / steps, 3),
+        }
+        clock = "cuda"
+    else:
+        step_us = host_us
+        matmul_us = sum(e.self_cpu_time_total for e in events if e.name in MATMUL_OPS)
+        extra, clock = {}, "cpu"
     return {
+        "clock": clock,
         "step_ms": round(step_us / 1e3 / steps, 3),
         "matmul_ms": round(matmul_us / 1e3 / steps, 3),
         "other_ms": round((step_us - matmul_us) / 1e3 / steps, 3),
         "matmul_share": round(matmul_us / step_us, 4) if step_us else 0.0,
+        **extra,
     }
 
 
