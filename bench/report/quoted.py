@@ -1,0 +1,204 @@
+"""The figures the repository's prose quotes, each computed from results stored in the
+repository (``bench.report.quotes`` explains the blocks). Keys are ``<report>/<figure>``;
+``QUOTED`` is the registry. Rewrite every block of some documents with::
+
+    python -m bench.report.quoted README.md reports/pilot-difficulty/README.md
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from bench.report.quotes import QuoteFunction, Registry, refresh_files
+
+PILOT = Path("reports/pilot-difficulty/summary.json")
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FinalAccuracy(_Read):
+    """One row's final probe accuracy (%) over seeds at one difficulty."""
+
+    n: int
+    mean: float
+    sd: float | None
+    by_seed: dict[str, float]
+    ci95: tuple[float, float] | None = None
+    gain_over_random: float | None = None
+    gain_ci95: tuple[float, float] | None = None
+
+
+class CurvePoint(_Read):
+    samples: int
+    flops: int
+    wall_clock_seconds: float
+    accuracy: float
+
+
+class TargetFigures(_Read):
+    """Time to one target on one axis: how many runs reached it, the per-seed ratios
+    DiffMAViL / MAViL, their log spread, the smallest ratio 6 pairs detect."""
+
+    reached: dict[str, int]
+    ratios: list[float]
+    log_ratio_sd: float | None
+    detectable_ratio_6: float | None
+
+
+class AreaFigures(_Read):
+    deltas: list[float]
+    sd: float
+
+
+class AreaByAxis(_Read):
+    flops: AreaFigures
+    samples: AreaFigures
+
+
+class DesignFigures(_Read):
+    final_deltas: list[float]
+    final_delta_mean: float
+    final_delta_sd: float
+    final_delta_sd_ucb80: float
+    detectable_beyond_margin_6: float
+    detectable_beyond_margin_6_ucb: float
+    targets: dict[str, TargetFigures]
+    auc: AreaByAxis
+
+
+class PilotSummary(_Read):
+    """``reports/pilot-difficulty/summary.json``, written by that report's ``pilot.py``."""
+
+    difficulties: dict[str, dict[str, FinalAccuracy]]
+    curves: dict[str, list[CurvePoint]]
+    design: DesignFigures
+    finetune: dict[str, dict[str, float]]
+
+
+@cache
+def pilot(root: Path) -> PilotSummary:
+    return PilotSummary.model_validate_json((root / PILOT).read_text())
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """``+1.2`` / ``−1.2`` (a true minus sign, as the reports print)."""
+    text = f"{value:+.{digits}f}"
+    return text.replace("-", "−")
+
+
+def plain(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}".replace("-", "−")
+
+
+def _final(root: Path, difficulty: str, row: str) -> str:
+    entry = pilot(root).difficulties[difficulty][row]
+    sd = "" if entry.sd is None else f" ± {plain(entry.sd)}"
+    return f"{plain(entry.mean)}{sd}% (n = {entry.n})"
+
+
+def _gain(root: Path, difficulty: str, row: str) -> str:
+    entry = pilot(root).difficulties[difficulty][row]
+    assert entry.gain_over_random is not None and entry.gain_ci95 is not None
+    low, high = entry.gain_ci95
+    return f"{signed(entry.gain_over_random)} [{signed(low)}, {signed(high)}]"
+
+
+def _target(root: Path, key: str) -> str:
+    figures = pilot(root).design.targets[key]
+    ratios = ", ".join(plain(r, 2) for r in figures.ratios)
+    reached = figures.reached
+    return f"{ratios} (reached: DiffMAViL {reached['diffmavil']}/3, MAViL {reached['mavil']}/3)"
+
+
+def _detectable_ratio(root: Path, key: str) -> str:
+    ratio = pilot(root).design.targets[key].detectable_ratio_6
+    return "—" if ratio is None else plain(ratio, 2)
+
+
+def _finetune(root: Path, row: str) -> str:
+    import statistics
+
+    values = list(pilot(root).finetune.get(row, {}).values())
+    if not values:
+        return "not measured"
+    spread = f" ± {plain(statistics.stdev(values))}" if len(values) > 1 else ""
+    return f"{plain(statistics.mean(values))}{spread}% (n = {len(values)})"
+
+
+def _curve_table(root: Path) -> str:
+    """Mean probe accuracy (min-max over seeds) at each snapshot, per row, as markdown."""
+    import statistics
+
+    curves = pilot(root).curves
+    rows = {"mavil": "MAViL", "diffmavil": "DiffMAViL"}
+    points = {row: [c for name, c in curves.items() if name.startswith(f"{row}-s")] for row in rows}
+    count = min(len(c) for runs in points.values() for c in runs)
+    lines = ["| samples seen | " + " | ".join(rows.values()) + " |", "| ---: | ---: | ---: |"]
+    for i in range(count):
+        cells = []
+        for row in rows:
+            values = [run[i].accuracy for run in points[row]]
+            low, high = min(values), max(values)
+            cells.append(f"{plain(statistics.mean(values))} ({plain(low)}–{plain(high)})")
+        samples = points["mavil"][0][i].samples
+        lines.append(f"| {samples:,} | " + " | ".join(cells) + " |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _margin(root: Path) -> str:
+    """10% of MAViL's pilot error rate at the chosen difficulty, in points."""
+    mavil = pilot(root).difficulties["0.5"]["mavil"]
+    return plain(0.1 * (100.0 - mavil.mean))
+
+
+def _registry() -> Registry:
+    quotes: dict[str, QuoteFunction] = {}
+    for difficulty in ("0.25", "0.5", "0.75"):
+        for row in ("mavil", "diffmavil", "random"):
+            quotes[f"pilot/final/{difficulty}/{row}"] = lambda r, d=difficulty, w=row: _final(
+                r, d, w
+            )
+        for row in ("mavil", "diffmavil"):
+            quotes[f"pilot/gain/{difficulty}/{row}"] = lambda r, d=difficulty, w=row: _gain(r, d, w)
+    for target in ("70", "75"):
+        for axis in ("samples", "flops"):
+            key = f"{target}/{axis}"
+            quotes[f"pilot/target/{key}"] = lambda r, k=key: _target(r, k)
+            quotes[f"pilot/detectable-ratio/{key}"] = lambda r, k=key: _detectable_ratio(r, k)
+    for row in ("mavil", "diffmavil", "random"):
+        quotes[f"pilot/finetune/{row}"] = lambda r, w=row: _finetune(r, w)
+    design = {
+        "final-delta": lambda d: signed(d.final_delta_mean),
+        "final-deltas": lambda d: ", ".join(signed(x) for x in d.final_deltas),
+        "final-delta-sd": lambda d: plain(d.final_delta_sd),
+        "final-delta-sd-ucb": lambda d: plain(d.final_delta_sd_ucb80),
+        "detectable": lambda d: plain(d.detectable_beyond_margin_6),
+        "detectable-ucb": lambda d: plain(d.detectable_beyond_margin_6_ucb),
+        "auc-sd-flops": lambda d: plain(d.auc.flops.sd),
+        "auc-sd-samples": lambda d: plain(d.auc.samples.sd),
+    }
+    for name, figure in design.items():
+        quotes[f"pilot/design/{name}"] = lambda r, f=figure: f(pilot(r).design)
+    quotes["pilot/margin"] = _margin
+    quotes["pilot/curve-table"] = _curve_table
+    return quotes
+
+
+QUOTED: Registry = _registry()
+
+
+def main(paths: list[str]) -> int:
+    root = Path(__file__).resolve().parents[2]
+    for path in refresh_files([Path(p) for p in paths], root, QUOTED):
+        print(f"{path}: refreshed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
