@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -107,7 +108,7 @@ def test_the_projection_compiles_the_program_pretrain_compiles(monkeypatch, tmp_
     ``diffmavil.training.compile`` (its never-silent guard set)."""
     import torch
 
-    from bench.projection.measure import RecipeSteps
+    from bench.projection.steps import RecipeSteps
     from diffmavil.training.pretrain import pretrain
 
     config = PretrainConfig(
@@ -121,3 +122,70 @@ def test_the_projection_compiles_the_program_pretrain_compiles(monkeypatch, tmp_
     RecipeSteps(config, torch.device("cpu"), compile=True)
     assert pretrained and sorted(projected) == sorted(pretrained)
     assert torch._dynamo.config.fail_on_recompile_limit_hit  # never silent
+
+
+# ------------------------------------------------------------------ one recipe at a time
+class _FakeSteps:
+    """Stands in for ``RecipeSteps``: where it is, and where every recipe was whenever one
+    of them stepped."""
+
+    placed: ClassVar[dict[str, object]] = {}
+    seen: ClassVar[list[tuple[str, dict[str, object]]]] = []
+
+    def __init__(self, config, device, compile) -> None:
+        self.name = f"{config.variant}-{len(_FakeSteps.placed)}"
+        self.place = device
+        _FakeSteps.placed[self.name] = device
+
+    def move(self, where) -> None:
+        self.place = where
+        _FakeSteps.placed[self.name] = where
+
+    def run(self, audio, video, ratio) -> None:
+        _FakeSteps.seen.append((self.name, dict(_FakeSteps.placed)))
+
+
+def test_one_recipe_and_one_batch_at_a_time_on_the_device(monkeypatch):
+    """On CUDA (faked: nothing runs) a task brings its recipe and its batch onto the device
+    and every other recipe is in host memory while it steps: the projection fits where
+    one recipe alone fits."""
+    import torch
+
+    from bench.projection import steps
+    from bench.timing.harness import run_interleaved
+
+    _FakeSteps.placed, _FakeSteps.seen = {}, []
+    monkeypatch.setattr(steps, "RecipeSteps", _FakeSteps)
+    moved: list[object] = []
+
+    def to(tensor, device, *args, **kwargs):
+        moved.append(torch.device(device))
+        return tensor
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    cuda = torch.device("cuda")
+    recipes = {"small": _recipe(2, "small"), "large": _recipe(4, "large")}
+    tasks, steppers = steps.step_tasks(recipes, cuda, compile=False, seed=0)
+    run_interleaved(tasks, warmup=1, repeats=3)
+    assert len(_FakeSteps.seen) == 4 * len(tasks)
+    for name, placed in _FakeSteps.seen:
+        assert placed[name] == cuda
+        assert all(where == steps.HOST for other, where in placed.items() if other != name)
+    assert cuda in moved  # the batches are made in host memory, moved on when stepped
+    steps.only_on_device(steppers, "small", cuda)
+    assert steppers["small"].place == cuda and steppers["large"].place == steps.HOST
+
+
+def test_on_a_cpu_nothing_moves(monkeypatch):
+    import torch
+
+    from bench.projection import steps
+    from bench.timing.harness import RegionTimer
+
+    _FakeSteps.placed, _FakeSteps.seen = {}, []
+    monkeypatch.setattr(steps, "RecipeSteps", _FakeSteps)
+    cpu = torch.device("cpu")
+    tasks, _ = steps.step_tasks({"small": _recipe(2, "small")}, cpu, compile=False, seed=0)
+    for task in tasks.values():
+        task(RegionTimer(cpu))
+    assert _FakeSteps.seen and all(p == {"mavil-0": cpu} for _, p in _FakeSteps.seen)

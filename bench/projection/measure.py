@@ -38,6 +38,7 @@ from bench.projection.recipes import (
     assemble,
     plan_recipe,
 )
+from bench.projection.steps import RecipeSteps, only_on_device, step_tasks
 from bench.timing.device import (
     PeakMemory,
     capture_environment,
@@ -50,73 +51,6 @@ from diffmavil.inputs import random_inputs
 from diffmavil.training.config import PretrainConfig
 
 MATMUL_SIZE = 2048
-
-
-class RecipeSteps:
-    """A recipe's model, optimizer and shared train step, as ``pretrain`` builds them
-    (compiled as ``pretrain --compile`` compiles it: ``compile_components``)."""
-
-    def __init__(self, config: PretrainConfig, device: torch.device, compile: bool) -> None:
-        from diffmavil.training.compile import compile_components
-        from diffmavil.training.pretrain import build_model, peak_lr
-        from diffmavil.training.step import TrainStep, autocast_context, make_optimizer
-
-        self.config = config
-        self.device = device
-        self.model = build_model(config, device)
-        self.model.train()
-        self.lr = peak_lr(config)
-        # pretrain's compiled program: its blocks compiled in place, never silently eager
-        self.compile_stats = compile_components(self.model) if compile else None
-        self.optimizer = make_optimizer(self.model, config.optimizer, self.lr)
-        self.step = TrainStep(
-            self.model,
-            self.optimizer,
-            grad_clip=config.optimizer.grad_clip,
-            autocast=autocast_context(device, config.dtype),
-        )
-        self.non_finite = torch.zeros((), dtype=torch.bool, device=device)
-        self.last = None
-        self._calls = 0
-
-    def run(self, audio: torch.Tensor, video: torch.Tensor, ratio: tuple[float, float]) -> None:
-        """One training step (``pretrain``'s compute region): lr update, step, NaN check."""
-        batch = audio.shape[0]
-        ids = torch.arange(self._calls * batch, (self._calls + 1) * batch, device=self.device)
-        self._calls += 1
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
-        self.last = self.step(audio, video, ratio, ids, self.config.seed)
-        self.non_finite |= ~torch.isfinite(self.last.loss.detach())
-
-
-def _inputs(config: PretrainConfig, batch: int, device: torch.device, seed: int):
-    return random_inputs(config.model, batch, device, seed)
-
-
-def step_tasks(
-    recipes: dict[str, RecipePlan], device: torch.device, compile: bool, seed: int
-) -> tuple[dict[str, Callable[[RegionTimer], None]], dict[str, RecipeSteps]]:
-    """{"recipe/point": task} for every measured point, and each recipe's RecipeSteps."""
-    tasks: dict[str, Callable[[RegionTimer], None]] = {}
-    steppers: dict[str, RecipeSteps] = {}
-    inputs: dict[tuple[Any, int], tuple[torch.Tensor, torch.Tensor]] = {}
-    for name, recipe in recipes.items():
-        stepper = RecipeSteps(recipe.config, device, compile)
-        steppers[name] = stepper
-        for index in recipe.selection.measured:
-            point = recipe.points[index]
-            key = (recipe.config.model.audio, recipe.config.model.video, point.batch_size)
-            if key not in inputs:
-                inputs[key] = _inputs(recipe.config, point.batch_size, device, seed)
-            audio, video = inputs[key]
-
-            def task(timer: RegionTimer, s=stepper, a=audio, v=video, r=point.mask_ratio) -> None:
-                with timer.region("step"):
-                    s.run(a, v, r)
-
-            tasks[f"{name}/{index}"] = task
-    return tasks, steppers
 
 
 def measure_loading(config: PretrainConfig, batches: int, device: torch.device) -> Loading:
@@ -234,7 +168,7 @@ def _memory_probe(payload: dict[str, Any], points: list, compile: bool, queue) -
         stepper = RecipeSteps(config, device, compile)
         for batch, ratio in points:
             probe_started(queue, batch)
-            audio, video = _inputs(config, batch, device, 0)
+            audio, video = random_inputs(config.model, batch, device, 0)
             for _ in range(2):
                 stepper.run(audio, video, tuple(ratio))
             del audio, video
@@ -363,7 +297,10 @@ def _project(
         min_seconds=request.min_seconds,
     )
     rate = max(rate, 2.0 * MATMUL_SIZE**3 / min(samples.pop("matmul/reference")["step"]))
-    fixed = {name: measure_fixed(steppers[name], request.fixed_repeats) for name in recipes}
+    fixed = {}
+    for name in recipes:  # each on the device in turn (one recipe at a time on CUDA)
+        only_on_device(steppers, name, device)
+        fixed[name] = measure_fixed(steppers[name], request.fixed_repeats)
     steps: dict[str, dict[int, list[float]]] = {name: {} for name in recipes}
     for key, regions in samples.items():
         name, index = key.rsplit("/", 1)
