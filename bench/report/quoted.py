@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from bench.report.quotes import QuoteFunction, Registry, refresh_files
 
 PILOT = Path("reports/pilot-difficulty/summary.json")
+ATEN_CALLS = Path("reports/table2/aten-calls.json")
 
 
 class _Read(BaseModel):
@@ -79,6 +80,34 @@ class PilotSummary(_Read):
     curves: dict[str, list[CurvePoint]]
     design: DesignFigures
     finetune: dict[str, dict[str, float]]
+
+
+class AtenCount(_Read):
+    variant: str
+    preset: str
+    component: str
+    phase: str
+    batch_size: int
+    audio_mask_ratio: float | None
+    video_mask_ratio: float | None
+    aten_ops: int
+
+
+class AtenCalls(_Read):
+    """``reports/table2/aten-calls.json``: ATen calls per train-step phase and variant."""
+
+    what: str
+    command: str
+    date: str | None
+    torch: str | None
+    git_commit: str | None
+    rows: list[AtenCount]
+
+
+def _aten(root: Path, variant: str, phase: str) -> str:
+    calls = AtenCalls.model_validate_json((root / ATEN_CALLS).read_text())
+    (count,) = [r.aten_ops for r in calls.rows if r.variant == variant and r.phase == phase]
+    return f"{count:,}"
 
 
 @cache
@@ -185,6 +214,9 @@ def _registry() -> Registry:
     }
     for name, figure in design.items():
         quotes[f"pilot/design/{name}"] = lambda r, f=figure: f(pilot(r).design)
+    for variant in ("mavil", "diff-self", "cross-attn"):
+        for phase in ("step", "forward", "backward", "optimizer"):
+            quotes[f"aten/{variant}/{phase}"] = lambda r, v=variant, p=phase: _aten(r, v, p)
     quotes["pilot/margin"] = _margin
     quotes["pilot/curve-table"] = _curve_table
     return quotes
