@@ -79,6 +79,16 @@ Tf32Option = Annotated[
         rich_help_panel=EXECUTION_PANEL,
     ),
 ]
+MaxBatchFitsOption = Annotated[
+    bool,
+    typer.Option(
+        "--max-batch-fits",
+        help="Instead of timing: the largest batch whose train step fits on the device, "
+        "per variant (doubling from --batch-size, then bisection; out-of-memory errors "
+        "only; at most 4096).",
+        rich_help_panel=MEASURE_PANEL,
+    ),
+]
 
 
 def set_tf32(device: str, tf32: bool) -> None:
@@ -113,6 +123,7 @@ def time_command(
     warmup: WarmupOption = TIME.warmup,
     threads: ThreadsOption = None,
     tf32: Tf32Option = False,
+    max_batch_fits: MaxBatchFitsOption = False,
     compile_vs_eager: Annotated[
         bool,
         typer.Option(
@@ -182,6 +193,9 @@ def time_command(
     if masking is not None or batch is not None:
         wr.run_whole_run(WHOLE_RUN_REQUEST.build(locals()), fmt, out)
         return
+    if max_batch_fits:
+        run_max_batch(TIME_REQUEST.build(locals()), fmt, out)
+        return
     run_time(TIME_REQUEST.build(locals()), fmt, out)
 
 
@@ -231,3 +245,26 @@ def _cuda_notes(result) -> None:
                 "context and library workspaces come on top)",
                 err=True,
             )
+
+
+def run_max_batch(request: TimeRequest, fmt: OutputFormat, out: Path | None) -> None:
+    """The largest batch that fits, per variant (``bench.timing.capacity``)."""
+    import torch
+
+    from bench.cli.output import emit, rows_table
+    from bench.timing.capacity import max_batch_rows
+    from bench.timing.device import capture_environment
+
+    rows = max_batch_rows(request)
+    meta = {"environment": capture_environment(torch.device(request.device), request.dtype)}
+    probes = {
+        id(row): " ".join(f"{p['batch']}{'' if p['fits'] else ' OOM'}," for p in row["probes"])
+        for row in rows
+    }
+    table = rows_table(
+        [{**row, "probes": probes[id(row)].rstrip(",")} for row in rows],
+        ["variant", "largest_batch", "limit_reached", "peak_memory_mb", "probes"],
+        title=f"largest batch that fits: {request.preset}, {request.dtype}, "
+        f"compile {'on' if request.compile else 'off'}, on {meta['environment']['device_name']}",
+    )
+    emit(rows, fmt, table=table, meta=meta, out=out)

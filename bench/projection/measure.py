@@ -46,6 +46,7 @@ from bench.timing.device import (
     on_device,
     process_peak_mb,
 )
+from bench.timing.faults import planted_out_of_memory
 from bench.timing.harness import RegionTimer, run_interleaved
 from diffmavil.inputs import random_inputs
 from diffmavil.training.config import PretrainConfig
@@ -168,6 +169,7 @@ def _memory_probe(payload: dict[str, Any], points: list, compile: bool, queue) -
         stepper = RecipeSteps(config, device, compile)
         for batch, ratio in points:
             probe_started(queue, batch)
+            planted_out_of_memory(batch)  # a test's fault (nothing unless planted)
             audio, video = random_inputs(config.model, batch, device, 0)
             for _ in range(2):
                 stepper.run(audio, video, tuple(ratio))
