@@ -66,6 +66,7 @@ def _root(
 def _register_commands() -> None:
     """Each command lives in its own module; their heavy imports stay inside the bodies."""
     from bench.cli.ablate import ablate_command
+    from bench.cli.check import check_command
     from bench.cli.data import data_app
     from bench.cli.finetune import finetune_command
     from bench.cli.flops import flops_command
@@ -88,6 +89,7 @@ def _register_commands() -> None:
         ("report", report_command),
         ("preset-search", preset_search_command),
         ("migrate", migrate_command),
+        ("check", check_command),
     ):
         app.command(name, help=help_paragraphs(command.__doc__))(command)
     app.add_typer(data_app, name="data")
