@@ -8,7 +8,9 @@ without running it.
   interpolation of step seconds over the plan, fixed costs (the bootstrap interval of the
   totals is ``bench.stats.bootstrap_totals``);
 - ``measure``: the measurement itself (interleaved rounds of every recipe's step shapes,
-  data-loading rates, memory probes in child processes).
+  data-loading rates, memory probes in child processes); ``steps``: the timed train steps
+  (one recipe on the device at a time on CUDA);
+- ``check``: ``diffbench check``'s whole-run projection row.
 
 Typed rows live in ``bench.schema.projection``; the report renders them in
 ``bench.report.projection``.

@@ -11,6 +11,11 @@
 - ``benchmark``: ``diffbench time``'s measurement (variants, peer, compile); ``rows``: its
   typed rows (``bench.schema.TimingRow``); ``dispatch``: ATen calls per train-step phase;
   ``compile_compare``: compiled vs eager.
+- ``gpus``: the datasheet peaks of NVIDIA GPUs, matched by name tokens (MFU).
+- ``capacity``: the largest batch that fits (``diffbench time --max-batch-fits``);
+  ``faults``: planted faults (an out-of-memory error on a CPU) for the tests.
+- ``check``, ``check_training``: the rows of ``diffbench check`` (the projection's row is
+  ``bench.projection.check``).
 
 The whole-run projection, which builds on these, is ``bench.projection``; the tables of
 the rows are ``bench.report.timing``'s.
