@@ -180,6 +180,19 @@ def _curve_table(root: Path) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+def _finetune_gain(root: Path, row: str) -> str:
+    """The row's fine-tune gain over random init, paired by seed, with its 95% interval."""
+    from bench.stats import paired_delta_interval
+
+    finetune = pilot(root).finetune
+    gain = paired_delta_interval(
+        {int(k): v for k, v in finetune[row].items()},
+        {int(k): v for k, v in finetune["random"].items()},
+    )
+    assert gain.interval is not None
+    return f"{signed(gain.mean)} [{signed(gain.interval.low)}, {signed(gain.interval.high)}]"
+
+
 def _margin(root: Path) -> str:
     """10% of MAViL's pilot error rate at the chosen difficulty, in points."""
     mavil = pilot(root).difficulties["0.5"]["mavil"]
@@ -202,6 +215,8 @@ def _registry() -> Registry:
             quotes[f"pilot/detectable-ratio/{key}"] = lambda r, k=key: _detectable_ratio(r, k)
     for row in ("mavil", "diffmavil", "random"):
         quotes[f"pilot/finetune/{row}"] = lambda r, w=row: _finetune(r, w)
+        if row != "random":
+            quotes[f"pilot/finetune-gain/{row}"] = lambda r, w=row: _finetune_gain(r, w)
     design = {
         "final-delta": lambda d: signed(d.final_delta_mean),
         "final-deltas": lambda d: ", ".join(signed(x) for x in d.final_deltas),

@@ -192,7 +192,7 @@ def summarise(runs: Path, out: Path) -> dict[str, Any]:
                 )
             summary["curves"][f"{row}-s{seed}"] = points
     summary["design"] = design_figures(summary, probes)
-    summary["finetune"] = finetune_finals(runs)
+    summary["finetune"] = finetune_finals(out / "finetune")
     write_atomic(out / "summary.json", summary)
     return summary
 
@@ -272,11 +272,11 @@ def design_figures(summary: dict[str, Any], probes: dict[str, Any]) -> dict[str,
     return figures
 
 
-def finetune_finals(runs: Path) -> dict[str, dict[str, float]]:
+def finetune_finals(folder: Path) -> dict[str, dict[str, float]]:
     """The default fine-tune's accuracy (%) of each final snapshot and random init, by seed
-    (``runs/finetune-<row>-s<seed>.json``, written by ``diffbench finetune --format json``)."""
+    (``finetune/finetune-<row>-s<seed>.json``: ``diffbench finetune --format json``)."""
     out: dict[str, dict[str, float]] = {}
-    for path in sorted(runs.glob("finetune-*-s*.json")):
+    for path in sorted(folder.glob("finetune-*-s*.json")):
         row, _, seed = path.stem.removeprefix("finetune-").rpartition("-s")
         rows = json.loads(path.read_text() or "[]")
         if rows:
