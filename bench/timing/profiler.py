@@ -24,6 +24,7 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler import record_function
 
 from bench.requests import ProfileRequest
+from bench.timing.device import on_device
 from bench.timing.tasks import TIMED_COMPONENTS, TimedTrainStep
 
 BACKWARD_NODE = "autograd::engine::evaluate_function: "
@@ -277,7 +278,9 @@ def profile_request(request: ProfileRequest) -> ProfileResult:
     audio, video = random_inputs(
         config, request.batch_size, torch.device(request.device), request.seed
     )
-    return profile_train_step(
-        model, audio, video, ratios, request.out_dir, dtype=request.dtype,
-        compile=request.compile, warmup=request.warmup, active=request.steps, top=request.top,
-    )  # fmt: skip
+    with on_device(torch.device(request.device)):  # cuda:1 profiled on GPU 1
+        return profile_train_step(
+            model, audio, video, ratios, request.out_dir, dtype=request.dtype,
+            compile=request.compile, warmup=request.warmup, active=request.steps,
+            top=request.top,
+        )  # fmt: skip
