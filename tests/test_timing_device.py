@@ -223,3 +223,24 @@ def test_tf32_is_set_on_purpose_on_cuda_only(tf32_default, enabled):
     assert torch.backends.cuda.matmul.allow_tf32 is enabled  # pretrain's reader agrees
     timing_device.apply_tf32(torch.device("cpu"), not enabled)  # nothing to set on a CPU
     assert tf32_settings()["tf32_matmul"] is enabled
+
+
+# ------------------------------------------------------------------ peak memory
+def test_a_peak_that_cannot_be_reset_says_it_is_the_processs(monkeypatch, tmp_path):
+    """Where /proc/self/clear_refs refuses the reset, the CPU peak is the process's since
+    it started, and its kind says so."""
+
+    class Refusing:
+        def exists(self) -> bool:
+            return True
+
+        def write_text(self, _text: str) -> None:
+            raise PermissionError("clear_refs: operation not permitted")
+
+    monkeypatch.setattr(timing_device, "_CLEAR_REFS", Refusing())
+    meter = timing_device.PeakMemory(torch.device("cpu"))
+    meter.resettable = True
+    meter.reset()
+    reading = meter.read()
+    assert not meter.resettable and reading.kind == "process_max_rss"
+    assert reading.allocated_mb > 0 and reading.reserved_mb is None

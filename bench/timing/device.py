@@ -194,7 +194,10 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.resettable:
-            _CLEAR_REFS.write_text("5")  # VmHWM := the resident set now
+            try:
+                _CLEAR_REFS.write_text("5")  # VmHWM := the resident set now
+            except OSError:  # a kernel or sandbox that refuses it: the process's peak
+                self.resettable = False
 
     def read(self) -> MemoryReading:
         if self.device.type == "cuda":
@@ -204,6 +207,8 @@ class PeakMemory:
                 "cuda_max_allocated",
             )
         megabytes, kind = process_peak_mb()
+        if not self.resettable:  # the peak since the process started, not since reset()
+            kind = "process_max_rss" if kind == "process_vm_hwm" else kind
         return MemoryReading(megabytes, None, kind)
 
     def read_mb(self) -> tuple[float, str]:
