@@ -226,20 +226,17 @@ def test_tf32_is_set_on_purpose_on_cuda_only(tf32_default, enabled):
 
 
 # ------------------------------------------------------------------ peak memory
-def test_a_peak_that_cannot_be_reset_says_it_is_the_processs(monkeypatch, tmp_path):
+def test_a_peak_that_cannot_be_reset_says_it_is_the_processs(monkeypatch):
     """Where /proc/self/clear_refs refuses the reset, the CPU peak is the process's since
     it started, and its kind says so."""
 
     class Refusing:
-        def exists(self) -> bool:
-            return True
-
         def write_text(self, _text: str) -> None:
             raise PermissionError("clear_refs: operation not permitted")
 
-    monkeypatch.setattr(timing_device, "_CLEAR_REFS", Refusing())
     meter = timing_device.PeakMemory(torch.device("cpu"))
     meter.resettable = True
+    monkeypatch.setattr(timing_device, "_CLEAR_REFS", Refusing())
     meter.reset()
     reading = meter.read()
     assert not meter.resettable and reading.kind == "process_max_rss"
