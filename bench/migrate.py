@@ -1,4 +1,4 @@
-"""Results of schema_version 1 -> 2, and a grid's results.json 2 -> 3: on read (every
+"""Results of schema_version 1 -> 2, and a grid's results.json 2 -> 3 -> 4: on read (every
 reader calls ``load_*``) and in place (``diffbench migrate``).
 
 What changed in 2:
@@ -28,6 +28,16 @@ What changed in a grid's results.json at 3 (its records, rows and environment st
   judges the records again (their numbers unchanged);
 - every record's ``run_dir`` is relative to the grid's output directory (``runs/<run
   id>``), where 2 named the absolute directory the grid ran in.
+
+What changed at 4 (records stay at 2, with two optional evaluations):
+
+- a record may hold a ``curve`` (its snapshots probed: ``CurvePoint``s) and a
+  ``finetune`` (``ProbeMetrics`` of mode finetune), with their seconds; results of 3 or
+  older have neither, and read as runs without them;
+- the results store the comparisons' time-to-accuracy ``endpoints`` (``EndpointResult``s,
+  none without curves, fine-tunes, targets or a primary endpoint) and ``statistics`` may
+  name ``targets``, a ``primary`` endpoint and ``min_reached_fraction``; reading 1 to 3
+  judges the records again (their numbers, verdicts and deltas unchanged, no endpoint).
 """
 
 from __future__ import annotations
@@ -130,12 +140,12 @@ def _headline() -> dict[str, Any]:
 
 
 def migrate_grid_results(payload: dict[str, Any]) -> dict[str, Any]:
-    """An ablation grid's results.json in the shape of 3 (``load_grid_results`` then judges
-    the records of an older one again)."""
+    """An ablation grid's results.json in the shape of 4 (``load_grid_results`` then judges
+    the records of an older one again: 3 adds nothing to migrate beside its version)."""
     version = payload.get("schema_version", 1)
     if version == GRID_SCHEMA_VERSION:
         return payload
-    if version != CURRENT:
+    if version == 1:
         payload = _grid_results_2(payload)
     return {
         **payload,
@@ -331,7 +341,7 @@ def _is_grid_results(file: Path, payload: dict[str, Any]) -> bool:
 # ------------------------------------------------------------------------ in place
 def migrate_path(path: Path) -> list[Path]:
     """Rewrite every older result under ``path`` (a file or a directory tree) at its current
-    schema (2; a grid's results.json 3), atomically; returns the files rewritten. Files
+    schema (2; a grid's results.json 4), atomically; returns the files rewritten. Files
     already current are left alone."""
     from diffmavil.atomic import atomic_write_json
 
@@ -364,7 +374,7 @@ def _migrated(file: Path) -> dict[str, Any] | None:
         return load_projection(file, payload).model_dump(mode="json")
     if isinstance(payload, dict):
         kind = payload.get("kind")
-        if kind == "ablation-aggregate":  # derived from results: its 3 is written with them
+        if kind == "ablation-aggregate":  # derived from results: its 4 is written with them
             return (
                 None
                 if payload.get("schema_version", 1) != 1

@@ -323,7 +323,7 @@ def test_aggregation_math_on_a_known_table(tmp_path):
     meta = {"grid": "known", "seeds": [0, 1, 2], "environment": environment("cpu")}
     write_results(tmp_path, records, meta, complete=True)
     payload = read_results(tmp_path)  # typed: bench.schema.GridResults
-    assert payload.schema_version == 3 and len(payload.records) == 6
+    assert payload.schema_version == 4 and len(payload.records) == 6
     assert payload.records[0].probe.accuracy == 0.50 and payload.paper_headline is not None
     rows = json.loads((tmp_path / "aggregate.json").read_text())["rows"]
     assert rows[2]["probe.accuracy_std"] is None  # NaN -> null

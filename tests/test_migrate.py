@@ -1,5 +1,5 @@
 """Typed results (``bench.schema``) and the schema 1 -> 2 migration (``bench.migrate``; a
-grid's results.json goes on to 3, tests/test_results_schema.py)."""
+grid's results.json goes on to 3 and 4, tests/test_results_schema.py)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_committed_results_are_schema_2_with_the_same_numbers():
 
 def test_migration_keeps_every_number(migrated):
     _, before, after = migrated
-    assert after["schema_version"] == 3  # a grid's results.json: 1 -> 2 -> 3
+    assert after["schema_version"] == 4  # a grid's results.json: 1 -> 2 -> 3 -> 4
     old, new = _numbers(before), _numbers(after)
     old.pop(".schema_version")
     assert {k: new[k] for k in old} == old  # every number of 1 is carried over as is
@@ -160,10 +160,10 @@ def test_flops_and_time_of_1_are_read(tmp_path):
 
 
 def test_unknown_version_is_one_line_exit_2(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 4, "records": []}))
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 5, "records": []}))
     result = CliRunner().invoke(app, ["migrate", str(tmp_path)])
     assert result.exit_code == 2
-    assert "schema_version 4" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "schema_version 5" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 ENVIRONMENT_TABLE = "Where the results and this report were produced"

@@ -1,8 +1,9 @@
 """A grid's results are typed (``bench.schema.Comparison``, ``ControlGain``, ``PairedDeltas``,
-the ``StatisticsSpec`` they were judged under) and at schema 3: the committed results (2)
+the ``StatisticsSpec`` they were judged under) and at schema 4: the committed results (2)
 migrate on read, judged again by ``bench.stats`` from their records (the same verdicts,
-bounds and deltas; the detectable loss from the exact noncentral t), their run directories
-named relative to the results, and render."""
+bounds and deltas; the detectable loss from the exact noncentral t; no curve, no fine-tune,
+no time-to-accuracy endpoint), their run directories named relative to the results, and
+render (without a time-to-accuracy section); results of 3 read as 4."""
 
 from __future__ import annotations
 
@@ -23,20 +24,34 @@ TABLE2 = ROOT / "reports" / "table2" / "results.json"
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
-def test_committed_results_migrate_to_3_and_render(path: Path, tmp_path: Path):
+def test_committed_results_migrate_to_4_and_render(path: Path, tmp_path: Path):
     stored = json.loads(path.read_text())
-    assert stored["schema_version"] == 2
+    assert stored["schema_version"] in (2, 3, 4)
     results = load_grid_results(path)
-    assert results.schema_version == 3
+    assert results.schema_version == 4
     assert [r.run_dir for r in results.records] == [f"runs/{r.run_id}" for r in results.records]
     assert [r.model_dump(exclude={"run_dir"}) for r in results.records] == [
         r.model_dump(exclude={"run_dir"})
-        for r in (GridResults.model_validate({**stored, "schema_version": 3}).records)
+        for r in (GridResults.model_validate({**stored, "schema_version": 4}).records)
     ]
+    # old results: no curve, no fine-tune, so no time-to-accuracy endpoint
+    assert all(r.curve is None and r.finetune is None for r in results.records)
+    assert results.endpoints == []
     again = GridResults.model_validate_json(results.model_dump_json())
-    assert again == results  # 3 reads back as written
+    assert again == results  # 4 reads back as written
     written = render_report(path.parent, ("md",), tmp_path / "report")["md"].read_text()
-    assert f"Results: `{path.parent}` (schema_version 3)" in written
+    assert f"Results: `{path.parent}` (schema_version 4)" in written
+    assert "## Time to accuracy" not in written
+
+
+def test_results_of_3_read_as_4_with_the_same_judgement(tmp_path: Path):
+    current = load_grid_results(TABLE2).model_dump(mode="json")
+    three = {k: v for k, v in current.items() if k != "endpoints"}
+    three["schema_version"] = 3
+    (tmp_path / "results.json").write_text(json.dumps(three))
+    results = load_grid_results(tmp_path / "results.json")
+    assert results.schema_version == 4 and results.endpoints == []
+    assert results.model_dump(mode="json") == current
 
 
 def _close(new: dict, old: dict, skip: tuple[str, ...] = ()) -> None:

@@ -47,10 +47,12 @@ METRICS = (
     "budget_samples",
     "probe.accuracy",
     "probe.mAP",
+    "finetune.accuracy",
     "loss",
     *(f"flops.{c}" for c in COMPONENTS),
 )
-# (delta column, metric): probe metrics in points, the others in % of the baseline's run
+# (delta column, metric): probe and fine-tune metrics in points, the others in % of the
+# baseline's run
 DELTAS = (
     ("delta_flops_pct", "total_flops"),
     ("delta_wall_clock_pct", "wall_clock_seconds"),
@@ -58,6 +60,7 @@ DELTAS = (
     ("delta_samples_per_second_pct", "samples_per_second"),
     ("delta_accuracy_points", "probe.accuracy"),
     ("delta_mAP_points", "probe.mAP"),
+    ("delta_finetune_accuracy_points", "finetune.accuracy"),
 )
 FLAT_COLUMNS = (
     "row",
@@ -113,10 +116,13 @@ def flat_record(record: GridRecord) -> dict[str, Any]:
         flat[f"time.{where}{row.phase}_ms"] = row.median_ms
     for name, value in (record.flops_by_component or {}).items():
         flat[f"flops.{name}"] = value
-    probe = {} if record.probe is None else record.probe.model_dump(mode="json")
-    for name, value in probe.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[f"probe.{name}"] = value
+    for prefix, metrics in (("probe", record.probe), ("finetune", record.finetune)):
+        values = {} if metrics is None else metrics.model_dump(mode="json")
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                flat[f"{prefix}.{name}"] = value
+    if record.curve:
+        flat["curve_points"] = len(record.curve)
     for name, value in (record.final_losses or {}).items():
         flat[name] = value
     return flat
@@ -244,8 +250,9 @@ def write_results(
 ) -> dict[str, Path]:
     """Write results.json/csv and aggregate.json/csv atomically; returns their paths.
 
-    results.json is a validated ``GridResults`` (schema_version 3) carrying what is judged
-    from the records (comparisons, control gains, paired deltas: ``bench.schema.judge``)
+    results.json is a validated ``GridResults`` (schema_version 4) carrying what is judged
+    from the records (comparisons, control gains, paired deltas, the time-to-accuracy
+    endpoints: ``bench.schema.judge``)
     and the paper's headline figures (``bench.flops.headline``), computed here, where results
     are produced.
     """
@@ -286,7 +293,8 @@ def write_results(
             "rows": rows,
             "statistics": statistics.model_dump(mode="json"),
             **results.model_dump(
-                mode="json", include={"comparisons", "control_gains", "paired_deltas"}
+                mode="json",
+                include={"comparisons", "control_gains", "paired_deltas", "endpoints"},
             ),
         },
     )

@@ -1,13 +1,15 @@
 """What an ablation grid's ``run:`` and ``statistics:`` blocks set: ``TimeSpec`` (``run.time``),
-``ProjectTimeSpec`` (``run.project_time``), ``RunSpec`` (the ``run:`` block: probe, time,
-projection, controls), ``ComparisonSpec`` / ``StatisticsSpec`` (confirmatory comparisons,
-margin, row order). Nothing here imports torch."""
+``ProjectTimeSpec`` (``run.project_time``), ``CurveSpec`` (``run.curve``: probes of the
+pre-training's snapshots), ``FinetuneSpec`` (``run.finetune``: the fine-tune column),
+``RunSpec`` (the ``run:`` block: probe, curve, fine-tune, time, projection, controls),
+``ComparisonSpec`` / ``PrimarySpec`` / ``StatisticsSpec`` (confirmatory comparisons, margin,
+time-to-accuracy targets and the primary endpoint, row order). Nothing here imports torch."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from diffmavil.config import PRESETS, Frozen, did_you_mean, parse_mask_ratio
 from diffmavil.training.config import FinetuneConfig
@@ -90,12 +92,64 @@ class ProjectTimeSpec(Frozen):
         return value
 
 
+class CurveSpec(Frozen):
+    """``run.curve``: after its pre-training, each row's snapshots (``snapshot_every``) are
+    probed with ``run.probe``, the interior ones with ``probe_seeds`` probe seeds, the final
+    one with ``run.probe.probe_seeds`` (it is the run's probe); outside the timed run."""
+
+    probe_seeds: int = Field(
+        1, ge=1, description="probe seeds of each interior snapshot (the final: run.probe's)"
+    )
+
+
+class FinetuneSpec(FinetuneConfig):
+    """``run.finetune``: the rows whose final snapshots (and the random-init control) are
+    fine-tuned end to end, and the fine-tune (``FinetuneConfig`` fields; ``mode: finetune``;
+    ``data`` and ``fold`` default to ``run.probe``'s, the same downstream data, every other
+    field to the default fine-tune's: audio, end to end; the seed is each run's)."""
+
+    rows: list[str] = Field(min_length=1, description="the rows to fine-tune (row names)")
+    mode: Literal["probe", "finetune"] = "finetune"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_is_the_runs(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "seed" in value:
+            raise ValueError("the fine-tune uses each run's seed (set seeds:)")
+        return value
+
+    @model_validator(mode="after")
+    def _a_finetune(self) -> FinetuneSpec:
+        if self.mode != "finetune":
+            raise ValueError("mode: the fine-tune column is a fine-tune (mode: finetune)")
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError("rows: a row is named twice")
+        return self
+
+    def config(self, probe: FinetuneConfig | None) -> FinetuneConfig:
+        """The fine-tune's ``FinetuneConfig``: the fields set here, the downstream data
+        (``INHERITED``) from ``probe`` where not set, the default fine-tune's otherwise."""
+        own = self.model_dump(include=self.model_fields_set - {"rows"})
+        task = {} if probe is None else probe.model_dump(include=set(INHERITED))
+        return FinetuneConfig.model_validate({**task, **own, "mode": "finetune"})
+
+
+# the fields of the fine-tune that name the downstream data: run.probe's unless set
+INHERITED = ("data", "fold")
+
+
 class RunSpec(Frozen):
     """A grid's ``run:`` block: what every run of the grid does."""
 
     pretrain: bool = Field(True, description="pre-train each row (false needs flops_only)")
     probe: FinetuneConfig | None = Field(
         None, description="the downstream evaluation (its seed is each run's); none: no probe"
+    )
+    curve: CurveSpec | None = Field(
+        None, description="probe every snapshot of each row's pre-training (a CurveSpec)"
+    )
+    finetune: FinetuneSpec | None = Field(
+        None, description="fine-tune these rows' final snapshots and the random-init control"
     )
     controls: list[Literal["random", "fbank"]] = Field(
         default_factory=list, description="control probes, once per (preset, variant) and seed"
@@ -127,6 +181,13 @@ class RunSpec(Frozen):
             raise ValueError("flops_only: no training, so no probe or controls")
         if self.controls and self.probe is None:
             raise ValueError("controls: control probes need run.probe")
+        if self.curve is not None and (self.probe is None or "random" not in self.controls):
+            raise ValueError(
+                "curve: snapshots are probed with run.probe, and the curve starts at the "
+                "random-init control's accuracy (run.controls: [random])"
+            )
+        if self.finetune is not None and self.flops_only:
+            raise ValueError("finetune: flops_only trains nothing to fine-tune")
         return self
 
 
@@ -136,6 +197,47 @@ class ComparisonSpec(Frozen):
 
     candidate: str = Field(description="row name")
     reference: str = Field(description="row name")
+
+
+# The endpoints a grid's primary may name (``statistics.primary.endpoint``): times to an
+# accuracy target (first crossing of the snapshots' curve), the area under accuracy vs
+# FLOPs, the final probe's and the final fine-tune's accuracy.
+TO_TARGET = ("samples_to_target", "flops_to_target", "wall_clock_to_target")
+ACCURACY_ENDPOINTS = ("auc_flops", "final_probe", "final_finetune")
+Endpoint = Literal[
+    "samples_to_target",
+    "flops_to_target",
+    "wall_clock_to_target",
+    "auc_flops",
+    "final_probe",
+    "final_finetune",
+]
+
+
+class PrimarySpec(Frozen):
+    """``statistics.primary``: the one endpoint per confirmatory comparison that gets a
+    verdict (one-sided, at ``statistics.confidence``); every other endpoint is descriptive.
+    ``target``: one of ``statistics.targets``, for the ``*_to_target`` endpoints only."""
+
+    endpoint: Endpoint
+    target: float | None = Field(None, description="accuracy target in %, *_to_target only")
+
+    @model_validator(mode="after")
+    def _target_where_needed(self) -> PrimarySpec:
+        if self.endpoint in TO_TARGET and self.target is None:
+            raise ValueError(f"endpoint {self.endpoint}: give its target (one of targets)")
+        if self.endpoint not in TO_TARGET and self.target is not None:
+            raise ValueError(f"endpoint {self.endpoint}: has no target (drop target)")
+        return self
+
+
+def _targets(value: Any) -> Any:
+    if isinstance(value, list) and len(set(value)) != len(value):
+        raise ValueError("a target is repeated")
+    return value
+
+
+Target = Annotated[float, Field(gt=0, lt=100)]
 
 
 class StatisticsSpec(Frozen):
@@ -162,8 +264,34 @@ class StatisticsSpec(Frozen):
         ge=0,
         description="a pre-trained row must beat its random-init control by this many points",
     )
+    targets: Annotated[list[Target], BeforeValidator(_targets)] = Field(
+        default_factory=list,
+        description="absolute accuracy targets in % for the time-to-accuracy endpoints",
+    )
+    primary: PrimarySpec | None = Field(
+        None, description="the endpoint each comparison's verdict is on (the others: descriptive)"
+    )
+    min_reached_fraction: float = Field(
+        5.0 / 6.0,
+        gt=0,
+        le=1,
+        description="a time ratio is estimated only when at least this fraction of the "
+        "pairs reached the target on both sides",
+    )
     row_order: Literal["shuffled", "listed"] = Field(
         "shuffled",
         description="shuffled: each seed runs its rows in its own order (machine drift does "
         "not land on the same rows); listed: the file's order",
     )
+
+    @model_validator(mode="after")
+    def _primary_is_defined(self) -> StatisticsSpec:
+        primary = self.primary
+        if primary is not None and primary.target not in (None, *self.targets):
+            raise ValueError(
+                f"primary.target {primary.target:g} is not one of targets "
+                f"({', '.join(f'{t:g}' for t in self.targets) or 'none'})"
+            )
+        if primary is not None and not self.comparisons:
+            raise ValueError("primary: its verdicts are on the comparisons (none given)")
+        return self

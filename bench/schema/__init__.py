@@ -1,13 +1,17 @@
-"""Typed results (schema_version 2; a grid's results 3): what every command writes and every
+"""Typed results (schema_version 2; a grid's results 4): what every command writes and every
 reader reads, and how a grid's results judge their records (``judge``: verdicts, control
-gains and paired deltas; ``paired_delta``: any delta between two rows, over the seeds they
-share; both computed by ``bench.stats``).
+gains, paired deltas and time-to-accuracy endpoints; ``paired_delta``: any delta between
+two rows, over the seeds they share; both computed by ``bench.stats``).
 
 - ``RunSummary``: a pre-training run's ``summary.json`` (``diffmavil.training.summary``);
-- ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``,
-  with what is judged from its records: ``Comparison`` (a confirmatory verdict),
-  ``ControlGain`` (a row over its random-init control), ``PairedDeltas`` (a row against the
-  baseline row, paired by seed);
+- ``GridRecord`` / ``GridResults``: one run of an ablation grid / its ``results.json``
+  (``bench.schema.grid``), a record's ``curve`` of ``CurvePoint``s and ``finetune``
+  (``FinetuneMetrics``), with what is judged from its records: ``Comparison`` (a
+  confirmatory verdict), ``ControlGain`` (a row over its random-init control),
+  ``PairedDeltas`` (a row against the baseline row, paired by seed), ``EndpointResult``
+  (a comparison's time-to-accuracy endpoint, ``bench.schema.time_to_accuracy``);
+- ``SnapshotIndex`` / ``SnapshotEntry``: a pre-training's ``snapshots.json``
+  (``bench.schema.curves``);
 - ``FlopRow``, ``WholeRunFlopRow``, ``SensitivityRow`` / ``FlopsResults``: ``diffbench
   flops --format json``;
 - ``TimingRow`` / ``TimeResults``: ``diffbench time --format json`` (and a grid row's timing);
@@ -18,42 +22,50 @@ share; both computed by ``bench.stats``).
   ``DesignChoice``s;
 - ``Environment``: the block every result carries (``diffmavil.environment``).
 
-Every model is frozen and rejects unknown fields. Results of schema 1 are migrated once on
-read (``bench.migrate``); ``diffbench migrate`` rewrites them in place.
+Every model is frozen and rejects unknown fields. Results of older schemas are migrated once
+on read (``bench.migrate``); ``diffbench migrate`` rewrites them in place.
 """
 
-from bench.schema.judged import Comparison, ControlGain, PairedDeltas, Verdict
+from bench.schema.curves import AXES, CurvePoint, SnapshotEntry, SnapshotIndex
+from bench.schema.grid import (
+    GRID_SCHEMA_VERSION,
+    FinetuneMetrics,
+    GridRecord,
+    GridResults,
+    RunExecution,
+    run_dir_in_results,
+)
+from bench.schema.judged import Comparison, ControlGain, EndpointResult, PairedDeltas, Verdict
 from bench.schema.judging import judge
 from bench.schema.paired import in_points, paired_delta, split_pairs, values_by_seed
 from bench.schema.projection import PointRow, WholeRunRow
 from bench.schema.results import (
-    GRID_SCHEMA_VERSION,
     DesignChoice,
     FlopRow,
     FlopsResults,
-    GridRecord,
-    GridResults,
     HeadlineFigure,
     PaperHeadline,
     ProbeMetrics,
     ProjectionResults,
-    RunExecution,
     SensitivityRow,
     TimeResults,
     TimingRow,
     WholeRunFlopRow,
-    run_dir_in_results,
 )
 from diffmavil.environment import Environment
 from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
 
 __all__ = [
+    "AXES",
     "GRID_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Comparison",
     "ControlGain",
+    "CurvePoint",
     "DesignChoice",
+    "EndpointResult",
     "Environment",
+    "FinetuneMetrics",
     "FlopRow",
     "FlopsResults",
     "GridRecord",
@@ -67,6 +79,8 @@ __all__ = [
     "RunExecution",
     "RunSummary",
     "SensitivityRow",
+    "SnapshotEntry",
+    "SnapshotIndex",
     "TimeResults",
     "TimingRow",
     "Verdict",

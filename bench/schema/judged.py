@@ -1,14 +1,16 @@
 """What a grid's results judge from their records (computed by ``bench.schema.judging``):
 the confirmatory comparisons' verdicts, each pre-trained row's gain over its random-init
-control, and every row's paired deltas against the baseline row. Accuracy in points (x100
-of the fraction); wall-clock deltas as fractions of the baseline's."""
+control, every row's paired deltas against the baseline row, and each comparison's
+time-to-accuracy endpoints (``EndpointResult``, ``bench.schema.time_to_accuracy``). Accuracy
+in points (x100 of the fraction); wall-clock deltas as fractions of the baseline's."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
+from bench.requests.specs import Endpoint
 from diffmavil.config import Frozen
 
 Verdict = Literal["no loss within the margin", "loss", "undecided", "not enough pairs"]
@@ -91,3 +93,63 @@ class PairedDeltas(Frozen):
     accuracy_delta_points_sd: float | None = None
     accuracy_delta_points_low: float | None = None
     accuracy_delta_points_high: float | None = None
+
+
+EndpointVerdict = Literal[
+    "faster",
+    "slower",
+    "undecided",
+    "not enough pairs",
+    "no loss within the margin",
+    "loss",
+]
+
+
+class EndpointResult(Frozen):
+    """One endpoint of a confirmatory comparison (``bench.schema.time_to_accuracy``).
+
+    ``unit`` ``ratio``: a time to ``target`` (samples, FLOPs or wall-clock seconds to the
+    first crossing of the snapshots' curve), candidate / reference, the geometric mean over
+    the pairs where both reached it, estimated only when at least ``min_reached_fraction``
+    of the pairs did (else ``estimate`` is None and the counts say why); a run that never
+    reached it is censored at its budget and listed, never dropped. ``unit`` ``points``:
+    candidate − reference accuracy in points (``auc_flops``: the mean accuracy over [0, the
+    pair's smaller final FLOPs], the area under accuracy vs FLOPs divided by that span).
+
+    ``role`` ``primary``: the one endpoint per comparison with a ``verdict``, its bounds
+    one-sided at ``level`` each (``sides`` ``one-sided bounds``; a ratio: "faster" when the
+    upper bound lies below 1, "slower" when the lower lies above 1; points: the
+    non-inferiority verdict against ``-margin_points``); ``descriptive``: a two-sided
+    interval at ``level``, no verdict.
+    """
+
+    comparison: str
+    candidate: str
+    reference: str
+    endpoint: Endpoint
+    target: float | None = None
+    role: Literal["primary", "descriptive"]
+    unit: Literal["ratio", "points"]
+    n: int
+    seeds: list[int]
+    candidate_values: list[float] = Field(
+        default_factory=list, description="per pair (seeds): time or accuracy (points)"
+    )
+    reference_values: list[float] = Field(default_factory=list)
+    reached_both: list[int] | None = None
+    candidate_censored: list[int] | None = None
+    reference_censored: list[int] | None = None
+    min_reached_fraction: float | None = None
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    level: float
+    sides: Literal["two-sided", "one-sided bounds"]
+    method: str | None = None
+    verdict: EndpointVerdict | None = None
+    margin_points: float | None = None
+    note: str | None = None
+
+    @property
+    def reported(self) -> bool:
+        return self.estimate is not None

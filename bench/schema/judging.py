@@ -11,7 +11,9 @@ written (``bench.ablate.results``) and when results of schema 2 are read
   the mean gain, its two-sided interval at ``confidence``, and whether the row passes
   (interval above zero and gain >= ``control_gain_points``);
 - ``paired_deltas``: every row against the baseline row: wall-clock (a fraction of the
-  baseline's run of the same seed, comparable runs only) and probe accuracy (points).
+  baseline's run of the same seed, comparable runs only) and probe accuracy (points);
+- ``endpoints``: each comparison's time-to-accuracy endpoints, the primary one with its
+  verdict (``bench.schema.time_to_accuracy``).
 """
 
 from __future__ import annotations
@@ -19,25 +21,30 @@ from __future__ import annotations
 from typing import Any
 
 from bench.requests import StatisticsSpec
+from bench.schema.grid import GridRecord
 from bench.schema.judged import Comparison, ControlGain, PairedDeltas
-from bench.schema.paired import WALL_CLOCK, paired_delta, split_pairs, values_by_seed
-from bench.schema.results import GridRecord
+from bench.schema.paired import (
+    WALL_CLOCK,
+    paired_delta,
+    random_control_row,
+    row_records,
+    split_pairs,
+    values_by_seed,
+)
+from bench.schema.time_to_accuracy import endpoints
 from bench.stats import PairedDelta, non_inferiority
 
 ACCURACY = "probe.accuracy"
 
 
-def row_records(records: list[GridRecord], row: str) -> list[GridRecord]:
-    return [r for r in records if r.row == row]
-
-
 def judge(records: list[GridRecord], statistics: StatisticsSpec) -> dict[str, Any]:
     """A results' judged fields, by name (``comparisons``, ``control_gains``,
-    ``paired_deltas``), from its records."""
+    ``paired_deltas``, ``endpoints``), from its records."""
     return {
         "comparisons": confirmatory_verdicts(records, statistics),
         "control_gains": control_gains(records, statistics),
         "paired_deltas": paired_deltas(records, statistics),
+        "endpoints": endpoints(records, statistics),
     }
 
 
@@ -76,18 +83,6 @@ def confirmatory_verdicts(records: list[GridRecord], spec: StatisticsSpec) -> li
     return verdicts
 
 
-def _random_control_row(records: list[GridRecord], preset: str | None) -> str | None:
-    for record in records:
-        if (
-            record.kind == "control"
-            and record.probe is not None
-            and record.probe.init == "random"
-            and record.preset == preset
-        ):
-            return record.row
-    return None
-
-
 def _bounds(delta: PairedDelta) -> tuple[float | None, float | None]:
     interval = delta.interval
     return (None, None) if interval is None else (interval.low, interval.high)
@@ -103,7 +98,7 @@ def control_gains(records: list[GridRecord], spec: StatisticsSpec) -> list[Contr
     gains = []
     for row in rows:
         preset = next(r.preset for r in records if r.row == row)
-        control = _random_control_row(records, preset)
+        control = random_control_row(records, preset)
         if control is None:
             continue
         gain = paired_delta(

@@ -5,19 +5,21 @@ whoever needs a delta: the judged results (``bench.schema.judging``), the aggreg
 
 - ``values_by_seed``: {seed: value} of a row's completed (or planned) runs with a finite
   value of ``metric`` (named as ``GridRecord.value`` names it); a timed metric only from
-  runs whose wall-clock is comparable (not shared with parallel runs); probe metrics in
-  points (x100 of the fraction);
+  runs whose wall-clock is comparable (not shared with parallel runs); probe and fine-tune
+  metrics in points (x100 of the fraction);
 - ``paired_delta``: candidate against reference over their common seeds, with its two-sided
-  Student's t interval: probe metrics as differences in points, every other metric relative
-  to the reference's run of the same seed (candidate / reference - 1, a fraction);
-- ``split_pairs``: the wall-clock pairs whose two runs ran in different processes.
+  Student's t interval: probe and fine-tune metrics as differences in points, every other
+  metric relative to the reference's run of the same seed (candidate / reference - 1, a
+  fraction);
+- ``split_pairs``: the wall-clock pairs whose two runs ran in different processes;
+- ``row_records`` / ``random_control_row``: a row's records, the random-init control's row.
 """
 
 from __future__ import annotations
 
 import math
 
-from bench.schema.results import GridRecord
+from bench.schema.grid import GridRecord
 from bench.stats import PairedDelta, common_seeds, paired_delta_interval
 
 DONE = ("completed", "planned")
@@ -35,8 +37,26 @@ TIMED = frozenset(
 
 
 def in_points(metric: str) -> bool:
-    """Whether ``metric`` is a probe metric (a fraction), compared in points."""
-    return metric.startswith("probe.")
+    """Whether ``metric`` is a probe or fine-tune metric (a fraction), compared in points."""
+    return metric.startswith(("probe.", "finetune."))
+
+
+def row_records(records: list[GridRecord], row: str) -> list[GridRecord]:
+    """The records of ``row`` (its seeds)."""
+    return [r for r in records if r.row == row]
+
+
+def random_control_row(records: list[GridRecord], preset: str | None) -> str | None:
+    """The row of the random-init control probes at ``preset`` (None: the grid has none)."""
+    for record in records:
+        if (
+            record.kind == "control"
+            and record.probe is not None
+            and record.probe.init == "random"
+            and record.preset == preset
+        ):
+            return record.row
+    return None
 
 
 def values_by_seed(records: list[GridRecord], metric: str) -> dict[int, float]:

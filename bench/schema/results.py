@@ -1,35 +1,18 @@
-"""The result models of schema_version 2 (a grid's results: 3), re-exported by
-``bench.schema``."""
+"""The result models of schema_version 2, re-exported by ``bench.schema`` (a grid's records
+and results: ``bench.schema.grid``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from bench.requests import StatisticsSpec
-from bench.schema.judged import Comparison, ControlGain, PairedDeltas
 from bench.schema.projection import PointRow, WholeRunRow
 from diffmavil.config import Frozen
 from diffmavil.environment import Environment
 from diffmavil.training.summary import SCHEMA_VERSION
 
 Version = Literal[2]
-# A grid's results.json (and aggregate.json): 3 judges its records with bench.stats (Student's
-# t at every n, the exact detectable loss, deltas over common seeds) and names run
-# directories relative to the grid's output directory (bench.migrate reads 1 and 2).
-GRID_SCHEMA_VERSION = 3
-RUNS = "runs"  # a grid's run directories: <out>/runs/<run id>
-
-
-def run_dir_in_results(run_dir: str | None) -> str | None:
-    """A grid run's directory as its results name it: relative to the grid's output
-    directory (``runs/<run id>``); any other path as it is."""
-    if run_dir is None:
-        return None
-    path = Path(run_dir)
-    return f"{RUNS}/{path.name}" if path.parent.name == RUNS else run_dir
 
 
 class ProbeMetrics(Frozen):
@@ -296,100 +279,6 @@ class ProjectionResults(Frozen):
     @property
     def points(self) -> list[PointRow]:
         return [r for r in self.rows if isinstance(r, PointRow)]
-
-
-class RunExecution(Frozen):
-    """Where and when a grid run executed (its claim: ``bench.ablate.claims``)."""
-
-    host: str
-    pid: int
-    token: str
-    started_at: float
-    finished_at: float
-
-
-class GridRecord(Frozen):
-    """One run of an ablation grid: a row at one seed, a control probe, or a FLOPs plan."""
-
-    schema_version: Version = SCHEMA_VERSION
-    row: str
-    kind: Literal["row", "control", "flops"]
-    seed: int
-    run_id: str
-    status: Literal["completed", "planned", "failed", "claimed"]
-    failure: str | None = None
-    claimed_by: str | None = Field(None, description="status claimed: the live owner")
-    baseline: bool = False
-    preset: str | None = None
-    variant: str | None = None
-    masking: str | None = None
-    batch: str | None = None
-    budget_samples: int | None = None
-    match_flops_of: str | None = None
-    planned_steps: int | None = None
-    planned_flops: int | None = None
-    differences: str = ""
-    wall_clock_comparable: bool | None = True
-    run_dir: str | None = None
-    steps: int | None = None
-    samples: int | None = None
-    total_flops: int | None = None
-    flops_by_component: dict[str, int] | None = None
-    wall_clock_seconds: float | None = None
-    compute_seconds: float | None = None
-    data_seconds: float | None = None
-    samples_per_second: float | None = None
-    achieved_flops_per_second: float | None = None
-    final_losses: dict[str, float] | None = None
-    resumed_from_step: int | None = None
-    probe: ProbeMetrics | None = None
-    probe_seconds: float | None = None
-    task_seconds: float | None = None
-    timing: list[TimingRow] | None = None
-    traceback: str | None = None
-    execution: RunExecution | None = None
-    overlapped_runs: list[str] = Field(default_factory=list)  # runs of this host that overlapped it
-    environment: Environment | None = None
-
-    @field_validator("overlapped_runs", mode="before")
-    @classmethod
-    def _no_overlap_recorded(cls, value: Any) -> Any:
-        # Results migrated from schema 1 store null where no overlap was recorded.
-        return [] if value is None else value
-
-    def value(self, metric: str) -> Any:
-        """A metric by its aggregate name: ``total_flops``, ``flops.<component>``,
-        ``probe.<metric>``, ``loss`` / ``loss.<part>``."""
-        if metric.startswith("flops."):
-            return (self.flops_by_component or {}).get(metric[6:])
-        if metric.startswith("probe."):
-            return None if self.probe is None else getattr(self.probe, metric[6:], None)
-        if metric == "loss" or metric.startswith("loss."):
-            return (self.final_losses or {}).get(metric)
-        return getattr(self, metric)
-
-
-class GridResults(Frozen):
-    """An ablation grid's ``results.json``."""
-
-    schema_version: Literal[3] = GRID_SCHEMA_VERSION
-    kind: Literal["ablation"] = "ablation"
-    complete: bool = True
-    grid: str
-    grid_file: str | None = None
-    description: str = ""
-    seeds: list[int]
-    baseline: str | None = None
-    flops_only: bool = False
-    statistics: StatisticsSpec | None = Field(None, description="the grid's statistics block")
-    executor: str = "local"
-    environment: Environment
-    paper_headline: PaperHeadline | None = None
-    # judged from the records when the results are written (bench.schema.judging)
-    comparisons: list[Comparison] = Field(default_factory=list)
-    control_gains: list[ControlGain] = Field(default_factory=list)
-    paired_deltas: list[PairedDeltas] = Field(default_factory=list)
-    records: list[GridRecord]
 
 
 TimeResults.model_rebuild()
