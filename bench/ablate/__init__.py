@@ -8,9 +8,14 @@
   run ids, differences from the base;
 - ``orchestrate``: a grid's tasks and their order; ``run_grid`` runs them and
   ``GridRecords`` gathers their records and writes the results;
+- ``grid_checks``: what ``statistics:`` and ``run:`` name, checked against the expanded
+  rows (comparisons, fine-tune rows, snapshots for curves, what the endpoints need);
 - ``runner``: a task claimed and run, and the executors (local, local workers,
   submitit); ``task``: one task (pre-train + probe, control probe, FLOPs-only plan) and its
-  record; ``claims``: who runs a task, and the results lock, across processes and hosts;
+  record; ``evaluations``: after a task's probe, its curve (every snapshot probed) and its
+  fine-tune, each stored in the run directory and read back on resume; ``datasets``: the
+  process's cached datasets and ``run_probe``; ``claims``: who runs a task, and the results
+  lock, across processes and hosts;
 - ``results``: the results store (schema_version; what it judges from the records:
   ``bench.schema.judge``) and the aggregation with pandas;
 - ``project_time``: the grid's whole-run projection (``bench.projection``).

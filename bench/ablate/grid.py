@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from bench.ablate.grid_checks import check_curve_and_finetune, check_statistics
 from bench.ablate.grid_file import (
     GridError,
     GridFile,
@@ -89,6 +90,7 @@ class Grid(Frozen):
     seeds: list[int]
     run: RunSpec
     probe: FinetuneConfig | None
+    finetune: FinetuneConfig | None = None  # run.finetune's fine-tune (its rows: run's)
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
 
     @property
@@ -103,6 +105,32 @@ class Grid(Frozen):
     def probe_at_seed(self, seed: int) -> FinetuneConfig | None:
         """The probe of the runs at ``seed`` (None: the grid has none)."""
         return None if self.probe is None else self.probe.model_copy(update={"seed": seed})
+
+    def curve_probe_at_seed(self, seed: int) -> FinetuneConfig | None:
+        """The probe of a run's interior snapshots at ``seed`` (``run.curve``): the run's
+        probe with the curve's probe seeds (None: no curve)."""
+        probe, curve = self.probe_at_seed(seed), self.run.curve
+        if probe is None or curve is None:
+            return None
+        return probe.model_copy(update={"probe_seeds": curve.probe_seeds})
+
+    def finetune_at_seed(self, row: str | None, seed: int) -> FinetuneConfig | None:
+        """The fine-tune of ``row``'s run at ``seed`` (``row`` None: the random-init
+        control's); None where ``run.finetune`` does not name the row."""
+        spec = self.run.finetune
+        if self.finetune is None or spec is None or (row is not None and row not in spec.rows):
+            return None
+        return self.finetune.model_copy(update={"seed": seed})
+
+    def run_id(self, row: GridRow, seed: int) -> str:
+        """The run id of ``row`` at ``seed``: its config, probe, curve and fine-tune."""
+        return row_run_id(
+            row.at_seed(seed),
+            self.probe_at_seed(seed),
+            self.run.flops_only,
+            curve=self.curve_probe_at_seed(seed),
+            finetune=self.finetune_at_seed(row.name, seed),
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -128,7 +156,9 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
         for row in _expand_rows(spec, path, base_nested)
     ]
     rows = solve_matches(rows, path)
-    _check_comparisons(spec.statistics, rows, path)
+    configs = {row.name: row.config for row in rows}
+    check_statistics(spec.statistics, spec.run, configs, path)
+    check_curve_and_finetune(spec.run, configs, path)
     grid = Grid(
         path=path,
         name=spec.name or path.stem,
@@ -138,6 +168,7 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
         seeds=spec.seeds,
         run=spec.run,
         probe=spec.run.probe,
+        finetune=None if spec.run.finetune is None else spec.run.finetune.config(spec.run.probe),
         statistics=spec.statistics,
     )
     return _compiled(grid) if spec.run.compile else grid
@@ -277,22 +308,6 @@ def _solve_match(row: GridRow, by_name: dict[str, GridRow], path: Path) -> GridR
     )
 
 
-def _check_comparisons(statistics: StatisticsSpec, rows: list[GridRow], path: Path) -> None:
-    """The confirmatory comparisons name two different rows of the grid."""
-    names = [row.name for row in rows]
-    for index, comparison in enumerate(statistics.comparisons):
-        where = f"{path}: statistics: key 'statistics.comparisons.{index}"
-        for side in ("candidate", "reference"):
-            name = getattr(comparison, side)
-            if name not in names:
-                raise GridError(
-                    f"{where}.{side}': unknown row {name!r}{did_you_mean(name, names)}; "
-                    f"rows: {', '.join(names)}"
-                )
-        if comparison.candidate == comparison.reference:
-            raise GridError(f"{where}': a row cannot be compared with itself")
-
-
 def _compiled(grid: Grid) -> Grid:
     """``run.compile``: every pre-training and probe of the grid runs compiled."""
     compiled = {"compile": True}
@@ -304,6 +319,9 @@ def _compiled(grid: Grid) -> Grid:
                 for row in grid.rows
             ],
             "probe": None if grid.probe is None else grid.probe.model_copy(update=compiled),
+            "finetune": None
+            if grid.finetune is None
+            else grid.finetune.model_copy(update=compiled),
         }
     )
 
@@ -333,10 +351,7 @@ def dry_run_rows(grid: Grid) -> list[dict[str, Any]]:
     out = []
     for row in grid.rows:
         plan = plan_config(row.config)
-        ids = [
-            row_run_id(row.at_seed(s), grid.probe_at_seed(s), grid.run.flops_only)
-            for s in grid.seeds_of(row)
-        ]
+        ids = [grid.run_id(row, s) for s in grid.seeds_of(row)]
         out.append(
             {
                 "row": row.name,

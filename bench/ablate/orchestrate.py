@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.ablate.claims import results_lock
-from bench.ablate.grid import Grid
-from bench.ablate.plan import control_run_id, describe_differences, plan_config, row_run_id
+from bench.ablate.grid import Grid, GridRow
+from bench.ablate.plan import control_run_id, describe_differences, plan_config
 from bench.ablate.results import result_paths, write_results
 from bench.ablate.runner import CLAIMED, Task, is_done, read_record
 from diffmavil.training.config import PretrainConfig
@@ -40,57 +40,73 @@ def build_tasks(grid: Grid, out: Path) -> list[Task]:
     """Every run of the grid: rows x their seeds, then control probes once per (preset,
     model overrides) and seed, in the grid's order (see ``execution_order``)."""
     tasks: list[Task] = []
-    runs = out / "runs"
-    kind = "flops" if grid.run.flops_only else "row"
-    timing = None if grid.run.time is None else grid.run.time.model_dump(mode="json")
     for seed in grid.seeds:
-        probe = grid.probe_at_seed(seed)
+        tasks += [
+            _row_task(grid, row, seed, out) for row in grid.rows if seed in grid.seeds_of(row)
+        ]
+        tasks += _control_tasks(grid, seed, out)
+    return tasks
+
+
+def _json(config: Any) -> dict[str, Any] | None:
+    return None if config is None else config.model_dump(mode="json")
+
+
+def _row_task(grid: Grid, row: GridRow, seed: int, out: Path) -> Task:
+    """The task of ``row`` at ``seed``: pre-train (or plan), time, probe, curve, fine-tune."""
+    kind = "flops" if grid.run.flops_only else "row"
+    config = row.at_seed(seed)
+    run_id = grid.run_id(row, seed)
+    plan = plan_config(config)
+    return Task(
+        kind=kind,
+        row=row.name,
+        seed=seed,
+        run_id=run_id,
+        run_dir=str(out / "runs" / run_id),
+        pretrain=config.model_dump(mode="json"),
+        probe=_json(grid.probe_at_seed(seed)),
+        time=_json(grid.run.time) if kind == "row" else None,
+        curve=_json(grid.curve_probe_at_seed(seed)),
+        finetune=_json(grid.finetune_at_seed(row.name, seed)),
+        baseline=row.baseline,
+        match_flops_of=row.match_flops_of,
+        differences=describe_differences(row.differences),
+        planned_steps=plan.steps,
+        planned_flops=plan.total_flops,
+        planned_flops_by_component=dict(plan.flops_by_component),
+    )
+
+
+def _control_tasks(grid: Grid, seed: int, out: Path) -> list[Task]:
+    """The control probes at ``seed``: one per init and distinct control run (the
+    random-init control fine-tuned too where the grid has a fine-tune column)."""
+    probe = grid.probe_at_seed(seed)
+    if probe is None:
+        return []
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    for init in grid.run.controls:
+        finetune = grid.finetune_at_seed(None, seed) if init == "random" else None
         for row in grid.rows:
-            if seed not in grid.seeds_of(row):
+            config = control_config(init, row.at_seed(seed))
+            run_id = control_run_id(init, config, probe, finetune)
+            if run_id in seen:
                 continue
-            config = row.at_seed(seed)
-            run_id = row_run_id(config, probe, grid.run.flops_only)
-            plan = plan_config(config)
+            seen.add(run_id)
             tasks.append(
                 Task(
-                    kind=kind,
-                    row=row.name,
+                    kind="control",
+                    row=control_label(init, config, grid.base.preset),
                     seed=seed,
                     run_id=run_id,
-                    run_dir=str(runs / run_id),
+                    run_dir=str(out / "runs" / run_id),
                     pretrain=config.model_dump(mode="json"),
-                    probe=None if probe is None else probe.model_dump(mode="json"),
-                    time=timing if kind == "row" else None,
-                    baseline=row.baseline,
-                    match_flops_of=row.match_flops_of,
-                    differences=describe_differences(row.differences),
-                    planned_steps=plan.steps,
-                    planned_flops=plan.total_flops,
-                    planned_flops_by_component=dict(plan.flops_by_component),
+                    probe=probe.model_dump(mode="json"),
+                    finetune=_json(finetune),
+                    init=init,
                 )
             )
-        if probe is None:
-            continue
-        seen: set[str] = set()
-        for init in grid.run.controls:
-            for row in grid.rows:
-                config = control_config(init, row.at_seed(seed))
-                run_id = control_run_id(init, config, probe)
-                if run_id in seen:
-                    continue
-                seen.add(run_id)
-                tasks.append(
-                    Task(
-                        kind="control",
-                        row=control_label(init, config, grid.base.preset),
-                        seed=seed,
-                        run_id=run_id,
-                        run_dir=str(runs / run_id),
-                        pretrain=config.model_dump(mode="json"),
-                        probe=probe.model_dump(mode="json"),
-                        init=init,
-                    )
-                )
     return tasks
 
 

@@ -64,26 +64,48 @@ def solve_matched_budget(config: PretrainConfig, target_flops: int) -> int:
     return min(candidates, key=lambda b: abs(plan_config(config, b).total_flops - target_flops))
 
 
-def row_run_id(config: PretrainConfig, probe: FinetuneConfig | None, flops_only: bool) -> str:
-    """Hash of the resolved pre-training config plus the probe config."""
+def row_run_id(
+    config: PretrainConfig,
+    probe: FinetuneConfig | None,
+    flops_only: bool,
+    *,
+    curve: FinetuneConfig | None = None,
+    finetune: FinetuneConfig | None = None,
+) -> str:
+    """Hash of the resolved pre-training config plus the probe config, and the curve's
+    probe and the fine-tune where the run has them (a run without either hashes as it did
+    before they existed)."""
     payload: dict[str, Any] = {"pretrain": config.model_dump(mode="json")}
     if flops_only:
         payload["flops_only"] = True
     else:
         payload["probe"] = None if probe is None else probe.identity()
+    if curve is not None:
+        payload["curve"] = curve.identity()
+    if finetune is not None:
+        payload["finetune"] = finetune.identity()
     return config_hash(payload)
 
 
-def control_run_id(init: str, config: PretrainConfig, probe: FinetuneConfig) -> str:
+def control_run_id(
+    init: str,
+    config: PretrainConfig,
+    probe: FinetuneConfig,
+    finetune: FinetuneConfig | None = None,
+) -> str:
     """Hash of a control probe: its init, what of the model it uses (the whole model for
-    random init, the audio input for fbank) and the probe config."""
+    random init, the audio input for fbank), the probe config and, where the control is
+    fine-tuned too, the fine-tune."""
     model = config.model
     what = (
         model.model_dump(mode="json")
         if init == "random"
         else {"audio": model.audio.model_dump(mode="json")}
     )
-    return config_hash({"control": init, "model": what, "probe": probe.identity()})
+    payload: dict[str, Any] = {"control": init, "model": what, "probe": probe.identity()}
+    if finetune is not None:
+        payload["finetune"] = finetune.identity()
+    return config_hash(payload)
 
 
 def format_value(value: Any) -> str:

@@ -1,6 +1,8 @@
-"""One task of a grid, run in this process: one row at one seed (pre-train, time, probe),
-one control probe (random init or raw fbank), or one FLOPs-only plan; its record built as it
-goes (``RecordDraft``). ``bench.ablate.runner`` claims a run and hands its task here.
+"""One task of a grid, run in this process: one row at one seed (pre-train, time, probe, and
+after them the curve and the fine-tune: ``bench.ablate.evaluations``), one control probe
+(random init or raw fbank; the random init fine-tuned too with a fine-tune column), or one
+FLOPs-only plan; its record built as it goes (``RecordDraft``). ``bench.ablate.runner``
+claims a run and hands its task here.
 
 Data: the synthetic clips a pre-training run will read are generated (and cached in memory)
 before the timed run starts, so wall-clock measures the model, not the procedural data
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.ablate.datasets import cached_dataset, run_probe
 from bench.schema import GridRecord, ProbeMetrics, RunSummary
 from diffmavil.atomic import atomic_write_json
 
@@ -31,6 +34,8 @@ class Task:
     pretrain: dict[str, Any] | None  # PretrainConfig (rows, flops; the model for controls)
     probe: dict[str, Any] | None  # FinetuneConfig
     time: dict[str, Any] | None = None  # run.time options (bench.timing), rows only
+    curve: dict[str, Any] | None = None  # FinetuneConfig of the interior snapshots' probes
+    finetune: dict[str, Any] | None = None  # FinetuneConfig of the fine-tune column
     init: str = "checkpoint"  # controls: random | fbank
     baseline: bool = False
     match_flops_of: str | None = None
@@ -43,26 +48,6 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-# --------------------------------------------------------------------------------------
-# Per-process caches of datasets (rows of one grid share their data)
-# --------------------------------------------------------------------------------------
-
-_DATASETS: dict[tuple, Any] = {}
-
-
-def _dataset(spec: str, model_config, split: str, seed: int, fold: int | None = None):
-    from diffmavil.data import build_dataset
-
-    key = (spec, model_config.audio, model_config.video, split, seed, fold)
-    if key not in _DATASETS:
-        if len(_DATASETS) >= 8:
-            _DATASETS.pop(next(iter(_DATASETS)))
-        _DATASETS[key] = build_dataset(
-            spec, model_config, split, seed=seed, fold=fold, cache="memory"
-        )
-    return _DATASETS[key]
 
 
 _WARMED: set[Any] = set()
@@ -95,25 +80,12 @@ def _warm_pretrain_data(config):
     """The run's training dataset with the clips its plan reads already generated."""
     from diffmavil.training.stream import SampleStream
 
-    dataset = _dataset(config.data, config.model, "train", config.seed)
+    dataset = cached_dataset(config.data, config.model, "train", config.seed)
     for index in sorted(
         set(SampleStream(len(dataset), config.seed).indices(0, config.budget_samples))
     ):
         dataset[index]
     return dataset
-
-
-def run_probe(probe, init: str, model_config, checkpoint: Path | None, device: str = "cpu"):
-    """``diffmavil.training.downstream.evaluate`` on this process's cached downstream datasets
-    (the pre-trained probe and its controls share them)."""
-    from diffmavil.training.downstream import downstream_splits, evaluate
-
-    train_split, eval_split = downstream_splits(probe.data)
-    datasets = (
-        _dataset(probe.data, model_config, train_split, probe.seed, probe.fold),
-        _dataset(probe.data, model_config, eval_split, probe.seed, probe.fold),
-    )
-    return evaluate(probe, init, model_config, checkpoint, device, datasets=datasets)
 
 
 # --------------------------------------------------------------------------------------
@@ -191,6 +163,7 @@ def run_task(task: Task) -> GridRecord:
         elif task.kind == "control":
             assert config is not None and probe is not None
             _probe(draft, probe, task.init, config, None, run_dir)
+            _finetune(task, draft, task.init, config, run_dir)
             draft.update(status="completed", wall_clock_comparable=None)  # nothing timed
         else:
             assert config is not None
@@ -279,7 +252,36 @@ def _pretrain_and_probe(task: Task, config, probe, run_dir: Path, draft: RecordD
         draft.update(timing=timing)
     if probe is not None:
         _probe(draft, probe, "checkpoint", config, run_dir, run_dir)
+    if task.curve is not None:
+        _curve(task, draft, config, probe, run_dir)
+    _finetune(task, draft, "checkpoint", config, run_dir)
     draft.update(status="completed")
+
+
+def _curve(task: Task, draft: RecordDraft, config, probe, run_dir: Path) -> None:
+    """Probe the run's snapshots into the record's curve (``bench.ablate.evaluations``)."""
+    from bench.ablate.evaluations import probe_curve
+    from diffmavil.training.config import FinetuneConfig
+
+    curve_probe = FinetuneConfig.model_validate(task.curve)
+    final_probe_seeds = probe.probe_seeds if probe is not None else curve_probe.probe_seeds
+    points, seconds = probe_curve(
+        draft.record, curve_probe, final_probe_seeds, config.model, run_dir, config.device
+    )
+    draft.update(curve=points, curve_seconds=seconds)
+
+
+def _finetune(task: Task, draft: RecordDraft, init: str, config, run_dir: Path) -> None:
+    """Fine-tune the run's final snapshot (a control: its random init) into the record,
+    when the grid's fine-tune column names the run (``bench.ablate.evaluations``)."""
+    if task.finetune is None:
+        return
+    from bench.ablate.evaluations import finetune
+    from diffmavil.training.config import FinetuneConfig
+
+    tuning = FinetuneConfig.model_validate(task.finetune)
+    metrics, seconds = finetune(tuning, init, config.model, run_dir, config.device)
+    draft.update(finetune=metrics, finetune_seconds=seconds)
 
 
 def _checkpoint_verifies(path: Path) -> bool:

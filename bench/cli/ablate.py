@@ -185,7 +185,8 @@ def _load_grid(grid_file: Path, seeds: str | None, rows: str | None):
 
 
 def _print_record(console, task, record: dict[str, Any], skipped: bool) -> None:
-    """One line per finished (or skipped) run: its status, wall-clock and probe metric."""
+    """One line per finished (or skipped) run: its status, wall-clock, probe metric, curve
+    and fine-tune."""
     from rich.markup import escape
 
     status = "skipped (done)" if skipped else record["status"]
@@ -200,6 +201,11 @@ def _print_record(console, task, record: dict[str, Any], skipped: bool) -> None:
     metric = probe.get("accuracy", probe.get("mAP"))
     if metric is not None:
         detail += f", probe {metric:.3f}"
+    if record.get("curve"):
+        detail += f", curve of {len(record['curve'])} snapshots"
+    tuned = (record.get("finetune") or {}).get("accuracy")
+    if tuned is not None:
+        detail += f", fine-tune {tuned:.3f}"
     console.print(
         f"[bold]{escape(task.row)}[/] seed {task.seed} ({task.run_id}): {status}" + escape(detail)
     )
@@ -278,6 +284,8 @@ AGGREGATE_COLUMNS = (
     ("delta_accuracy_points", "acc vs base (pts)"),
     ("probe.mAP_mean", "probe mAP"),
     ("delta_mAP_points", "mAP vs base (pts)"),
+    ("finetune.accuracy_mean", "fine-tune acc"),
+    ("delta_finetune_accuracy_points", "fine-tune vs base (pts)"),
 )
 
 
@@ -336,6 +344,10 @@ def _print_dry_run(grid, fmt: OutputFormat) -> None:
             else "epochs for the data size"
         )
         what += f" + {probe.mode} on {probe.data} ({epochs})"
+    if run.curve is not None:
+        what += f" + every snapshot probed ({run.curve.probe_seeds} probe seeds each)"
+    if run.finetune is not None:
+        what += f" + fine-tune of {', '.join(run.finetune.rows)}"
     if run.controls:
         what += f" + controls {', '.join(run.controls)} (once per seed and preset)"
     cells = [
