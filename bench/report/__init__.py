@@ -7,7 +7,8 @@ pre-training runs and ``diffbench flops/time --format json`` outputs.
   their levels as text; ``run_log``: a run's logged steps (metrics.jsonl), typed;
 - one module per subject, each building its sections: ``ablation`` (with ``groups``: a
   row's statistics and paired deltas from ``bench.stats``, ``verdicts`` and
-  ``ablation_plots``), ``runs``, ``flops``, ``timing``, ``paper`` (the paper's headline and
+  ``ablation_plots``), ``time_to_accuracy`` (a grid's endpoints, fine-tune column and
+  accuracy curves, ``curves``), ``runs``, ``flops``, ``timing``, ``paper`` (the paper's headline and
   the sensitivity of our figure to our choices), ``projection``, ``provenance`` (the
   environment);
 - ``plots``: matplotlib figures, each with the table behind it as CSV;

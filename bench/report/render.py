@@ -73,8 +73,9 @@ def parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
 
 # ------------------------------------------------------------------------------ assembling
 def build_sections(inputs: Inputs, own_environment: Environment) -> list[Section]:
-    """The sections in reading order: first what the input is about (ablation grids,
-    pre-training runs, FLOPs, timings, whole-run projections); then, for grids that compare
+    """The sections in reading order: first what the input is about (ablation grids, each
+    followed by its time to accuracy when it has curves or fine-tunes, pre-training runs,
+    FLOPs, timings, whole-run projections); then, for grids that compare
     recipes and for projections, the paper's headline beside our base-size figure and the
     sensitivity of that figure to our choices; the environment last."""
     from bench.report.ablation import ablation_section
@@ -83,11 +84,16 @@ def build_sections(inputs: Inputs, own_environment: Environment) -> list[Section
     from bench.report.projection import projection_section
     from bench.report.provenance import environment_section
     from bench.report.runs import runs_section
+    from bench.report.time_to_accuracy import has_time_to_accuracy, time_to_accuracy_section
     from bench.report.timing import time_section
 
-    sections: list[Section] = [
-        ablation_section(a, _projection_of(a.path, inputs.projections)) for a in inputs.ablations
-    ]
+    sections: list[Section] = []
+    for ablation in inputs.ablations:
+        sections.append(
+            ablation_section(ablation, _projection_of(ablation.path, inputs.projections))
+        )
+        if has_time_to_accuracy(ablation):  # curves, fine-tunes, endpoints: right after it
+            sections.append(time_to_accuracy_section(ablation))
     # a whole-run projection compares the full recipe with MAViL's, as such a grid does
     compares = bool(inputs.projections) or any(
         compares_recipes(a.records) for a in inputs.ablations

@@ -15,6 +15,9 @@ from bench.report.document import Plot, Section, add_plot
 from bench.report.format import DASH, level_label, mean_std, points, signed, signed_delta
 from bench.report.groups import RowGroup
 from bench.report.tables import Column, Table, TableRow
+from bench.report.time_to_accuracy import endpoint_label
+from bench.requests import StatisticsSpec
+from bench.requests.specs import PrimarySpec
 from bench.schema import Comparison, ControlGain, GridResults, PairedDeltas, WholeRunRow
 
 
@@ -22,8 +25,13 @@ def _points(value: Any, digits: int = 1) -> str:
     return DASH if value is None else signed(float(value), digits, "")
 
 
-def comparisons_table(comparisons: list[Comparison], power: float = 0.8) -> Table:
+def comparisons_table(
+    comparisons: list[Comparison], power: float = 0.8, primary: PrimarySpec | None = None
+) -> Table:
+    """The probe-accuracy verdicts of the comparisons; with a primary endpoint other than
+    the final probe (``statistics.primary``), labelled descriptive."""
     confidence = comparisons[0].confidence if comparisons else 0.95
+    secondary = primary is not None and primary.endpoint != "final_probe"
     columns = [
         Column("comparison", "left"),
         Column("n pairs"),
@@ -32,11 +40,12 @@ def comparisons_table(comparisons: list[Comparison], power: float = 0.8) -> Tabl
         Column(f"one-sided bounds {level_label(confidence)}"),
         Column("margin"),
         Column("detectable loss"),
-        Column("verdict", "left"),
+        Column("verdict (descriptive)" if secondary else "verdict", "left"),
     ]
-    table = Table(
-        "verdicts", "Confirmatory comparisons: probe accuracy, paired by seed", columns, []
-    )
+    title = "Confirmatory comparisons: probe accuracy, paired by seed"
+    if secondary:
+        title = "Comparisons: probe accuracy, paired by seed (descriptive)"
+    table = Table("verdicts", title, columns, [])
     for c in comparisons:
         bounds = (
             DASH
@@ -67,6 +76,11 @@ def comparisons_table(comparisons: list[Comparison], power: float = 0.8) -> Tabl
         f"with probability {power:g} (exact noncentral t): the true loss they would call a "
         "loss that often."
     )
+    if secondary and primary is not None:
+        table.notes.append(
+            f"The grid's primary endpoint is `{primary.endpoint}` (the time-to-accuracy "
+            "section): these probe-accuracy verdicts are descriptive, not a test of it."
+        )
     return table
 
 
@@ -146,8 +160,8 @@ def add_verdicts(section: Section, results: GridResults) -> None:
     comparisons = results.comparisons
     gains = results.control_gains
     if comparisons:
-        power = results.statistics.power if results.statistics else 0.8
-        section.tables.append(comparisons_table(comparisons, power))
+        statistics = results.statistics or StatisticsSpec()
+        section.tables.append(comparisons_table(comparisons, statistics.power, statistics.primary))
         add_plot(
             section,
             "Paired differences",
@@ -253,6 +267,19 @@ def _gain_cell(gain: ControlGain | None) -> str:
     return signed(gain.gain_points, 1, "") + (" (below the bar)" if gain.passes is False else "")
 
 
+def _verdicts(results: GridResults) -> dict[str, list[str]]:
+    """Per candidate row, its comparisons' verdicts: the primary endpoint's when the grid
+    has one (``statistics.primary``), else the probe accuracy's."""
+    verdicts: dict[str, list[str]] = {}
+    primary = [e for e in results.endpoints if e.role == "primary"]
+    for e in primary:
+        text = f"vs {e.reference}: {e.verdict} ({endpoint_label(e)})"
+        verdicts.setdefault(e.candidate, []).append(text)
+    for c in [] if primary else results.comparisons:
+        verdicts.setdefault(c.candidate, []).append(f"vs {c.reference}: {c.verdict}")
+    return verdicts
+
+
 def summary_table(
     rows: list[RowGroup],
     base: RowGroup | None,
@@ -264,9 +291,7 @@ def summary_table(
     deltas = {d.row: d for d in results.paired_deltas}
     gains = {g.row: g for g in results.control_gains}
     projected = {p.recipe: p for p in projection or []}
-    verdicts: dict[str, list[str]] = {}
-    for c in results.comparisons:
-        verdicts.setdefault(c.candidate, []).append(f"vs {c.reference}: {c.verdict}")
+    verdicts = _verdicts(results)
     level = results.statistics.confidence if results.statistics else 0.95
     title = "Cost and accuracy per row, with verdicts"
     table = Table("summary", title, _summary_columns(level), [])
