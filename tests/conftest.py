@@ -44,6 +44,7 @@ SLOWEST_FIRST = (
     "test_checkpoint.py",  # ~43 s
     "test_model.py",  # ~40 s
     "test_whole_run_cli.py",  # ~33 s
+    "test_time_to_accuracy.py",  # ~30 s
     "test_peer.py",  # ~24 s
     "test_report.py",  # ~19 s
 )
