@@ -241,3 +241,15 @@ def test_a_peak_that_cannot_be_reset_says_it_is_the_processs(monkeypatch):
     reading = meter.read()
     assert not meter.resettable and reading.kind == "process_max_rss"
     assert reading.allocated_mb > 0 and reading.reserved_mb is None
+
+
+def test_pretrains_environment_block_reads_tf32_set_by_the_new_api(tf32_default, monkeypatch):
+    """``diffmavil.environment.capture`` (what pretrain and every result record) no longer
+    reads the legacy flag, which raises once ``fp32_precision`` was set."""
+    from diffmavil.environment import capture
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    block = capture("cuda")
+    assert block.tf32_matmul is True and block.float32_matmul_precision == "high"

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from bench.timing.gpus import peak_tflops
-from diffmavil.environment import environment
+from diffmavil.environment import environment, tf32_enabled, tf32_settings
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -35,55 +35,8 @@ def on_device(device: torch.device) -> AbstractContextManager[Any]:
 
 
 # --------------------------------------------------------------------------------- TF32
-# torch has two APIs for TF32: the legacy flags (``torch.backends.cuda.matmul.allow_tf32``,
-# ``torch.backends.cudnn.allow_tf32``, ``torch.get_float32_matmul_precision``) and, from
-# torch 2.9, ``fp32_precision`` ("tf32" | "ieee" | "none": inherit from the parent). A
-# legacy read raises once the new API set a value the legacy flag does not hold, so it
-# is read through the new API where torch has it, the legacy one otherwise.
-_TF32_CHAINS = {
-    "matmul": ("cuda.matmul", ""),
-    "cudnn": ("cudnn.conv", "cudnn", ""),
-}
-_LEGACY_TF32 = {
-    "matmul": lambda: torch.backends.cuda.matmul.allow_tf32,
-    "cudnn": lambda: torch.backends.cudnn.allow_tf32,
-}
-
-
-def _precision(path: str) -> str | None:
-    """``fp32_precision`` of ``torch.backends.<path>`` (the root for ""), or None where
-    this torch has no such setting."""
-    node: Any = torch.backends
-    for part in filter(None, path.split(".")):
-        node = getattr(node, part, None)
-    return getattr(node, "fp32_precision", None)
-
-
-def tf32_enabled(backend: str) -> bool:
-    """Whether fp32 ``backend`` work ("matmul" or "cudnn") may run in TF32, whichever API
-    set it: the first of the backend's ``fp32_precision`` and its parents that is not
-    "none", else the legacy flag (False where even that cannot be read)."""
-    for path in _TF32_CHAINS[backend]:
-        value = _precision(path)
-        if value not in (None, "none"):
-            return value == "tf32"
-    try:
-        return bool(_LEGACY_TF32[backend]())
-    except RuntimeError:
-        return False
-
-
-def tf32_settings() -> dict[str, Any]:
-    """The TF32 keys of the environment block, read whichever API set them."""
-    try:
-        precision = torch.get_float32_matmul_precision()
-    except RuntimeError:  # the new API set it: the legacy name of what it holds
-        precision = "high" if tf32_enabled("matmul") else "highest"
-    return {
-        "tf32_matmul": tf32_enabled("matmul"),
-        "tf32_cudnn": tf32_enabled("cudnn"),
-        "float32_matmul_precision": precision,
-    }
+# Read through both of torch's TF32 APIs by the model library's environment block
+# (``diffmavil.environment.tf32_settings``, also imported here); set here, on purpose.
 
 
 def apply_tf32(device: torch.device, enabled: bool) -> None:
