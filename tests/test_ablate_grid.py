@@ -243,7 +243,7 @@ def test_dry_run_prints_every_row_with_plan_and_writes_nothing(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("path", ["smoke.yaml", "table2.yaml", "table2-flops.yaml"])
+@pytest.mark.parametrize("path", ["smoke.yaml", "table2-endpoint.yaml", "table2-flops.yaml"])
 def test_match_flops_of_solves_the_budget(path):
     grid = load_grid(ROOT / "ablations" / path)
     by_name = {row.name: row for row in grid.rows}
@@ -360,3 +360,26 @@ def test_flops_only_grid_writes_planned_whole_run_totals(tmp_path):
     )
     assert aggregate["diffmavil"]["status"] == "planned"
     assert not list(out.rglob("checkpoint.pt"))  # nothing trained
+
+
+def test_a_row_without_snapshots_is_probed_at_its_final_snapshot_only(tmp_path):
+    """With ``run.curve``, a row outside the comparisons may set ``snapshot_every: null``:
+    its task has no curve (and its run id no curve probe); a compared row may not."""
+    import yaml
+
+    from bench.ablate.grid import GridError, load_grid
+    from bench.ablate.orchestrate import build_tasks
+
+    document = yaml.safe_load((ROOT / "ablations" / "tta-smoke.yaml").read_text())
+    document["rows"]["diff-self"] = {"variant": "diff-self", "snapshot_every": None}
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(document))
+    tasks = {(t.row, t.seed): t for t in build_tasks(load_grid(path), tmp_path / "out")}
+    assert tasks[("diff-self", 0)].curve is None
+    assert tasks[("mavil", 0)].curve is not None
+    assert "snapshot_every" not in tasks[("diff-self", 0)].pretrain
+
+    document["rows"]["diffmavil"]["snapshot_every"] = None
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(GridError, match="row 'diffmavil' takes no snapshots"):
+        load_grid(path)

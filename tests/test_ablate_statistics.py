@@ -303,7 +303,7 @@ def test_table2_grid_carries_its_statistical_design() -> None:
     control, the base-proportional preset."""
     from bench.ablate.grid import load_grid
 
-    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "table2.yaml")
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "table2-endpoint.yaml")
     names = {(c.candidate, c.reference) for c in grid.statistics.comparisons}
     assert names == {("diffmavil", "mavil"), ("diffmavil", "mavil@diffmavil-flops")}
     confirmatory = {"mavil", "diffmavil", "mavil@diffmavil-flops"}

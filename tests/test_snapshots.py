@@ -34,7 +34,7 @@ DATA = "synthetic:classes=4,size=48,eval_size=16"
 
 # Computed before ``snapshot_every`` existed: the hash of the whole ``model_dump`` (what an
 # ablation grid's row id hashes) and the run id, for the default config and the base config
-# of ablations/table2.yaml. A field added to PretrainConfig must leave them as they are.
+# of ablations/table2-endpoint.yaml. A field added to PretrainConfig must leave them as they are.
 PINNED = {
     "default": ("d152d3ba607f", "c09bdee6e3f8"),
     "table2-base": ("821f6e484e93", "5bf8735e28a4"),
@@ -56,7 +56,7 @@ def tiny_config(**changes) -> PretrainConfig:
 
 
 def _pinned_configs() -> dict[str, PretrainConfig]:
-    base = yaml.safe_load((ROOT / "ablations" / "table2.yaml").read_text())["base"]
+    base = yaml.safe_load((ROOT / "ablations" / "table2-endpoint.yaml").read_text())["base"]
     return {"default": PretrainConfig(), "table2-base": PretrainConfig.model_validate(base)}
 
 

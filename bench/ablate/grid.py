@@ -106,11 +106,14 @@ class Grid(Frozen):
         """The probe of the runs at ``seed`` (None: the grid has none)."""
         return None if self.probe is None else self.probe.model_copy(update={"seed": seed})
 
-    def curve_probe_at_seed(self, seed: int) -> FinetuneConfig | None:
+    def curve_probe_at_seed(self, seed: int, row: GridRow | None = None) -> FinetuneConfig | None:
         """The probe of a run's interior snapshots at ``seed`` (``run.curve``): the run's
-        probe with the curve's probe seeds (None: no curve)."""
+        probe with the curve's probe seeds (None: no curve, also for a ``row`` that takes
+        no snapshots: it is probed at its final snapshot only)."""
         probe, curve = self.probe_at_seed(seed), self.run.curve
         if probe is None or curve is None:
+            return None
+        if row is not None and row.config.snapshot_every is None:
             return None
         return probe.model_copy(update={"probe_seeds": curve.probe_seeds})
 
@@ -128,7 +131,7 @@ class Grid(Frozen):
             row.at_seed(seed),
             self.probe_at_seed(seed),
             self.run.flops_only,
-            curve=self.curve_probe_at_seed(seed),
+            curve=self.curve_probe_at_seed(seed, row),
             finetune=self.finetune_at_seed(row.name, seed),
         )
 
@@ -158,7 +161,13 @@ def load_grid(path: str | Path, seeds: list[int] | None = None) -> Grid:
     rows = solve_matches(rows, path)
     configs = {row.name: row.config for row in rows}
     check_statistics(spec.statistics, spec.run, configs, path)
-    check_curve_and_finetune(spec.run, configs, path)
+    compared = [
+        name
+        for c in spec.statistics.comparisons
+        for name in (c.candidate, c.reference)
+        if name in configs
+    ]
+    check_curve_and_finetune(spec.run, configs, path, compared)
     grid = Grid(
         path=path,
         name=spec.name or path.stem,

@@ -6,7 +6,7 @@ naming the file, the block and the key."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.ablate.grid_file import GridError
@@ -59,13 +59,18 @@ def check_statistics(
 
 
 def check_curve_and_finetune(
-    run: RunSpec, configs: Mapping[str, PretrainConfig], path: Path
+    run: RunSpec,
+    configs: Mapping[str, PretrainConfig],
+    path: Path,
+    compared: Sequence[str] = (),
 ) -> None:
-    """``run.curve``: every row snapshots its pre-training; ``run.finetune.rows``: rows of
-    the grid."""
+    """``run.curve``: some row snapshots its pre-training, and every row of a comparison
+    (``compared``) does (a row without ``snapshot_every`` is probed at its final snapshot
+    only); ``run.finetune.rows``: rows of the grid."""
     if run.curve is not None:
-        for name, config in configs.items():
-            if config.snapshot_every is None:
+        needed = list(compared) or list(configs)
+        for name in needed:
+            if configs[name].snapshot_every is None:
                 raise GridError(
                     f"{path}: run: key 'run.curve': row {name!r} takes no snapshots: set "
                     "snapshot_every (samples between snapshots) in base or the row"

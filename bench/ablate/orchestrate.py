@@ -67,7 +67,7 @@ def _row_task(grid: Grid, row: GridRow, seed: int, out: Path) -> Task:
         pretrain=config.model_dump(mode="json"),
         probe=_json(grid.probe_at_seed(seed)),
         time=_json(grid.run.time) if kind == "row" else None,
-        curve=_json(grid.curve_probe_at_seed(seed)),
+        curve=_json(grid.curve_probe_at_seed(seed, row)),
         finetune=_json(grid.finetune_at_seed(row.name, seed)),
         baseline=row.baseline,
         match_flops_of=row.match_flops_of,
