@@ -17,6 +17,7 @@ from bench.report.quotes import QuoteFunction, Registry, refresh_files
 
 PILOT = Path("reports/pilot-difficulty/summary.json")
 ATEN_CALLS = Path("reports/table2/aten-calls.json")
+TABLE2 = Path("reports/table2")
 
 
 class _Read(BaseModel):
@@ -193,6 +194,122 @@ def _finetune_gain(root: Path, row: str) -> str:
     return f"{signed(gain.mean)} [{signed(gain.interval.low)}, {signed(gain.interval.high)}]"
 
 
+def _table2_comparison(root: Path, name: str):
+    from bench.migrate import load_grid_results
+
+    results = load_grid_results(root / TABLE2 / "results.json")
+    (comparison,) = [c for c in results.comparisons if c.name == name]
+    return comparison
+
+
+def _table2_loss(root: Path) -> str:
+    """DiffMAViL vs MAViL's probe delta with its one-sided 95% bounds, as the grid judged it."""
+    c = _table2_comparison(root, "diffmavil vs mavil")
+    assert c.mean_points is not None and c.lower_points is not None
+    assert c.upper_points is not None
+    return (
+        f"{signed(c.mean_points)} points (one-sided {c.confidence:.0%} bounds "
+        f"{signed(c.lower_points)} and {signed(c.upper_points)}; {c.verdict})"
+    )
+
+
+def _table2_flop_saving(root: Path) -> str:
+    from bench.migrate import load_grid_results
+
+    records = load_grid_results(root / TABLE2 / "results.json").records
+    flops = {
+        r.row: r.total_flops
+        for r in records
+        if r.kind == "row" and r.seed == 0 and r.total_flops is not None
+    }
+    return f"{100 * (1 - flops['diffmavil'] / flops['mavil']):.1f}%"
+
+
+def _table2_mavil_accuracy(root: Path) -> str:
+    """MAViL's mean probe accuracy over its seeds in the committed Table 2."""
+    import statistics
+
+    from bench.migrate import load_grid_results
+
+    records = load_grid_results(root / TABLE2 / "results.json").records
+    values = [
+        100 * r.probe.accuracy
+        for r in records
+        if r.kind == "row" and r.row == "mavil" and r.probe is not None
+    ]
+    return f"{statistics.mean(values):.1f}%"
+
+
+def _table2_projected_saving(root: Path) -> str:
+    from bench.schema import ProjectionResults, WholeRunRow
+
+    projection = ProjectionResults.model_validate_json(
+        (root / TABLE2 / "whole-run.json").read_text()
+    )
+    (row,) = [r for r in projection.rows if isinstance(r, WholeRunRow) and r.recipe == "diffmavil"]
+    assert row.time_saving is not None and row.time_saving_ci_low is not None
+    assert row.time_saving_ci_high is not None
+    return (
+        f"{100 * row.time_saving:.1f}% [{100 * row.time_saving_ci_low:.1f}%, "
+        f"{100 * row.time_saving_ci_high:.1f}%]"
+    )
+
+
+class PilotProbe(_Read):
+    """One probe of ``reports/pilot-difficulty/probes.json``."""
+
+    key: str
+    difficulty: float
+    row: str
+    seed: int
+    samples: int
+    probe_seeds: int
+    accuracy: float
+    probe_accuracies: list[float] | None = None
+    seconds: float
+
+
+def _idle_seconds(root: Path) -> float:
+    from bench.schema import RunSummary
+
+    path = root / PILOT.parent / "idle-pretrain-summary.json"
+    summary = RunSummary.model_validate_json(path.read_text())
+    assert summary.wall_clock_seconds is not None
+    return summary.wall_clock_seconds
+
+
+def _idle_pretrain(root: Path) -> str:
+    return f"{_idle_seconds(root):.0f} s"
+
+
+def _grid_budget_hours(root: Path) -> str:
+    """The new Table 2's task time on this CPU, from the pilot's measured costs: a
+    pre-training (an idle-machine run), a probe with 1 and with 3 probe seeds (the pilot's
+    fastest and median probes: the pilot ran beside other work), a fine-tune (a minute)."""
+    import json
+    import statistics
+
+    stored = json.loads((root / PILOT.parent / "probes.json").read_text())
+    probes = [PilotProbe.model_validate(p) for p in stored.values()]
+    seconds = {
+        seeds: sorted(p.seconds for p in probes if p.probe_seeds == seeds) for seeds in (1, 3)
+    }
+    runs, curve_runs, interior, finetunes, controls = 27, 18, 7, 24, 6
+
+    def total(one: float, three: float) -> float:
+        return (
+            runs * _idle_seconds(root)
+            + curve_runs * interior * one
+            + (runs + controls) * three
+            + finetunes * 60.0
+            + 120.0  # the whole-run projection
+        )
+
+    low = total(seconds[1][0], seconds[3][0])
+    high = total(statistics.median(seconds[1]), statistics.median(seconds[3]))
+    return f"{low / 3600:.1f}-{high / 3600:.1f} hours"
+
+
 def _margin(root: Path) -> str:
     """10% of MAViL's pilot error rate at the chosen difficulty, in points."""
     mavil = pilot(root).difficulties["0.5"]["mavil"]
@@ -233,6 +350,12 @@ def _registry() -> Registry:
         for phase in ("step", "forward", "backward", "optimizer"):
             quotes[f"aten/{variant}/{phase}"] = lambda r, v=variant, p=phase: _aten(r, v, p)
     quotes["pilot/margin"] = _margin
+    quotes["table2/loss"] = _table2_loss
+    quotes["table2-tta/budget"] = _grid_budget_hours
+    quotes["pilot/idle-pretrain"] = _idle_pretrain
+    quotes["table2/flop-saving"] = _table2_flop_saving
+    quotes["table2/mavil-accuracy"] = _table2_mavil_accuracy
+    quotes["table2/projected-saving"] = _table2_projected_saving
     quotes["pilot/curve-table"] = _curve_table
     return quotes
 

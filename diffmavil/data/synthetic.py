@@ -104,7 +104,7 @@ class DifficultySettings:
 
 
 # (value at difficulty 0 = the default data, value at difficulty 1). **choice**: calibrated so
-# that a linear probe of pre-trained MAViL features (ablations/table2.yaml's probe, 10
+# that a linear probe of pre-trained MAViL features (the Table-2 probe, 10
 # classes) falls from ~99% at 0 into 75-90% in mid-range (docs/data.md has the figures).
 DIFFICULTY_RANGES: dict[str, tuple[float, float]] = {
     "noise_scale": (1.0, 4.0),
