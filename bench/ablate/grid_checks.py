@@ -68,7 +68,7 @@ def check_curve_and_finetune(
     (``compared``) does (a row without ``snapshot_every`` is probed at its final snapshot
     only); ``run.finetune.rows``: rows of the grid."""
     if run.curve is not None:
-        needed = list(compared) or list(configs)
+        needed = [name for name in configs if name in compared] or list(configs)
         for name in needed:
             if configs[name].snapshot_every is None:
                 raise GridError(
