@@ -12,7 +12,8 @@ from bench.cli.options import OutputFormat
 from bench.cli.pretrain import _print_summary
 from diffmavil.data import build_dataset
 from diffmavil.training.config import PretrainConfig
-from diffmavil.training.pretrain import DATA_BOUND_RATIO, data_bound, pretrain
+from diffmavil.training.metrics import DATA_BOUND_RATIO, data_bound
+from diffmavil.training.pretrain import pretrain
 
 DATA = "synthetic:classes=4,size=16,eval_size=8"
 SECONDS_PER_ITEM = 0.3

@@ -98,13 +98,8 @@ def measure_fixed(stepper: RecipeSteps, repeats: int) -> FixedCosts:
     """Seconds of ``pretrain``'s checkpoint write and of one logged metrics row."""
     from diffmavil.schedules import StepPlan
     from diffmavil.training.checkpoint import save_checkpoint
-    from diffmavil.training.pretrain import (
-        CHECKPOINT_NAME,
-        MetricsLog,
-        _row,
-        _Totals,
-        checkpoint_payload,
-    )
+    from diffmavil.training.metrics import MetricsLog, StepTotals, metrics_row
+    from diffmavil.training.pretrain import CHECKPOINT_NAME, checkpoint_payload
 
     config = stepper.config
     if stepper.last is None:
@@ -124,13 +119,13 @@ def measure_fixed(stepper: RecipeSteps, repeats: int) -> FixedCosts:
                 )
                 save_checkpoint(run_dir / CHECKPOINT_NAME, payload)
                 checkpoint.append(time.perf_counter() - tick)
-                totals = _Totals()
+                totals = StepTotals()
                 totals.add(plan_step, config.model)
                 tick = time.perf_counter()
                 if stepper.device.type == "cuda":
                     torch.cuda.synchronize(stepper.device)
                 bool(stepper.non_finite.item())
-                row = _row(
+                row = metrics_row(
                     plan_step, result.output, result.loss, stepper.lr,
                     result.grad_norm, 0.1, 0.01, totals,
                 )  # fmt: skip
