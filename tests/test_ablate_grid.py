@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from bench.ablate.grid import GridError, load_grid, select_rows
 from bench.ablate.plan import plan_config, solve_matched_budget
-from bench.ablate.results import aggregate, read_results, write_results
+from bench.ablate.store import aggregate, read_results, write_results
 from bench.cli.app import app
 from bench.schema import GridRecord
 from diffmavil.flops import model_flops

@@ -13,7 +13,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bench.ablate.claims import process_start
-from bench.ablate.results import read_results
+from bench.ablate.store import read_results
 from bench.cli.app import app
 from tests.test_ablate_run import _small_grid
 

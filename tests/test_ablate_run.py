@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bench.ablate.grid import load_grid
 from bench.ablate.plan import plan_config
-from bench.ablate.results import read_results
+from bench.ablate.store import read_results
 from bench.cli.app import app
 from tests.conftest import kill_when
 

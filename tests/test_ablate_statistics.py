@@ -12,7 +12,7 @@ import yaml
 
 from bench.ablate.grid import GridError, load_grid
 from bench.ablate.orchestrate import build_tasks, execution_order
-from bench.ablate.results import write_results
+from bench.ablate.store import write_results
 from bench.requests import StatisticsSpec
 from bench.schema import GridRecord
 from bench.schema.judging import confirmatory_verdicts, control_gains, paired_deltas

@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 from typer.testing import CliRunner
 
-from bench.ablate.results import write_results
+from bench.ablate.store import write_results
 from bench.cli.app import app
 from bench.report.render import render_report
 from diffmavil.environment import environment

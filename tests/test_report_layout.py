@@ -8,7 +8,7 @@ import re
 
 from typer.testing import CliRunner
 
-from bench.ablate.results import write_results
+from bench.ablate.store import write_results
 from bench.cli.app import app
 from bench.report.render import render_report
 from diffmavil.environment import environment

@@ -19,7 +19,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from bench.ablate.grid import GridError, load_grid
-from bench.ablate.results import read_results
+from bench.ablate.store import read_results
 from bench.cli.app import app
 from diffmavil.training.config import FinetuneConfig
 from diffmavil.training.downstream import evaluate

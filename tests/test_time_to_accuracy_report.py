@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.ablate.results import read_results, write_results
+from bench.ablate.store import read_results, write_results
 from bench.report.render import render_report
 from diffmavil.environment import environment
 

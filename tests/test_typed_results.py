@@ -54,7 +54,7 @@ ALLOWED: dict[str, str] = {
         "boundary (a spawned worker, a submitit job; bench.ablate.runner.execute_task) and "
         "is validated when the results are written"
     ),
-    "bench.report.timing.phase_table": (
+    "bench.report.timing_tables.phase_table": (
         "the environment of a `diffbench time` measurement as the timing layer hands it "
         "over (bench.timing.benchmark.TimeMeasurement.environment, a dict)"
     ),

@@ -16,7 +16,7 @@
   fine-tune, each stored in the run directory and read back on resume; ``datasets``: the
   process's cached datasets and ``run_probe``; ``claims``: who runs a task, and the results
   lock, across processes and hosts;
-- ``results``: the results store (schema_version; what it judges from the records:
+- ``store``: the results store (schema_version; what it judges from the records:
   ``bench.schema.judge``) and the aggregation with pandas;
 - ``project_time``: the grid's whole-run projection (``bench.projection``).
 """

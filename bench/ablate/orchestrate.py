@@ -13,8 +13,8 @@ from typing import Any
 from bench.ablate.claims import results_lock
 from bench.ablate.grid import Grid, GridRow
 from bench.ablate.plan import control_run_id, describe_differences, plan_config
-from bench.ablate.results import result_paths, write_results
 from bench.ablate.runner import CLAIMED, Task, is_done, read_record
+from bench.ablate.store import result_paths, write_results
 from diffmavil.training.config import PretrainConfig
 
 RANDOM_CONTROL_VARIANT = "mavil"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.ablate.grid import Grid
-from bench.report.projection import PROJECTION_FILE
+from bench.report.projection_sections import PROJECTION_FILE
 
 if TYPE_CHECKING:
     from bench.projection.recipes import ProjectionRequest

@@ -359,7 +359,7 @@ def _sensitivity(config, masking, batch, budget, fmt, out) -> None:
     ]
     table = None
     if fmt == OutputFormat.table:
-        from bench.report.flops import sensitivity_table
+        from bench.report.flop_sections import sensitivity_table
         from bench.schema import SensitivityRow
 
         table = sensitivity_table([SensitivityRow.model_validate(r) for r in rows])

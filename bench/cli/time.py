@@ -1,7 +1,7 @@
 """``diffbench time``: wall-clock of the train step and of each component, side by side per
 variant (``bench.timing.benchmark``); with ``--masking``/``--batch``, the projected
 wall-clock of whole pre-training runs (``bench.cli.time_projection``). Its tables are the
-report's (``bench.report.timing``).
+report's (``bench.report.timing_tables``).
 
 Heavy imports (torch, the model) happen inside the command body so ``--help`` is instant.
 """
@@ -204,7 +204,7 @@ def run_time(request: TimeRequest, fmt: OutputFormat, out: Path | None) -> None:
     torch.compile's graphs and seconds on stderr."""
     from bench.cli.output import emit
     from bench.cli.progress import task_bar
-    from bench.report.timing import time_tables
+    from bench.report.timing_tables import time_tables
     from bench.timing.benchmark import run_time_benchmark
 
     tasks = 1 + request.peer + 2 * request.compile_vs_eager + 5 * request.components

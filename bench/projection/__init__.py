@@ -13,5 +13,5 @@ without running it.
 - ``check``: ``diffbench check``'s whole-run projection row.
 
 Typed rows live in ``bench.schema.projection``; the report renders them in
-``bench.report.projection``.
+``bench.report.projection_sections``.
 """

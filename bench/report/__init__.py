@@ -8,9 +8,10 @@ pre-training runs and ``diffbench flops/time --format json`` outputs.
 - one module per subject, each building its sections: ``ablation`` (with ``groups``: a
   row's statistics and paired deltas from ``bench.stats``, ``verdicts`` and
   ``ablation_plots``), ``time_to_accuracy`` (a grid's endpoints, fine-tune column and
-  accuracy curves, ``curves``), ``runs``, ``flops``, ``timing``, ``paper`` (the paper's headline and
-  the sensitivity of our figure to our choices), ``projection``, ``provenance`` (the
-  environment);
+  accuracy curves, ``curves``), ``runs``, ``flop_sections``, ``timing_tables``, ``paper``
+  (the paper's headline and the sensitivity of our figure to our choices),
+  ``projection_sections``, ``provenance`` (the environment); ``quotes`` and ``quoted``:
+  the figures prose quotes, recomputed from stored results;
 - ``plots``: matplotlib figures, each with the table behind it as CSV;
 - ``render``: the reading order of the sections, the jinja2 templates in ``templates/``
   (autoescaped HTML), ``latex``, atomic writes.

@@ -2,7 +2,7 @@
 
 A report input is one of:
 
-- an **ablation results directory** (``results.json`` written by ``bench.ablate.results``;
+- an **ablation results directory** (``results.json`` written by ``bench.ablate.store``;
   each record's run directory supplies its ``metrics.jsonl``);
 - a **pre-training run directory** (``summary.json`` + ``metrics.jsonl`` from
   ``diffmavil.training.pretrain``);
@@ -35,7 +35,7 @@ from bench.migrate import (
     load_time,
     read_json,
 )
-from bench.report.projection import PROJECTION_FILE, ProjectionFile
+from bench.report.projection_sections import PROJECTION_FILE, ProjectionFile
 from bench.report.run_log import LoggedStep, read_metrics
 from bench.schema import (
     FlopRow,

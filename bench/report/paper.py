@@ -18,7 +18,7 @@ from typing import Any
 from bench.report.document import Section
 from bench.report.format import DASH, num, pct, si
 from bench.report.load import FlopsFile
-from bench.report.projection import (
+from bench.report.projection_sections import (
     FullRecipeProjection,
     ProjectionFile,
     full_recipe_rows,
@@ -175,7 +175,7 @@ def _whole_run_figures(flops: HeadlineFigure, inputs: list[FlopsFile]) -> list[F
 def sensitivity_section(headline: PaperHeadline) -> Section:
     """How the base-size saving moves when one of our choices changes (a sweep of the
     closed form, stored with the headline); placed below the subject of the report."""
-    from bench.report.flops import sensitivity_table
+    from bench.report.flop_sections import sensitivity_table
 
     section = Section("sensitivity", "Sensitivity of the base-size saving to our choices")
     table = sensitivity_table(headline.sensitivity)

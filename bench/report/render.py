@@ -18,7 +18,7 @@ from bench.errors import BadInput
 from bench.report.document import ReportContext, Section
 from bench.report.format import FILTERS
 from bench.report.load import Inputs, load_inputs
-from bench.report.projection import ProjectionFile
+from bench.report.projection_sections import ProjectionFile
 from bench.report.tables import inline_html, to_html, to_markdown
 from bench.schema import GridRecord, WholeRunRow
 from diffmavil.atomic import atomic_write, atomic_write_text
@@ -79,13 +79,13 @@ def build_sections(inputs: Inputs, own_environment: Environment) -> list[Section
     recipes and for projections, the paper's headline beside our base-size figure and the
     sensitivity of that figure to our choices; the environment last."""
     from bench.report.ablation import ablation_section
-    from bench.report.flops import flops_section
+    from bench.report.flop_sections import flops_section
     from bench.report.paper import paper_section, sensitivity_section
-    from bench.report.projection import projection_section
+    from bench.report.projection_sections import projection_section
     from bench.report.provenance import environment_section
     from bench.report.runs import runs_section
     from bench.report.time_to_accuracy import has_time_to_accuracy, time_to_accuracy_section
-    from bench.report.timing import time_section
+    from bench.report.timing_tables import time_section
 
     sections: list[Section] = []
     for ablation in inputs.ablations:

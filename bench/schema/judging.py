@@ -1,6 +1,6 @@
 """What a grid's results judge from their records (``bench.schema.judged``), computed by
 ``bench.stats`` over the seeds the rows share (``bench.schema.paired``): when results are
-written (``bench.ablate.results``) and when results of schema 2 are read
+written (``bench.ablate.store``) and when results of schema 2 are read
 (``bench.migrate``: they were judged by an older harness).
 
 - ``confirmatory_verdicts``: one per comparison of ``statistics:``: probe accuracy in

@@ -1,7 +1,7 @@
 """How a grid's results pair their records by seed: every delta between two rows, and every
 verdict, is over the seeds both rows completed (``bench.stats`` computes it). One rule for
 whoever needs a delta: the judged results (``bench.schema.judging``), the aggregate
-(``bench.ablate.results``) and the report's tables and plots (``bench.report``).
+(``bench.ablate.store``) and the report's tables and plots (``bench.report``).
 
 - ``values_by_seed``: {seed: value} of a row's completed (or planned) runs with a finite
   value of ``metric`` (named as ``GridRecord.value`` names it); a timed metric only from

@@ -18,5 +18,5 @@
   ``bench.projection.check``).
 
 The whole-run projection, which builds on these, is ``bench.projection``; the tables of
-the rows are ``bench.report.timing``'s.
+the rows are ``bench.report.timing_tables``'s.
 """
