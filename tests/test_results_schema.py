@@ -141,3 +141,21 @@ def test_an_unknown_verdict_or_field_is_rejected():
                 "surprise": 1,
             }
         )
+
+
+def test_a_probe_with_compile_counts_is_a_valid_record_and_one_without_is_unchanged():
+    """``evaluate`` adds torch.compile's counts to a compiled probe's metrics (a grid with
+    ``run.compile: true``); the record's probe model takes them. A probe without them dumps
+    exactly the keys it always had."""
+    from bench.schema import ProbeMetrics
+    from diffmavil import DiffMAViL, make_config
+    from diffmavil.training.compile import compile_components
+    from diffmavil.training.downstream import ENCODE_COMPONENTS
+
+    # its own model: compile_components wraps the blocks of the model it is given
+    stats = compile_components(DiffMAViL(make_config("tiny", "mavil")), ENCODE_COMPONENTS)
+    plain = {"init": "checkpoint", "mode": "probe", "modality": "audio", "data": "synthetic"}
+    compiled = ProbeMetrics.model_validate({**plain, "accuracy": 0.5, "compile": stats.summary()})
+    assert compiled.compile == stats.summary()
+    assert ProbeMetrics.model_validate(compiled.model_dump(mode="json")) == compiled
+    assert "compile" not in ProbeMetrics.model_validate(plain).model_dump(mode="json")

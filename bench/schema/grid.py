@@ -47,7 +47,6 @@ class FinetuneMetrics(ProbeMetrics):
     head_train_accuracy: float | None = None
     head_train_mAP: float | None = None
     head_seconds: float | None = None
-    compile: dict[str, Any] | None = None
 
 
 # A record's evaluations beside its probe: left out of its JSON while unset.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from bench.schema.projection import PointRow, WholeRunRow
 from diffmavil.config import Frozen
@@ -35,6 +35,16 @@ class ProbeMetrics(Frozen):
     per_probe_seed: list[dict[str, Any]] | None = Field(
         None, description="probe_seeds > 1: each probe's metrics (the fields are their mean)"
     )
+    compile: dict[str, Any] | None = Field(
+        None, description="with compile: torch.compile's counts (left out of the JSON unset)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_compile(self, handler: SerializerFunctionWrapHandler) -> Any:
+        payload = handler(self)
+        if isinstance(payload, dict) and self.compile is None:
+            payload.pop("compile", None)
+        return payload
 
     @property
     def metric(self) -> float | None:
