@@ -40,3 +40,19 @@ def test_a_figure_typed_by_hand_is_caught_and_refreshed():
 def test_an_unknown_key_is_an_error_naming_it():
     with pytest.raises(UnknownQuote, match="no quote function for 'pilot/nope'"):
         stale("<!-- quote:pilot/nope -->1<!-- /quote -->", ROOT, QUOTED)
+
+
+def test_the_budget_quote_counts_what_the_grid_runs():
+    from bench.ablate.grid import load_grid
+    from bench.ablate.orchestrate import build_tasks
+    from bench.report.quoted import TABLE2_TTA_COUNTS
+
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "table2.yaml")
+    tasks = build_tasks(grid, Path("unused"))
+    rows = [task for task in tasks if task.kind == "row"]
+    curves = [task for task in rows if task.curve is not None]
+    interior = grid.base.budget_samples // grid.base.snapshot_every - 1
+    finetunes = [task for task in tasks if task.finetune]
+    controls = [task for task in tasks if task.kind == "control"]
+    counted = (len(rows), len(curves), interior, len(finetunes), len(controls))
+    assert counted == TABLE2_TTA_COUNTS

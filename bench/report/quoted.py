@@ -289,6 +289,11 @@ def _idle_pretrain(root: Path) -> str:
     return f"{_idle_seconds(root):.0f} s"
 
 
+# ablations/table2.yaml's pre-trainings, those with curves, interior snapshots per curve,
+# fine-tunes and random-init controls (tests/test_quotes.py checks them against the grid).
+TABLE2_TTA_COUNTS = (33, 18, 7, 24, 6)
+
+
 def _grid_budget_hours(root: Path) -> str:
     """The new Table 2's task time on this CPU, from the pilot's measured costs: a
     pre-training (an idle-machine run), a probe with 1 and with 3 probe seeds (the pilot's
@@ -301,7 +306,7 @@ def _grid_budget_hours(root: Path) -> str:
     seconds = {
         seeds: sorted(p.seconds for p in probes if p.probe_seeds == seeds) for seeds in (1, 3)
     }
-    runs, curve_runs, interior, finetunes, controls = 27, 18, 7, 24, 6
+    runs, curve_runs, interior, finetunes, controls = TABLE2_TTA_COUNTS
 
     def total(one: float, three: float) -> float:
         return (

@@ -57,7 +57,7 @@ EXECUTION_FIELDS: dict[str, Any] = {
 
 # PretrainConfig fields left out of ``model_dump`` while they are None (see
 # ``PretrainConfig._drop_unset_fields``).
-UNSET_LEAVES_DUMP: tuple[str, ...] = ("snapshot_every",)
+UNSET_LEAVES_DUMP: tuple[str, ...] = ("snapshot_every", "replica")
 
 
 class PretrainConfig(Frozen):
@@ -93,6 +93,12 @@ class PretrainConfig(Frozen):
         gt=0,
         description="samples between encoder snapshots for time-to-accuracy curves "
         "(diffmavil.training.snapshots); None: no snapshots",
+    )
+    replica: int | None = Field(
+        None,
+        ge=1,
+        description="a copy of this run that trains identically under its own run id, to "
+        "measure the wall-clock noise of the baseline against itself; None: the run itself",
     )
     inject_nan_at_step: int | None = Field(
         None, ge=0, description="testing knob: make the loss NaN at this step"
