@@ -19,6 +19,10 @@ Map (every level is the caller's; the defaults are named):
 - ``bootstrap`` (timing): ``quantile`` (linear, numpy's), ``bootstrap_ratio_of_medians``
   (percentile, paired rounds, 0.95), ``block_picks`` / ``bootstrap_totals`` (percentile,
   circular blocks of rounds, 0.95).
+- ``wallclock``: ``window_interval`` (Student's t over measurement windows, W - 1 df, in
+  quadrature with a systematic half-width; 0.95), ``saving_systematic``, ``noise_floor``
+  (a copy of the baseline against it, paired: the largest |mean delta| in its 0.95 t
+  interval), ``coverage_check`` (each interval against the mean of the other estimates).
 - ``endpoints``: ``time_to_target`` (interpolated first crossing, censored otherwise),
   ``area_under_curve`` (trapezoid over [0, x_max]), ``paired_time_ratio`` (t interval of
   the log ratio over the common seeds, 0.95, only when >= 5/6 of the pairs reached).
@@ -76,6 +80,15 @@ from bench.stats.power import (
     seeds_for_half_width,
     seeds_for_power,
 )
+from bench.stats.wallclock import (
+    Coverage,
+    NoiseFloor,
+    WindowInterval,
+    coverage_check,
+    noise_floor,
+    saving_systematic,
+    window_interval,
+)
 
 __all__ = [
     "BOOTSTRAP_BLOCKS",
@@ -84,8 +97,10 @@ __all__ = [
     "NO_LOSS",
     "UNDECIDED",
     "BootstrapInterval",
+    "Coverage",
     "Holm",
     "Interval",
+    "NoiseFloor",
     "NonInferiority",
     "PairedDelta",
     "Pairing",
@@ -95,15 +110,18 @@ __all__ = [
     "TermLike",
     "TimeRatio",
     "TimeToTarget",
+    "WindowInterval",
     "accuracy_interval",
     "area_under_curve",
     "block_picks",
     "bootstrap_ratio_of_medians",
     "bootstrap_totals",
     "common_seeds",
+    "coverage_check",
     "detectable_difference",
     "holm",
     "mean_interval",
+    "noise_floor",
     "non_inferiority",
     "non_inferiority_p_value",
     "pair_by_seed",
@@ -112,6 +130,7 @@ __all__ = [
     "percentile_bounds",
     "power_one_sided",
     "quantile",
+    "saving_systematic",
     "sd_upper_bound",
     "seed_summary",
     "seeds_for_half_width",
@@ -120,4 +139,5 @@ __all__ = [
     "t_cdf",
     "t_quantile",
     "time_to_target",
+    "window_interval",
 ]
