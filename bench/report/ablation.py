@@ -1,7 +1,9 @@
 """The report section of an ablation grid, in the paper's style: one row per grid row
 (mean ± sd and 95% interval over seeds, deltas against the baseline row paired by seed),
 FLOPs per component, the downstream table with its controls, and the figures
-(``bench.report.ablation_plots``)."""
+(``bench.report.ablation_plots``). The tables with wall-clock deltas carry the grid's noise
+floor (``bench.report.noise_floor``); a grid with a whole-run projection gets its
+validation against the runs (``bench.report.projection_validation``)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,13 @@ from bench.report.format import (
 )
 from bench.report.groups import LEVEL, RUN_KINDS, RowGroup, group_rows
 from bench.report.load import Ablation
+from bench.report.noise_floor import (
+    RowNoiseFloor,
+    copy_label,
+    measure_noise_floors,
+    wall_clock_notes,
+)
+from bench.report.projection_validation import validation_tables
 from bench.report.tables import Column, Table, TableRow
 from bench.report.verdicts import add_verdicts, summary_table
 from bench.schema import WholeRunRow
@@ -64,9 +73,12 @@ def ablation_section(ablation: Ablation, projection: list[WholeRunRow] | None = 
             "figures (see the base-size section for that comparison)."
         )
     metric = _metric_name(groups)
+    level = results.statistics.confidence if results.statistics else LEVEL
+    floors = measure_noise_floors(ablation.records, level)
     if results.comparisons and metric == "accuracy":
-        section.tables.append(summary_table(rows, base, results, projection))
-    section.tables.append(_runs_table(rows, base, metric, flops_only))
+        section.tables.append(summary_table(rows, base, results, projection, floors))
+    section.tables.append(_runs_table(rows, base, metric, flops_only, floors))
+    section.tables += validation_tables(results, projection, floors)
     section.tables.append(_component_table(rows, base))
     section.intro.append(
         "Time per component: not measured by this grid (pre-training wall-clock is per run); "
@@ -75,7 +87,7 @@ def ablation_section(ablation: Ablation, projection: list[WholeRunRow] | None = 
     )
     if metric is not None:
         section.tables.append(_downstream_table(rows + controls, base, metric))
-    add_verdicts(section, results)
+    add_verdicts(section, results, floors)
     ablation_plots(section, ablation, rows, controls, base, metric)
     return section
 
@@ -100,9 +112,11 @@ def _runs_columns(metric: str | None) -> list[Column]:
     return [*columns, Column("status", "left")]
 
 
-def _row_label(g: RowGroup, flops_only: bool) -> tuple[str, str]:
-    """The row's name (baseline, compute-matched) and its seeds cell."""
+def _row_label(g: RowGroup, flops_only: bool, copy: str | None = None) -> tuple[str, str]:
+    """The row's name (baseline, compute-matched, a noise-floor copy) and its seeds cell."""
     name = g.name + (" (baseline)" if g.baseline else "")
+    if copy is not None:
+        name += f" ({copy})"
     if g.matched:
         name += f" (compute-matched to {g.matched})"
     n = len(g.done)
@@ -140,7 +154,11 @@ def _runs_metric(g: RowGroup, metric: str, base: RowGroup | None) -> tuple[list[
 
 
 def _runs_table(
-    rows: list[RowGroup], base: RowGroup | None, metric: str | None, flops_only: bool
+    rows: list[RowGroup],
+    base: RowGroup | None,
+    metric: str | None,
+    flops_only: bool,
+    floors: list[RowNoiseFloor],
 ) -> Table:
     table = Table(
         "runs",
@@ -149,17 +167,18 @@ def _runs_table(
         [],
         css="runs",
     )
-    daggers = False
+    daggers = wall_deltas = False
     for g in rows:
         flops, wall = g.mean("total_flops"), g.mean("wall_clock_seconds")
         rate = g.mean("samples_per_second")
         flops_delta = _delta(g, base, "total_flops")
         wall_delta = _delta(g, base, "wall_clock_seconds")
+        wall_deltas = wall_deltas or (wall_delta is not None and g is not base)
         wall_text = seconds(wall)
         if wall is not None and not g.comparable:
             wall_text += " †"
             daggers = True
-        name, seeds = _row_label(g, flops_only)
+        name, seeds = _row_label(g, flops_only, copy_label(g.name, floors))
         cells = [
             name,
             g.first.differences,
@@ -191,6 +210,8 @@ def _runs_table(
         table.rows.append(TableRow([*cells, g.status], g.css))
         table.data.append(data)
     table.notes += _runs_notes(metric, daggers, flops_only)
+    if wall_deltas:
+        table.notes += wall_clock_notes(floors)
     return table.drop_empty_columns(keep=3)
 
 

@@ -6,7 +6,9 @@ differences, each row's fine-tune accuracy, and the accuracy curves (``bench.rep
 
 The endpoints are rendered as the results store them (``bench.schema.time_to_accuracy``);
 the fine-tune column's per-row mean, bounded interval and paired delta are computed like
-the probe's (``RowGroup``). Every interval names its level."""
+the probe's (``RowGroup``). A noise-floor copy of the baseline is never a candidate; the
+wall-clock ratios carry the grid's noise floor in their notes (``bench.report.noise_floor``).
+Every interval names its level."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from bench.report.document import Section, add_plot
 from bench.report.format import DASH, interval_text, level_label, mean_std, points, signed
 from bench.report.groups import LEVEL, RUN_KINDS, RowGroup, group_rows
 from bench.report.load import Ablation
+from bench.report.noise_floor import RowNoiseFloor, measure_noise_floors, wall_clock_notes
 from bench.report.tables import Column, Table, TableRow
 from bench.requests import StatisticsSpec
 from bench.schema import EndpointResult, FinetuneMetrics, values_by_seed
@@ -130,8 +133,11 @@ def _reach_cell(endpoint: EndpointResult) -> str:
 TIME_COLUMNS = ("samples_to_target", "flops_to_target", "wall_clock_to_target")
 
 
-def time_to_target_table(endpoints: list[EndpointResult], level: float) -> Table:
-    """Per comparison and target: who reached it, and the three paired ratios."""
+def time_to_target_table(
+    endpoints: list[EndpointResult], level: float, floors: list[RowNoiseFloor] | None = None
+) -> Table:
+    """Per comparison and target: who reached it, and the three paired ratios (with
+    wall-clock ratios, the grid's noise ``floors`` in the notes)."""
     columns = [
         Column("comparison", "left"),
         Column("target"),
@@ -163,6 +169,8 @@ def time_to_target_table(endpoints: list[EndpointResult], level: float) -> Table
         "counts. Wall-clock: runs whose wall-clock is comparable. "
         f"{PRIMARY_MARK} the primary endpoint: one-sided bounds, its verdict above."
     )
+    if floors is not None and any(e.endpoint == "wall_clock_to_target" for e in endpoints):
+        table.notes += wall_clock_notes(floors)
     return table
 
 
@@ -298,13 +306,15 @@ def time_to_accuracy_section(ablation: Ablation) -> Section:
     if primary is not None:
         target = "" if primary.target is None else f" at {primary.target:g}%"
         section.intro.append(f"Primary endpoint: `{primary.endpoint}`{target}.")
-    endpoints = results.endpoints
+    floors = measure_noise_floors(ablation.records, spec.confidence)
+    copies = {f.row for f in floors}
+    endpoints = [e for e in results.endpoints if e.candidate not in copies]
     first = [e for e in endpoints if e.role == "primary"]
     if first:
         section.tables.append(primary_table(first))
     timed = [e for e in endpoints if e.target is not None]
     if timed:
-        section.tables.append(time_to_target_table(timed, spec.confidence))
+        section.tables.append(time_to_target_table(timed, spec.confidence, floors))
     finals = [e for e in endpoints if e.target is None]
     if finals:
         section.tables.append(final_table(finals, spec.confidence))

@@ -4,8 +4,11 @@ wall-clock and accuracy with its verdict on one line per row (the paper's Table 
 confirmatory comparisons' table, each pre-trained row's gain over its random-init control,
 and the plot of the paired differences with their intervals and the margin. The verdicts,
 gains and wall-clock and accuracy deltas are rendered as the results store them; the FLOPs
-delta is paired like them (``RowGroup.delta``); the projection is joined by row name. Every
-interval names its level."""
+delta is paired like them (``RowGroup.delta``); the projection is joined by row name (a row
+without its own projection row by its config, ``project_rows``). A noise-floor copy of the
+baseline (``bench.report.noise_floor``) is labelled as one and never given a verdict; the
+tables with wall-clock deltas carry the noise floor in their notes. Every interval names
+its level."""
 
 from __future__ import annotations
 
@@ -14,6 +17,13 @@ from typing import Any
 from bench.report.document import Plot, Section, add_plot
 from bench.report.format import DASH, level_label, mean_std, points, signed, signed_delta
 from bench.report.groups import RowGroup
+from bench.report.noise_floor import (
+    RowNoiseFloor,
+    copy_label,
+    measure_noise_floors,
+    wall_clock_notes,
+)
+from bench.report.projection_validation import RowProjection, project_rows
 from bench.report.tables import Column, Table, TableRow
 from bench.report.time_to_accuracy import endpoint_label
 from bench.requests import StatisticsSpec
@@ -155,10 +165,21 @@ def differences_plot(key: str, comparisons: list[Comparison]) -> Plot | str:
     return Plot(key, "Paired differences and verdicts", "", _png(figure), data)
 
 
-def add_verdicts(section: Section, results: GridResults) -> None:
-    """The verdict tables and plot, when the results hold any."""
-    comparisons = results.comparisons
-    gains = results.control_gains
+def add_verdicts(
+    section: Section, results: GridResults, floors: list[RowNoiseFloor] | None = None
+) -> None:
+    """The verdict tables and plot, when the results hold any (a noise-floor copy's
+    comparisons and gain left out: a copy has no verdict)."""
+    floors = measure_noise_floors(results.records) if floors is None else floors
+    copies = {f.row for f in floors}
+    comparisons = [c for c in results.comparisons if c.candidate not in copies]
+    gains = [g for g in results.control_gains if g.row not in copies]
+    dropped = [c.name for c in results.comparisons if c.candidate in copies]
+    if dropped:
+        section.intro.append(
+            f"Left out of the verdicts: {', '.join(dropped)}: a noise-floor copy of the "
+            "baseline is never a candidate (its accuracy is the baseline's)."
+        )
     if comparisons:
         statistics = results.statistics or StatisticsSpec()
         section.tables.append(comparisons_table(comparisons, statistics.power, statistics.primary))
@@ -222,19 +243,27 @@ def _summary_note(level: float) -> str:
     )
 
 
-def _projected_cell(group: RowGroup, projected: WholeRunRow | None) -> str:
+def _projected_cell(group: RowGroup, mapped: RowProjection | None) -> str:
     """The baseline's projected seconds, another row's projected delta with its interval
-    (a projection's time_saving is positive for a saving: shown as a negative delta)."""
+    (a projection's time_saving is positive for a saving: shown as a negative delta); a
+    row projected as another recipe says which."""
+    projected = None if mapped is None else mapped.row
     if projected is None:
         return DASH
+    shared = f" ({mapped.note})" if mapped is not None and mapped.note else ""
     if group.baseline:
-        return f"{projected.projected_seconds:,.0f} s"
+        return f"{projected.projected_seconds:,.0f} s" + shared
+    if projected.baseline:  # the baseline's own recipe, e.g. a noise-floor copy's
+        return "0.0%" + shared
     if projected.time_saving is None:
         return DASH
-    return _fraction_interval(
-        -projected.time_saving,
-        -(projected.time_saving_ci_high or 0.0),
-        -(projected.time_saving_ci_low or 0.0),
+    return (
+        _fraction_interval(
+            -projected.time_saving,
+            -(projected.time_saving_ci_high or 0.0),
+            -(projected.time_saving_ci_low or 0.0),
+        )
+        + shared
     )
 
 
@@ -267,17 +296,24 @@ def _gain_cell(gain: ControlGain | None) -> str:
     return signed(gain.gain_points, 1, "") + (" (below the bar)" if gain.passes is False else "")
 
 
-def _verdicts(results: GridResults) -> dict[str, list[str]]:
+def _verdicts(results: GridResults, copies: set[str]) -> dict[str, list[str]]:
     """Per candidate row, its comparisons' verdicts: the primary endpoint's when the grid
-    has one (``statistics.primary``), else the probe accuracy's."""
+    has one (``statistics.primary``), else the probe accuracy's; none for ``copies``."""
     verdicts: dict[str, list[str]] = {}
-    primary = [e for e in results.endpoints if e.role == "primary"]
+    primary = [e for e in results.endpoints if e.role == "primary" and e.candidate not in copies]
     for e in primary:
         text = f"vs {e.reference}: {e.verdict} ({endpoint_label(e)})"
         verdicts.setdefault(e.candidate, []).append(text)
-    for c in [] if primary else results.comparisons:
+    for c in [] if primary else [c for c in results.comparisons if c.candidate not in copies]:
         verdicts.setdefault(c.candidate, []).append(f"vs {c.reference}: {c.verdict}")
     return verdicts
+
+
+def _row_cell(group: RowGroup, copy: str | None) -> str:
+    """The row's name, "(baseline)" or what it is a copy of."""
+    if copy is not None:
+        return f"{group.name} ({copy})"
+    return group.name + (" (baseline)" if group.baseline else "")
 
 
 def summary_table(
@@ -285,33 +321,41 @@ def summary_table(
     base: RowGroup | None,
     results: GridResults,
     projection: list[WholeRunRow] | None = None,
+    floors: list[RowNoiseFloor] | None = None,
 ) -> Table:
     """One line per row: FLOPs, measured wall-clock (paired by seed), projected whole-run
-    wall-clock, accuracy, its gain over random init and the verdicts it is the candidate of."""
+    wall-clock, accuracy, its gain over random init and the verdicts it is the candidate of
+    (a noise-floor copy: labelled, no accuracy delta, gain or verdict). ``floors``: the
+    grid's noise floors (measured here when not given)."""
+    level = results.statistics.confidence if results.statistics else 0.95
+    floors = measure_noise_floors(results.records, level) if floors is None else floors
     deltas = {d.row: d for d in results.paired_deltas}
     gains = {g.row: g for g in results.control_gains}
-    projected = {p.recipe: p for p in projection or []}
-    verdicts = _verdicts(results)
-    level = results.statistics.confidence if results.statistics else 0.95
-    title = "Cost and accuracy per row, with verdicts"
-    table = Table("summary", title, _summary_columns(level), [])
+    mapped = project_rows(results.records, projection)
+    verdicts = _verdicts(results, {f.row for f in floors})
+    table = Table(
+        "summary", "Cost and accuracy per row, with verdicts", _summary_columns(level), []
+    )
     for g in rows:
-        delta, gain, projection_row = deltas.get(g.name), gains.get(g.name), projected.get(g.name)
+        copy = copy_label(g.name, floors)
+        delta, gain = deltas.get(g.name), None if copy else gains.get(g.name)
+        projected = mapped.get(g.name)
         accuracy = g.stats("probe.accuracy")
         flops_delta = None if base is None else g.delta(base, "total_flops").mean
         verdict = "; ".join(verdicts.get(g.name, []))
         cells = [
-            g.name + (" (baseline)" if g.baseline else ""),
+            _row_cell(g, copy),
             str(len(g.done)),
             signed_delta(flops_delta, relative=True),
             _wall_clock_cell(g, delta),
-            _projected_cell(g, projection_row),
+            _projected_cell(g, projected),
             mean_std(accuracy, points, 100),
-            _accuracy_delta_cell(g, delta),
+            DASH if copy else _accuracy_delta_cell(g, delta),
             _gain_cell(gain),
-            verdict or DASH,
+            "no verdict: a noise-floor copy" if copy else verdict or DASH,
         ]
         table.rows.append(TableRow(cells, g.css))
+        projected_row = None if projected is None else projected.row
         table.data.append(
             {
                 "row": g.name,
@@ -319,13 +363,13 @@ def summary_table(
                 "delta_flops_pct": None if flops_delta is None else 100 * flops_delta,
                 **({} if delta is None else delta.model_dump(exclude={"row"})),
                 "projected_time_saving": None
-                if projection_row is None
-                else projection_row.time_saving,
+                if projected_row is None
+                else projected_row.time_saving,
                 "accuracy_mean": accuracy.mean,
                 "accuracy_std": accuracy.sd,
                 "gain_over_random_points": None if gain is None else gain.gain_points,
                 "verdicts": verdict,
             }
         )
-    table.notes.append(_summary_note(level))
+    table.notes += [_summary_note(level), *wall_clock_notes(floors)]
     return table
