@@ -1,5 +1,6 @@
-"""Results of schema_version 1 -> 2, and a grid's results.json 2 -> 3 -> 4: on read (every
-reader calls ``load_*``) and in place (``diffbench migrate``).
+"""Results of schema_version 1 -> 2, a grid's results.json 2 -> 3 -> 4 and a whole-run
+projection 2 -> 3: on read (every reader calls ``load_*``) and in place (``diffbench
+migrate``).
 
 What changed in 2:
 
@@ -29,6 +30,17 @@ What changed in a grid's results.json at 3 (its records, rows and environment st
 - every record's ``run_dir`` is relative to the grid's output directory (``runs/<run
   id>``), where 2 named the absolute directory the grid ran in.
 
+What changed in a whole-run projection at 3 (``bench.schema.WholeRunRow``):
+
+- the step, loading and fixed costs are measured in several windows, the projected
+  seconds and savings are the mean over them, and their interval is Student's t over the
+  windows in quadrature with the interpolation's half-width; a row says its ``windows``,
+  ``interval_method``, ``interval_level``, the statistical and systematic half-widths and
+  the per-window values. A projection of 2 reads as what it was: one window
+  (``windows: 1``), its interval the 95% block bootstrap over that window's rounds
+  (``interval_method: "block-bootstrap"``), no half-widths or window values; no number of
+  2 is changed.
+
 What changed at 4 (records stay at 2, with two optional evaluations):
 
 - a record may hold a ``curve`` (its snapshots probed: ``CurvePoint``s) and a
@@ -52,6 +64,7 @@ from bench.errors import BadInput
 from bench.requests import StatisticsSpec
 from bench.schema import (
     GRID_SCHEMA_VERSION,
+    PROJECTION_SCHEMA_VERSION,
     Environment,
     FlopsResults,
     GridRecord,
@@ -207,19 +220,29 @@ def is_projection(payload: Any) -> bool:
 
 
 def migrate_projection(payload: dict[str, Any]) -> dict[str, Any]:
-    """A whole-run projection (1: {request_hash?, environment, rows})."""
-    if payload.get("schema_version") == CURRENT:
+    """A whole-run projection (1: {request_hash?, environment, rows}; 2: one measurement
+    window, its interval the block bootstrap over its rounds) at schema 3."""
+    version = payload.get("schema_version")
+    if version == PROJECTION_SCHEMA_VERSION:
         return payload
-    env = dict(payload.get("environment") or {})
-    return {
-        "schema_version": CURRENT,
-        "kind": "whole-run-projection",
-        **({"request_hash": payload["request_hash"]} if "request_hash" in payload else {}),
-        "environment": migrate_environment(env),
-        "dtype": env.get("dtype"),
-        "paper_headline": payload.get("paper_headline") or _headline(),
-        "rows": payload.get("rows") or [],
-    }
+    if version != CURRENT:  # 1
+        env = dict(payload.get("environment") or {})
+        payload = {
+            "schema_version": CURRENT,
+            "kind": "whole-run-projection",
+            **({"request_hash": payload["request_hash"]} if "request_hash" in payload else {}),
+            "environment": migrate_environment(env),
+            "dtype": env.get("dtype"),
+            "paper_headline": payload.get("paper_headline") or _headline(),
+            "rows": payload.get("rows") or [],
+        }
+    rows = [
+        {**row, "windows": 1, "interval_method": "block-bootstrap", "interval_level": 0.95}
+        if isinstance(row, dict) and row.get("kind") == "whole_run"
+        else row
+        for row in payload.get("rows") or []
+    ]
+    return {**payload, "schema_version": PROJECTION_SCHEMA_VERSION, "rows": rows}
 
 
 def flops_kind(rows: list[dict[str, Any]]) -> str | None:
@@ -317,7 +340,7 @@ def load_time(path: Path, payload: Any) -> TimeResults:
 
 
 def load_projection(path: Path, payload: Any) -> ProjectionResults:
-    _check_version(path, payload, "projection")
+    _check_version(path, payload, "projection", PROJECTION_SCHEMA_VERSION)
     return _validate(ProjectionResults, migrate_projection(payload), path, "whole-run projection")
 
 
@@ -368,10 +391,12 @@ def _migrated(file: Path) -> dict[str, Any] | None:
         if payload.get("schema_version") == GRID_SCHEMA_VERSION:
             return None
         return load_grid_results(file).model_dump(mode="json")
+    if is_projection(payload):
+        if payload.get("schema_version") == PROJECTION_SCHEMA_VERSION:
+            return None
+        return load_projection(file, payload).model_dump(mode="json")
     if isinstance(payload, dict) and payload.get("schema_version") == CURRENT:
         return None
-    if is_projection(payload):
-        return load_projection(file, payload).model_dump(mode="json")
     if isinstance(payload, dict):
         kind = payload.get("kind")
         if kind == "ablation-aggregate":  # derived from results: its 4 is written with them

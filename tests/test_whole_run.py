@@ -27,11 +27,21 @@ from bench.projection.recipes import (
     Measurements,
     ProjectionRequest,
     WholeRunRow,
+    Window,
     assemble,
+    grid_projection_request,
     mavil_recipe,
     plan_recipe,
 )
-from bench.stats import BOOTSTRAP_BLOCKS, Term, block_picks, bootstrap_totals
+from bench.requests import ProjectTimeSpec
+from bench.stats import (
+    BOOTSTRAP_BLOCKS,
+    Term,
+    block_picks,
+    bootstrap_totals,
+    saving_systematic,
+    window_interval,
+)
 from bench.timing import harness
 from bench.timing.harness import RegionTimer, run_interleaved
 from diffmavil.config import make_config
@@ -269,7 +279,11 @@ def _expected_wall(config: PretrainConfig, step_seconds, loading: Loading, fixed
         else:
             cold += 1
             seen.add(item)
-    data = cold * float(np.mean(loading.cold)) + warm * float(np.mean(loading.warm))
+    data = (
+        loading.first
+        + (cold - loading.first_batch) * float(np.mean(loading.cold))
+        + warm * float(np.mean(loading.warm))
+    )
     every, log = config.checkpoint_every, config.log_every
     checkpoints = sum(1 for s in plan if s.step == len(plan) - 1 or (s.step + 1) % every == 0)
     rows = sum(1 for s in plan if s.step == len(plan) - 1 or s.step % log == 0)
@@ -314,17 +328,18 @@ def test_fake_timer_projection_equals_the_step_by_step_total(monkeypatch, preset
     for key, regions in samples.items():
         name, index = key.rsplit("/", 1)
         steps[name][int(index)] = regions["step"]
-    loading = Loading(cold=(0.011, 0.009), warm=(0.0011, 0.0009), dataset_size=300)
+    first_batch = recipes["mavil"].config.batch.batch_size
+    loading = Loading(
+        first=0.25, first_batch=first_batch, cold=(0.011, 0.009), warm=(0.0011, 0.0009),
+        dataset_size=300,
+    )  # fmt: skip
     fixed = {
         "mavil": FixedCosts(checkpoint=(0.30, 0.34), log_row=(0.002, 0.004)),
         "diffmavil": FixedCosts(checkpoint=(0.31, 0.33), log_row=(0.003, 0.003)),
     }
     measurements = Measurements(
-        steps=steps,
-        loading={n: loading for n in recipes},
-        fixed=fixed,
+        windows=[Window(steps, {n: loading for n in recipes}, fixed, 5e10)],
         memory={"mavil": (100.0, "test"), "diffmavil": (90.0, "test")},
-        matmul_flops_per_s=5e10,
         environment={"torch_threads": 1},
     )
     result = assemble(request, recipes, measurements)
@@ -379,3 +394,102 @@ def test_request_rejects_mixed_devices_and_unknown_baseline():
         ProjectionRequest(
             recipes={"mavil": mavil_recipe(full), "b": full.model_copy(update={"threads": 3})}
         )
+
+
+def _windows_of(recipes, speeds: list[float], step_seconds) -> list[Window]:
+    """One window per speed factor: every measured point's 3 rounds at step_seconds x speed,
+    the same loading and fixed costs in each."""
+    windows = []
+    for speed in speeds:
+        steps = {
+            name: {
+                i: [step_seconds(recipe.points[i]) * speed * f for f in (0.98, 1.0, 1.02)]
+                for i in recipe.selection.measured
+            }
+            for name, recipe in recipes.items()
+        }
+        loading = Loading(0.5 * speed, 16, (0.002,), (0.0002,), 1000)
+        fixed = {n: FixedCosts((0.3 * speed,), (0.002,)) for n in recipes}
+        windows.append(Window(steps, {n: loading for n in recipes}, fixed, 1e10))
+    return windows
+
+
+def test_windowed_projection_is_the_mean_of_its_windows_with_a_t_interval():
+    """Four windows at known speeds: the totals are the windows' mean; the intervals are
+    window_interval over the per-window totals and savings, the interpolation's half-width
+    (computed here from the rows' own error and share) in quadrature."""
+    full = full_recipe("cpu", budget=16 * 400)
+    request = ProjectionRequest(
+        recipes={"mavil": mavil_recipe(full), "diffmavil": full}, windows=4, memory=False
+    )
+    recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
+
+    def step_seconds(point) -> float:  # not affine in FLOPs: interpolation has an error
+        return 0.01 * point.batch_size + (point.flops / 1e10) ** 1.3
+
+    speeds = [1.0, 1.1, 0.95, 1.05]
+    windows = _windows_of(recipes, speeds, step_seconds)
+    one = {
+        n: assemble(
+            request.model_copy(update={"windows": 1}),
+            recipes,
+            Measurements([w], {n: None for n in recipes}, {}),
+        )
+        for n, w in zip("abcd", windows, strict=True)
+    }
+    per_window = {
+        name: [next(r for r in one[k].rows if r.recipe == name).projected_seconds for k in "abcd"]
+        for name in recipes
+    }
+    result = assemble(request, recipes, Measurements(windows, {n: None for n in recipes}, {}))
+    rows = {row.recipe: row for row in result.rows}
+    systematic = {}
+    for name, row in rows.items():
+        assert row.windows == 4 and row.interval_method == "windows-t+systematic"
+        assert row.window_seconds == pytest.approx(per_window[name], rel=1e-12)
+        assert row.projected_seconds == pytest.approx(np.mean(per_window[name]), rel=1e-12)
+        systematic[name] = row.interpolation_error * row.interpolated_share * row.compute_seconds
+        assert row.systematic_half_seconds == pytest.approx(systematic[name], rel=1e-9)
+        expected = window_interval(per_window[name], systematic[name]).interval
+        assert (row.ci_low, row.ci_high) == pytest.approx((expected.low, expected.high))
+    assert rows["diffmavil"].interpolation_error > 0 and systematic["mavil"] == 0.0
+    ours, base = per_window["diffmavil"], per_window["mavil"]
+    savings = [1 - c / b for c, b in zip(ours, base, strict=True)]
+    half = saving_systematic(np.mean(ours), np.mean(base), systematic["diffmavil"], 0.0)
+    spread = window_interval(savings, half)
+    row = rows["diffmavil"]
+    assert row.window_savings == pytest.approx(savings)
+    center = 1 - np.mean(ours) / np.mean(base)  # the saving of the projected totals
+    assert row.time_saving == pytest.approx(center)
+    assert row.time_saving == pytest.approx(
+        1 - row.projected_seconds / rows["mavil"].projected_seconds
+    )
+    assert (row.time_saving_ci_low, row.time_saving_ci_high) == pytest.approx(
+        (center - spread.half_width, center + spread.half_width)
+    )
+    assert row.time_saving_systematic == pytest.approx(half)
+
+
+def test_one_window_widens_its_bootstrap_by_the_interpolation_error():
+    full = full_recipe("cpu", budget=16 * 400)
+    request = ProjectionRequest(
+        recipes={"mavil": mavil_recipe(full), "diffmavil": full}, windows=1, memory=False
+    )
+    recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
+    windows = _windows_of(recipes, [1.0], lambda p: 0.01 * p.batch_size + (p.flops / 1e10) ** 1.3)
+    result = assemble(request, recipes, Measurements(windows, {n: None for n in recipes}, {}))
+    row = next(r for r in result.rows if r.recipe == "diffmavil")
+    assert row.interval_method == "block-bootstrap+systematic" and row.window_seconds is None
+    bootstrap_half_low = row.projected_seconds - row.ci_low
+    assert bootstrap_half_low >= row.systematic_half_seconds > 0
+    base = next(r for r in result.rows if r.recipe == "mavil")
+    assert base.interval_method == "block-bootstrap"  # MAViL's one point is measured
+
+
+def test_a_grid_projects_a_replica_as_its_original():
+    base = full_recipe("cpu", budget=1600)
+    mavil = mavil_recipe(base)
+    rows = [("mavil", mavil), ("mavil-replica", mavil.model_copy(update={"replica": 1})),
+            ("diffmavil", base)]  # fmt: skip
+    request = grid_projection_request(ProjectTimeSpec(windows=3), rows, 1600, "mavil")
+    assert list(request.recipes) == ["mavil", "diffmavil"] and request.windows == 3

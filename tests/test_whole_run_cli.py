@@ -23,7 +23,7 @@ SAMPLES = 56
 WHOLE_RUN = [
     "time", "--preset", "tiny", "--masking", "curriculum", "--batch", "adaptive",
     "--batch-size", "8", "--samples", str(SAMPLES), "--threads", "1", "--repeats", "2",
-    "--warmup", "1", "--matmul-repeats", "1", "--checkpoint-every", "3", "--min-seconds", "0",
+    "--windows", "2", "--warmup", "1", "--matmul-repeats", "1", "--checkpoint-every", "3", "--min-seconds", "0",
     "--data", "synthetic:classes=4,size=24,eval_size=8",
 ]  # fmt: skip
 REQUIRED = (
@@ -47,12 +47,18 @@ def projection(tmp_path_factory):
     return payload
 
 
-def test_projection_json_is_typed_schema_2(projection):
-    """The JSON is a ``ProjectionResults``: environment in its one spelling, the headline."""
+def test_projection_json_is_typed_schema_3(projection):
+    """The JSON is a ``ProjectionResults``: environment in its one spelling, the headline,
+    two measurement windows and the interval's parts."""
     from bench.schema import ProjectionResults
 
     stored = ProjectionResults.model_validate(projection)
-    assert stored.schema_version == 2 and stored.environment.torch_threads == 1
+    assert stored.schema_version == 3 and stored.environment.torch_threads == 1
+    for row in stored.whole_run_rows:
+        assert row.windows == 2 and row.interval_method == "windows-t+systematic"
+        assert row.window_seconds is not None and len(row.window_seconds) == 2
+        assert row.projected_seconds == pytest.approx(sum(row.window_seconds) / 2)
+        assert row.statistical_half_seconds is not None and row.systematic_half_seconds is not None
     assert stored.dtype == "fp32" and stored.paper_headline is not None
     assert len(stored.whole_run_rows) == 2 and stored.points
     assert all(row.threads == stored.environment.torch_threads for row in stored.whole_run_rows)
@@ -108,7 +114,7 @@ def test_compute_is_the_plan_integral_of_the_measured_points(projection):
         integral = sum(p["steps"] * p["mean_ms"] / 1e3 for p in points)
         assert row["compute_seconds"] == pytest.approx(integral, rel=1e-5)
         assert row["interpolation_error"] == 0.0 and row["interpolated_share"] == 0.0
-        assert all(p["repeats"] == 2 for p in points)
+        assert all(p["repeats"] == 4 for p in points)  # 2 rounds in each of 2 windows
 
 
 def test_table_and_csv_render_the_same_rows(projection, capsys, monkeypatch):
@@ -133,6 +139,7 @@ def test_table_and_csv_render_the_same_rows(projection, capsys, monkeypatch):
         (["--masking", "fixed", "--samples", "-5"], "samples: -5.0: expected a positive whole"),
         (["--masking", "fixed", "--anchors", "1"], "--anchors 1: at least 2"),
         (["--masking", "fixed", "--repeats", "1"], "--repeats 1: a whole-run interval needs"),
+        (["--masking", "fixed", "--windows", "0"], "--windows 0: at least 1"),
         (["--masking", "fixed", "--dtype", "bf16"], "dtype=bf16"),
         (["--masking", "fixed", "--checkpoint-every", "0"], "--checkpoint-every 0"),
         (["--batch", "adaptive", "--batch-size", "12"], "not a multiple of multiple=8"),

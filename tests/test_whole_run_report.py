@@ -15,6 +15,7 @@ from bench.projection.recipes import (
     Loading,
     Measurements,
     ProjectionRequest,
+    Window,
     assemble,
     mavil_recipe,
     plan_recipe,
@@ -91,7 +92,7 @@ def base_projection() -> dict:
         batch={"kind": "adaptive", "batch_size": 32},
         budget_samples=64_000,
     )
-    request = ProjectionRequest(recipes={"mavil": mavil_recipe(full), "diffmavil": full})
+    request = ProjectionRequest(recipes={"mavil": mavil_recipe(full), "diffmavil": full}, windows=1)
     recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
     steps = {
         name: {
@@ -100,12 +101,15 @@ def base_projection() -> dict:
         }
         for name, recipe in recipes.items()
     }
-    measurements = Measurements(
+    window = Window(
         steps=steps,
-        loading={n: Loading((0.05, 0.06), (0.001, 0.002), 2000) for n in recipes},
+        loading={n: Loading(0.5, 32, (0.05, 0.06), (0.001, 0.002), 2000) for n in recipes},
         fixed={n: FixedCosts((2.0, 2.2), (0.01, 0.01)) for n in recipes},
-        memory={n: (1000.0, "process_vm_hwm") for n in recipes},
         matmul_flops_per_s=1e11,
+    )
+    measurements = Measurements(
+        windows=[window],
+        memory={n: (1000.0, "process_vm_hwm") for n in recipes},
         environment={"device_name": "AMD EPYC", "torch_threads": 2, "date": "2026-11-29T07:00:00"},
     )
     result = assemble(request, recipes, measurements)

@@ -169,6 +169,7 @@ def time_command(
     curriculum_end: CurriculumEndOption = DEFAULT_CURRICULUM_END,
     data: wr.DataOption = "synthetic",
     anchors: wr.AnchorsOption = 4,
+    windows: wr.WindowsOption = 6,
     min_seconds: wr.MinSecondsOption = 60.0,
     checkpoint_every: wr.CheckpointEveryOption = 25,
     log_every: wr.LogEveryOption = 1,

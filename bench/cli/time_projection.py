@@ -34,13 +34,22 @@ AnchorsOption = Annotated[
         rich_help_panel=WHOLE_RUN_PANEL,
     ),
 ]
+WindowsOption = Annotated[
+    int,
+    typer.Option(
+        "--windows",
+        help="Whole run: separate measurement windows, each with its own freshly built "
+        "models, loading and fixed costs; the interval is Student's t over them plus the "
+        "interpolation's error (1: a block bootstrap over one window's rounds).",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
 MinSecondsOption = Annotated[
     float,
     typer.Option(
         "--min-seconds",
-        help="Whole run: after --repeats rounds, more rounds until the timed rounds have "
-        "lasted this long (a machine's speed drifts over seconds; the interval is drawn "
-        "in blocks of consecutive rounds).",
+        help="Whole run: after --repeats rounds per window, more rounds until the timed "
+        "rounds of all windows have lasted this long (each window its share).",
         rich_help_panel=WHOLE_RUN_PANEL,
     ),
 ]
@@ -95,6 +104,8 @@ def build_request(options: WholeRunRequest):
         raise BadInput(f"--min-seconds {options.min_seconds:g}: must be at least 0")
     if options.anchors < 2:
         raise BadInput(f"--anchors {options.anchors}: at least 2 (both ends of the ramp)")
+    if options.windows < 1:
+        raise BadInput(f"--windows {options.windows}: at least 1 (2 or more for a t interval)")
     cadence = {"checkpoint-every": options.checkpoint_every, "log-every": options.log_every}
     for name, value in cadence.items():
         if value < 1:
@@ -135,6 +146,7 @@ def build_request(options: WholeRunRequest):
         min_seconds=options.min_seconds,
         warmup=options.warmup,
         max_anchors=options.anchors,
+        windows=options.windows,
         memory=options.memory,
         matmul_repeats=options.matmul_repeats,
         seed=options.seed,

@@ -27,7 +27,7 @@ def projection_request(context: CheckContext):
     )  # fmt: skip
     return ProjectionRequest(
         recipes={"mavil": mavil_recipe(config), f"{VARIANT}+curriculum": config},
-        repeats=2, warmup=1, min_seconds=0.0, max_anchors=2, data_batches=1,
+        repeats=2, windows=2, warmup=1, min_seconds=0.0, max_anchors=2, data_batches=1,
         fixed_repeats=1, memory=False, matmul_repeats=1, resamples=200, seed=context.seed,
     )  # fmt: skip
 

@@ -1,20 +1,27 @@
 """Whole-run projection: the measurements (``bench.projection.recipes`` assembles them).
 
-- Steps: one model and optimizer per recipe, built as ``pretrain`` builds them, driven by
-  the shared ``diffmavil.training.step.TrainStep``; one task per measured point (batch
-  size, visible tokens) of every recipe, all in one interleaved loop with a reference
-  matmul, so load drifts fall on every recipe alike. The timed region is ``pretrain``'s
-  compute region: learning-rate update, the train step, the non-finite check.
+Everything but peak memory is measured in ``windows`` separate windows (``measure_window``),
+one after another, so that the projection's interval holds what varies between them: the
+machine's drift, the allocations of freshly built models, the loader's one-time costs.
+
+- Steps: per window, one model and optimizer per recipe, built as ``pretrain`` builds
+  them, driven by the shared ``diffmavil.training.step.TrainStep``; one task per measured
+  point (batch size, visible tokens) of every recipe, all in one interleaved loop with a
+  reference matmul, so load drifts fall on every recipe alike. The timed region is
+  ``pretrain``'s compute region: learning-rate update, the train step, the non-finite
+  check; each call steps on a fresh copy of its batch (a loaded batch is new memory).
 - Loading: the run's dataset through ``pretrain``'s sampler and loader, timed as
-  ``pretrain`` times it (waiting for the batch, moving it to the device), first cold
-  (items built from their source), then again from the in-memory cache.
+  ``pretrain`` times it (from the previous step's end until the batch is on the device):
+  the first batch apart (the iterator's start and the dataset's one-time costs, paid once
+  per run), then per sample cold (items built from their source), then again from the
+  in-memory cache.
 - Fixed costs: ``pretrain``'s checkpoint payload written as it writes it (atomically,
-  verified, the previous one kept), and one metrics row
-  (JSONL + TensorBoard) per logged step.
-- Peak memory: each recipe in a process of its own (a process's peak resident set only
-  grows, so one recipe's peak would hide the other's), stepping at the largest point of
-  each of its batch sizes: CUDA's max allocated bytes, or the process's peak resident set
-  (VmHWM) on CPU.
+  verified, the previous one kept), and one metrics row (JSONL + TensorBoard, its scalars
+  read from the device once) per logged step.
+- Peak memory (once): each recipe in a process of its own (a process's peak resident set
+  only grows, so one recipe's peak would hide the other's), stepping at the largest point
+  of each of its batch sizes: CUDA's max allocated bytes, or the process's peak resident
+  set (VmHWM) on CPU.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from bench.projection.recipes import (
     ProjectionRequest,
     RecipePlan,
     WholeRunResult,
+    Window,
     assemble,
     plan_recipe,
 )
@@ -55,50 +63,66 @@ MATMUL_SIZE = 2048
 
 
 def measure_loading(config: PretrainConfig, batches: int, device: torch.device) -> Loading:
-    """Seconds per sample of ``pretrain``'s loader on the run's dataset: the first
-    ``batches`` planned batches cold, then the same batches again from the cache."""
+    """Seconds of ``pretrain``'s loader on the run's dataset, timed as ``pretrain`` times
+    a step's data (from the end of the previous step until the batch is on the device;
+    the sample ids are built on the device, as ``pretrain`` builds them): the first batch
+    apart (it pays the loader's and the dataset's one-time costs, once per run), then
+    seconds per sample of the next ``batches`` planned batches cold (items built from their
+    source), then of the same batches again from the cache."""
     from diffmavil.data import build_dataset
     from diffmavil.schedules import plan_run
-    from diffmavil.training.stream import PlanBatchSampler, SampleStream, sample_ids
+    from diffmavil.training.stream import PlanBatchSampler, SampleStream
 
     cache = None if config.data_cache == "none" else config.data_cache
     dataset = build_dataset(config.data, config.model, "train", seed=config.seed, cache=cache)
     plan = plan_run(config.model, config.masking, config.batch, config.budget_samples)
     chosen, seen = [], 0
-    for step in plan[:batches]:  # cold batches must not repeat an item
+    for step in plan[: batches + 1]:  # cold batches must not repeat an item
         if seen + step.batch_size > len(dataset) and chosen:
             break
         chosen.append(step)
         seen += step.batch_size
 
-    def timed_pass() -> list[float]:
-        sampler = PlanBatchSampler(chosen, SampleStream(len(dataset), config.seed))
+    def timed_pass(steps: list) -> list[float]:
+        """Seconds of each batch of ``steps``, the iterator's start counted in the first."""
+        sampler = PlanBatchSampler(steps, SampleStream(len(dataset), config.seed))
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=sampler, num_workers=0, pin_memory=device.type == "cuda"
         )
-        per_sample = []
-        iterator = iter(loader)
-        for step in chosen:
-            tick = time.perf_counter()
-            batch = next(iterator)
+        seconds = []
+        tick = time.perf_counter()  # as pretrain: the loader's iterator starts in step 0
+        for _, batch in zip(steps, loader, strict=True):
             batch["audio"].to(device, non_blocking=True)
             batch["video"].to(device, non_blocking=True)
-            sample_ids(step).to(device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            per_sample.append((time.perf_counter() - tick) / step.batch_size)
-        return per_sample
+            seconds.append(time.perf_counter() - tick)
+            tick = time.perf_counter()
+        return seconds
 
-    cold = timed_pass()
-    warm = timed_pass() if cache == "memory" else []
-    return Loading(cold=tuple(cold), warm=tuple(warm), dataset_size=len(dataset))
+    cold_seconds = timed_pass(chosen)
+    rest = chosen[1:] or chosen
+    cold = tuple(s / step.batch_size for s, step in zip(cold_seconds[1:], rest, strict=False))
+    if not cold:  # a dataset of one batch: its only batch is the rate
+        cold = (cold_seconds[0] / chosen[0].batch_size,)
+    warm = ()
+    if cache == "memory":
+        warm_seconds = timed_pass(chosen)
+        warm = tuple(s / step.batch_size for s, step in zip(warm_seconds, chosen, strict=True))
+    return Loading(
+        first=cold_seconds[0],
+        first_batch=chosen[0].batch_size,
+        cold=cold,
+        warm=warm,
+        dataset_size=len(dataset),
+    )
 
 
 def measure_fixed(stepper: RecipeSteps, repeats: int) -> FixedCosts:
     """Seconds of ``pretrain``'s checkpoint write and of one logged metrics row."""
     from diffmavil.schedules import StepPlan
     from diffmavil.training.checkpoint import save_checkpoint
-    from diffmavil.training.metrics import MetricsLog, StepTotals, metrics_row
+    from diffmavil.training.metrics import MetricsLog, StepTotals, metrics_row, read_scalars
     from diffmavil.training.pretrain import CHECKPOINT_NAME, checkpoint_payload
 
     config = stepper.config
@@ -122,12 +146,13 @@ def measure_fixed(stepper: RecipeSteps, repeats: int) -> FixedCosts:
                 totals = StepTotals()
                 totals.add(plan_step, config.model)
                 tick = time.perf_counter()
-                if stepper.device.type == "cuda":
-                    torch.cuda.synchronize(stepper.device)
-                bool(stepper.non_finite.item())
+                scalars = read_scalars(
+                    result.loss, result.output, result.grad_norm, stepper.non_finite
+                )  # one read of the device, as pretrain's logged step
+                scalars.pop("non_finite")
                 row = metrics_row(
                     plan_step, result.output, result.loss, stepper.lr,
-                    result.grad_norm, 0.1, 0.01, totals,
+                    result.grad_norm, 0.1, 0.01, totals, scalars,
                 )  # fmt: skip
                 log.write(row)
                 log_row.append(time.perf_counter() - tick)
@@ -270,6 +295,32 @@ def _project(
         for name, config in request.recipes.items()
     }
     environment = capture_environment(device, request.dtype)
+    memory: dict[str, tuple[float, str] | None] = {name: None for name in recipes}
+    if request.memory:
+        for name, recipe in recipes.items():
+            memory[name] = measure_peak_memory(recipe, request.compile)
+    windows: list[Window] = []
+    for index in range(request.windows):
+        if index and request.window_gap:
+            time.sleep(request.window_gap)
+        windows.append(measure_window(request, recipes, device, progress))
+    environment = {
+        **environment,
+        "load_average_1m_end": capture_environment(device, request.dtype)["load_average_1m"],
+    }
+    measurements = Measurements(windows=windows, memory=memory, environment=environment)
+    return assemble(request, recipes, measurements)
+
+
+def measure_window(
+    request: ProjectionRequest,
+    recipes: dict[str, RecipePlan],
+    device: torch.device,
+    progress: Callable[[str], None] | None,
+) -> Window:
+    """One measurement window: every recipe's loading, its models and optimizers built
+    afresh (their own allocations), the interleaved rounds of every measured point with a
+    reference matmul, and the fixed costs."""
     loading: dict[str, Loading] = {}
     by_data: dict[Any, Loading] = {}
     for name, recipe in recipes.items():
@@ -278,10 +329,6 @@ def _project(
         if key not in by_data:
             by_data[key] = measure_loading(config, request.data_batches, device)
         loading[name] = by_data[key]
-    memory: dict[str, tuple[float, str] | None] = {name: None for name in recipes}
-    if request.memory:
-        for name, recipe in recipes.items():
-            memory[name] = measure_peak_memory(recipe, request.compile)
     tasks, steppers = step_tasks(recipes, device, request.compile, request.seed)
     rate = matmul_rate(device, request.dtype, size=MATMUL_SIZE, repeats=request.matmul_repeats)
     tasks["matmul/reference"] = _matmul_task(device, request.dtype)
@@ -291,7 +338,7 @@ def _project(
         repeats=request.repeats,
         device=device,
         progress=progress,
-        min_seconds=request.min_seconds,
+        min_seconds=request.min_seconds / request.windows,
     )
     rate = max(rate, 2.0 * MATMUL_SIZE**3 / min(samples.pop("matmul/reference")["step"]))
     fixed = {}
@@ -302,16 +349,5 @@ def _project(
     for key, regions in samples.items():
         name, index = key.rsplit("/", 1)
         steps[name][int(index)] = regions["step"]
-    environment = {
-        **environment,
-        "load_average_1m_end": capture_environment(device, request.dtype)["load_average_1m"],
-    }
-    measurements = Measurements(
-        steps=steps,
-        loading=loading,
-        fixed=fixed,
-        memory=memory,
-        matmul_flops_per_s=rate,
-        environment=environment,
-    )
-    return assemble(request, recipes, measurements)
+    del tasks, steppers  # this window's models and optimizers
+    return Window(steps=steps, loading=loading, fixed=fixed, matmul_flops_per_s=rate)

@@ -17,6 +17,7 @@ at the recipe's start ratios, fixed base batch, the same sample budget).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,13 @@ from bench.projection.estimate import (
 )
 from bench.requests import ProjectTimeSpec
 from bench.schema import PointRow, WholeRunRow
-from bench.stats import BootstrapInterval, Term, bootstrap_totals
+from bench.stats import (
+    BootstrapInterval,
+    Term,
+    bootstrap_totals,
+    saving_systematic,
+    window_interval,
+)
 from bench.stats.bootstrap import total
 from diffmavil.config import Frozen
 from diffmavil.schedules import BatchSchedule, MaskingSchedule, plan_run
@@ -53,13 +60,26 @@ class ProjectionRequest(Frozen):
     recipes: dict[str, PretrainConfig]
     baseline: str = BASELINE
     compile: bool = False
-    repeats: int = Field(5, ge=2, description="interleaved timed rounds, at least")
+    repeats: int = Field(5, ge=2, description="interleaved timed rounds per window, at least")
     min_seconds: float = Field(
-        0.0, ge=0, description="more rounds until the timed rounds have lasted this long"
+        0.0,
+        ge=0,
+        description="more rounds until the timed rounds of all windows together have "
+        "lasted this long (each window: its share)",
     )
     warmup: int = Field(1, ge=0, description="untimed calls of each task first")
+    windows: int = Field(
+        6,
+        ge=1,
+        description="separate measurement windows (fresh models each); the interval is "
+        "Student's t over them (one window: a block bootstrap over its rounds)",
+    )
+    window_gap: float = Field(0.0, ge=0, description="seconds of rest between windows")
+    level: float = Field(0.95, gt=0, lt=1, description="the intervals' two-sided level")
     max_anchors: int = Field(4, ge=2, description="measured points per batch size, at most")
-    data_batches: int = Field(2, ge=1, description="loader batches timed, cold and cached")
+    data_batches: int = Field(
+        8, ge=1, description="loader batches timed after the first, cold and cached"
+    )
     fixed_repeats: int = Field(2, ge=1, description="timed checkpoint writes and log rows")
     memory: bool = Field(True, description="peak memory per recipe (one process each)")
     matmul_repeats: int = Field(3, ge=1)
@@ -149,9 +169,13 @@ def plan_recipe(name: str, config: PretrainConfig, max_anchors: int) -> RecipePl
 
 @dataclass(frozen=True)
 class Loading:
-    """Loader seconds per sample: ``cold`` (from the source) and ``warm`` (in-memory cache;
-    empty when the run has no cache), one value per timed batch; the dataset's size."""
+    """The loader's seconds: ``first``, of the run's first batch (``first_batch`` samples,
+    with the iterator's start: paid once per run); per sample, ``cold`` (from the source)
+    and ``warm`` (in-memory cache; empty when the run has no cache), one value per timed
+    batch; the dataset's size."""
 
+    first: float
+    first_batch: int
     cold: tuple[float, ...]
     warm: tuple[float, ...]
     dataset_size: int
@@ -166,17 +190,37 @@ class FixedCosts:
 
 
 @dataclass(frozen=True)
-class Measurements:
-    """Everything measured: ``steps[recipe][point index]`` = seconds per interleaved round
-    (measured points only), loading per recipe, fixed costs per recipe, peak memory per
-    recipe (MB, kind), the matmul rate (FLOP/s) and the environment."""
+class Window:
+    """One measurement window: ``steps[recipe][point index]`` = seconds per interleaved
+    round (measured points only), loading and fixed costs per recipe, the matmul rate
+    (FLOP/s)."""
 
     steps: dict[str, dict[int, list[float]]]
     loading: dict[str, Loading]
     fixed: dict[str, FixedCosts]
-    memory: dict[str, tuple[float, str] | None]
     matmul_flops_per_s: float
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Everything measured: the windows, peak memory per recipe (MB, kind) and the
+    environment."""
+
+    windows: list[Window]
+    memory: dict[str, tuple[float, str] | None]
     environment: dict[str, Any]
+
+    def steps(self, recipe: str) -> dict[int, list[float]]:
+        """{point index: seconds of every timed round of every window}."""
+        pooled: dict[int, list[float]] = {}
+        for window in self.windows:
+            for index, seconds in window.steps[recipe].items():
+                pooled.setdefault(index, []).extend(seconds)
+        return pooled
+
+    @property
+    def matmul_flops_per_s(self) -> float:
+        return max(window.matmul_flops_per_s for window in self.windows)
 
 
 class WholeRunResult(Frozen):
@@ -222,7 +266,9 @@ def recipe_terms(
         config.budget_samples, loading.dataset_size, cached=config.data_cache != "none"
     )
     warm = config.budget_samples - cold
-    data = [Term(loading.cold, float(cold))]
+    data = [Term((loading.first,), 1.0)]
+    if cold > loading.first_batch:
+        data.append(Term(loading.cold, float(cold - loading.first_batch)))
     if warm:
         data.append(Term(loading.warm, float(warm)))
     fixed: FixedCosts = measured["fixed"]
@@ -238,41 +284,163 @@ def assemble(
     request: ProjectionRequest, recipes: dict[str, RecipePlan], measurements: Measurements
 ) -> WholeRunResult:
     """Projected totals, intervals, savings and per-point means from the measurements."""
-    terms: dict[str, list[Term]] = {}
-    parts: dict[str, dict[str, float]] = {}
-    for name, recipe in recipes.items():
-        terms[name], parts[name] = recipe_terms(
-            recipe,
-            {
-                "steps": measurements.steps[name],
-                "loading": measurements.loading[name],
-                "fixed": measurements.fixed[name],
-            },
-        )
-    totals, savings = bootstrap_totals(
-        terms, request.baseline, resamples=request.resamples, seed=request.seed
-    )
+    seconds = [_window_seconds(recipes, window) for window in measurements.windows]
+    means = {name: _point_means(measurements.steps(name)) for name in recipes}
+    parts = {
+        name: {part: _mean([w[name][1][part] for w in seconds]) for part in PARTS}
+        for name in recipes
+    }
+    systematic = {
+        name: interpolation_error(recipe.selection, means[name])
+        * interpolated_share(recipe.selection, means[name])
+        * parts[name]["compute"]
+        for name, recipe in recipes.items()
+    }
+    if len(seconds) >= 2:
+        projected = _windowed(request, recipes, seconds, systematic, parts)
+    else:
+        projected = _bootstrapped(request, recipes, seconds[0], systematic, parts)
     base = recipes[request.baseline]
     rows: list[WholeRunRow] = []
     points: list[PointRow] = []
     for name, recipe in recipes.items():
-        means = {i: _mean(v) for i, v in measurements.steps[name].items()}
-        projected = Projected(
-            parts[name], totals[name], None if name == request.baseline else savings[name]
-        )
-        rows.append(_recipe_row(request, name, recipe, base, projected, means, measurements))
-        points += _point_rows(name, recipe, means, measurements.steps[name])
+        rows.append(_recipe_row(request, name, recipe, base, projected[name], means[name],
+                                measurements))  # fmt: skip
+        points += _point_rows(name, recipe, means[name], measurements.steps(name))
     return WholeRunResult(rows=rows, points=points, environment=measurements.environment)
+
+
+PARTS = ("compute", "data", "overhead")
+RecipeSeconds = dict[str, tuple[list[Term], dict[str, float]]]
+
+
+def _point_means(steps: dict[int, list[float]]) -> dict[int, float]:
+    return {index: _mean(values) for index, values in steps.items()}
+
+
+def _window_seconds(recipes: dict[str, RecipePlan], window: Window) -> RecipeSeconds:
+    """{recipe: (its terms, {compute, data, overhead})} from one window's measurements."""
+    return {
+        name: recipe_terms(
+            recipe,
+            {
+                "steps": window.steps[name],
+                "loading": window.loading[name],
+                "fixed": window.fixed[name],
+            },
+        )
+        for name, recipe in recipes.items()
+    }
+
+
+@dataclass(frozen=True)
+class Spread:
+    """An estimate and its two-sided interval, with the half-widths that make it: the
+    statistical one (between windows, or one window's bootstrap) and the systematic one
+    (interpolation); ``windows``: the per-window values (empty with one window)."""
+
+    estimate: float
+    low: float
+    high: float
+    statistical: float
+    systematic: float
+    method: str
+    windows: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class Projected:
-    """A recipe's projected seconds: {compute, data, overhead}, the total's interval and
-    the saving's against the baseline (None for the baseline itself)."""
+    """A recipe's projected seconds: {compute, data, overhead}, the total's spread and the
+    saving's against the baseline (None for the baseline itself)."""
 
     parts: dict[str, float]
-    total: BootstrapInterval
-    saving: BootstrapInterval | None
+    total: Spread
+    saving: Spread | None
+
+
+def _from_windows(values: list[float], systematic: float, level: float) -> Spread:
+    result = window_interval(values, systematic, level)
+    interval = result.interval
+    return Spread(
+        interval.estimate, interval.low, interval.high, result.statistical,
+        result.systematic, interval.method, result.windows,
+    )  # fmt: skip
+
+
+def _windowed(
+    request: ProjectionRequest,
+    recipes: dict[str, RecipePlan],
+    seconds: list[RecipeSeconds],
+    systematic: dict[str, float],
+    parts: dict[str, dict[str, float]],
+) -> dict[str, Projected]:
+    """Each recipe's total and saving from its per-window values: Student's t over the
+    windows in quadrature with the interpolation's half-width."""
+    base = request.baseline
+    totals = {name: [sum(w[name][1].values()) for w in seconds] for name in recipes}
+    projected = {}
+    for name in recipes:
+        total = _from_windows(totals[name], systematic[name], request.level)
+        saving = None
+        if name != base:
+            per_window = [1.0 - c / b for c, b in zip(totals[name], totals[base], strict=True)]
+            ours, theirs = _mean(totals[name]), _mean(totals[base])
+            half = _saving_half(ours, theirs, systematic[name], systematic[base])
+            spread = _from_windows(per_window, half, request.level)
+            # centred on the saving of the projected totals (1 - ours / theirs), so that a
+            # row's saving and its seconds agree; the spread is the windows' savings'
+            center = 1.0 - ours / theirs
+            half_width = (spread.high - spread.low) / 2.0
+            saving = Spread(
+                center, center - half_width, center + half_width, spread.statistical,
+                spread.systematic, spread.method, spread.windows,
+            )  # fmt: skip
+        projected[name] = Projected(parts[name], total, saving)
+    return projected
+
+
+def _saving_half(ours: float, theirs: float, our_half: float, their_half: float) -> float:
+    """The saving's systematic half-width (0 when the baseline's seconds are not positive:
+    a broken measurement that ``diffbench check`` reports by its parts)."""
+    return saving_systematic(ours, theirs, our_half, their_half) if theirs > 0 else 0.0
+
+
+def _with_systematic(interval: BootstrapInterval, systematic: float) -> Spread:
+    """A one-window bootstrap interval widened by ``systematic`` in quadrature, per side."""
+    low = interval.estimate - math.hypot(interval.estimate - interval.low, systematic)
+    high = interval.estimate + math.hypot(interval.high - interval.estimate, systematic)
+    statistical = (interval.high - interval.low) / 2.0
+    method = "block-bootstrap+systematic" if systematic else "block-bootstrap"
+    return Spread(interval.estimate, low, high, statistical, systematic, method)
+
+
+def _bootstrapped(
+    request: ProjectionRequest,
+    recipes: dict[str, RecipePlan],
+    seconds: RecipeSeconds,
+    systematic: dict[str, float],
+    parts: dict[str, dict[str, float]],
+) -> dict[str, Projected]:
+    """One window: the block bootstrap over its rounds (it sees the noise of one window,
+    not the drift between windows), widened by the interpolation's half-width."""
+    terms = {name: seconds[name][0] for name in recipes}
+    totals, savings = bootstrap_totals(
+        terms, request.baseline, resamples=request.resamples, seed=request.seed,
+        level=request.level,
+    )  # fmt: skip
+    base = request.baseline
+    projected = {}
+    for name in recipes:
+        saving = None
+        if name != base:
+            half = _saving_half(
+                totals[name].estimate, totals[base].estimate, systematic[name], systematic[base]
+            )
+            saving = _with_systematic(savings[name], half)
+        projected[name] = Projected(
+            parts[name], _with_systematic(totals[name], systematic[name]), saving
+        )
+    return projected
 
 
 def _recipe_row(
@@ -290,6 +458,7 @@ def _recipe_row(
     flop_saving = None if saving is None else 1.0 - recipe.flops / base.flops
     time_saving = None if saving is None else saving.estimate
     memory = measurements.memory.get(name)
+    total = projected.total
     return WholeRunRow(
         recipe=name,
         baseline=saving is None,
@@ -308,15 +477,23 @@ def _recipe_row(
         compute_seconds=parts["compute"],
         data_seconds=parts["data"],
         overhead_seconds=parts["overhead"],
-        projected_seconds=projected.total.estimate,
-        ci_low=projected.total.low,
-        ci_high=projected.total.high,
+        projected_seconds=total.estimate,
+        ci_low=total.low,
+        ci_high=total.high,
+        windows=len(measurements.windows),
+        interval_method=total.method,
+        interval_level=request.level,
+        statistical_half_seconds=total.statistical,
+        systematic_half_seconds=total.systematic,
+        window_seconds=list(total.windows) or None,
         loading_bound=parts["data"] > parts["compute"],
         flops=recipe.flops,
         flop_saving=flop_saving,
         time_saving=time_saving,
         time_saving_ci_low=None if saving is None else saving.low,
         time_saving_ci_high=None if saving is None else saving.high,
+        time_saving_systematic=None if saving is None else saving.systematic,
+        window_savings=None if saving is None else list(saving.windows) or None,
         time_per_flop_saving=(
             time_saving / flop_saving
             if time_saving is not None and flop_saving and abs(flop_saving) > 1e-9
@@ -328,7 +505,7 @@ def _recipe_row(
         peak_memory_kind=None if memory is None else memory[1],
         checkpoints=checkpoint_writes(recipe.steps, config.checkpoint_every),
         logged_rows=logged_steps(recipe.steps, config.log_every),
-        repeats=len(next(iter(measurements.steps[name].values()))),
+        repeats=len(next(iter(measurements.steps(name).values()))),
         matmul_gflops_per_s=round(measurements.matmul_flops_per_s / 1e9, 3),
     )
 
@@ -365,7 +542,8 @@ def grid_projection_request(
     base_budget: int,
     baseline: str,
 ) -> ProjectionRequest:
-    """One request for every row (identical recipes once, under the first row's name)."""
+    """One request for every row (identical recipes once, under the first row's name; a
+    row's ``replica`` is left out: a copy of a run does the same work)."""
     recipes: dict[str, PretrainConfig] = {}
     samples = spec.samples or base_budget
     for name, config in rows:
@@ -377,8 +555,10 @@ def grid_projection_request(
         if spec.threads is not None:
             update["threads"] = spec.threads
         recipe = PretrainConfig.model_validate({**config.model_dump(), **update})
-        if recipe not in recipes.values() or name == baseline:
-            recipes[name] = recipe
+        # a replica trains as its original: projected once, as the original's recipe
+        work = recipe.model_copy(update={"replica": None})
+        if work not in recipes.values() or name == baseline:
+            recipes[name] = work
     return ProjectionRequest(
         recipes=recipes,
         baseline=baseline,
@@ -386,5 +566,6 @@ def grid_projection_request(
         min_seconds=spec.min_seconds,
         warmup=spec.warmup,
         max_anchors=spec.anchors,
+        windows=spec.windows,
         memory=spec.memory,
     )

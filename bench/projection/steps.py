@@ -173,6 +173,7 @@ def step_tasks(
             def task(timer: RegionTimer, name=name, key=key, ratio=point.mask_ratio) -> None:
                 resident.bring(name)
                 audio, video = resident.inputs(key, inputs[key])
+                audio, video = audio.clone(), video.clone()  # a loaded batch is new memory
                 with timer.region("step"):
                     steppers[name].run(audio, video, ratio)
 

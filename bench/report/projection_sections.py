@@ -47,6 +47,27 @@ def describe(result: ProjectionFile) -> str:
     )
 
 
+INTERVAL_METHODS = {
+    "windows-t+systematic": "Student's t over the {windows} measurement windows in quadrature "
+    "with the interpolation's error",
+    "block-bootstrap+systematic": "the block bootstrap over one window's rounds, widened by "
+    "the interpolation's error (it does not see the drift between windows)",
+    "block-bootstrap": "the block bootstrap over one window's rounds, without the "
+    "interpolation's error (a projection stored before windows existed; it does not see "
+    "the drift between windows)",
+}
+
+
+def interval_sentence(rows: list[WholeRunRow]) -> str:
+    """How the projection's intervals were made: their level and method(s)."""
+    methods = sorted({(row.interval_method, row.windows, row.interval_level) for row in rows})
+    parts = [
+        f"{100 * level:g}%: " + INTERVAL_METHODS[method].format(windows=windows)
+        for method, windows, level in methods
+    ]
+    return f"Intervals (two-sided) are {'; '.join(parts)} (docs/timing.md)."
+
+
 def projection_section(result: ProjectionFile, index: int) -> Section:
     """Every recipe's projected seconds (95% interval), parts, savings vs the baseline."""
     section = Section(f"whole-run-{index}", f"Projected whole-run wall-clock ({result.path.name})")
@@ -54,8 +75,8 @@ def projection_section(result: ProjectionFile, index: int) -> Section:
         f"`diffbench time` whole-run projection, {describe(result)}: the shared train step "
         "measured at the plan's points in one interleaved run and integrated over the plan "
         "(means), plus data loading and per-run fixed costs (checkpoints, logged rows), as "
-        "`pretrain` records them. Savings are against the baseline recipe; intervals are "
-        "95% bootstrap intervals over the interleaved rounds (docs/timing.md)."
+        "`pretrain` records them. Savings are against the baseline recipe. "
+        + interval_sentence(result.rows)
     )
     table = Table(
         f"whole-run-{index}",

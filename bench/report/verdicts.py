@@ -209,7 +209,7 @@ def _split_note(delta: PairedDeltas | None) -> str:
     return f", {delta.wall_clock_split_pairs}/{delta.wall_clock_pairs} pairs split"
 
 
-PROJECTION_LEVEL = 0.95  # the projection's bootstrap intervals (bench.projection)
+PROJECTION_LEVEL = 0.95  # the projection's intervals (bench.projection: ``interval_level``)
 
 
 def _summary_columns(level: float) -> list[Column]:
@@ -234,7 +234,8 @@ def _summary_note(level: float) -> str:
         f"(runs whose wall-clock is comparable), mean and two-sided {100 * level:g}% "
         "Student's t interval; the baseline shows its mean seconds. Projected: the whole "
         "run's wall-clock from `diffbench time`'s projection (its "
-        f"{100 * PROJECTION_LEVEL:g}% bootstrap interval), when the grid asked for one. "
+        f"{100 * PROJECTION_LEVEL:g}% interval: the projection section says how it was "
+        "made), when the grid asked for one. "
         "Accuracy: the probe's, in points. Gain over random init and verdicts: the tables "
         'below. "k/n pairs split": k of the n pairs ran in different invocations of the '
         "grid (`--rows` waves, a resumed grid), so the machine's drift between the "

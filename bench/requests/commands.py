@@ -289,6 +289,7 @@ class WholeRunRequest(WholeRunSchedules):
     min_seconds: float
     warmup: int
     anchors: int = Field(description="measured points per batch size, at most")
+    windows: int = Field(description="separate measurement windows")
     checkpoint_every: int
     log_every: int
     memory: bool

@@ -74,10 +74,15 @@ class ProjectTimeSpec(Frozen):
     samples: float | None = Field(None, gt=0)
     repeats: int = Field(5, ge=2)
     min_seconds: float = Field(
-        60.0, ge=0, description="more interleaved rounds until they have lasted this long"
+        60.0,
+        ge=0,
+        description="more interleaved rounds until those of all windows have lasted this long",
     )
     warmup: int = Field(1, ge=0)
     anchors: int = Field(3, ge=2)
+    windows: int = Field(
+        6, ge=1, description="separate measurement windows (the interval: t over them)"
+    )
     memory: bool = False
     threads: int | None = Field(None, gt=0)
 

@@ -16,7 +16,8 @@ two rows, over the seeds they share; both computed by ``bench.stats``).
   flops --format json``;
 - ``TimingRow`` / ``TimeResults``: ``diffbench time --format json`` (and a grid row's timing);
 - ``ProjectionResults``: a whole-run projection (``diffbench time --masking/--batch``, a
-  grid's ``whole-run.json``): rows of kind ``whole_run`` and ``whole_run_point``;
+  grid's ``whole-run.json``): rows of kind ``whole_run`` and ``whole_run_point``, at
+  ``PROJECTION_SCHEMA_VERSION`` (3: the measurement windows and the interval's parts);
 - ``PaperHeadline``: the paper's headline figures beside ours at base size, computed when
   results are produced and stored in them (the report renders it), with our
   ``DesignChoice``s;
@@ -38,7 +39,7 @@ from bench.schema.grid import (
 from bench.schema.judged import Comparison, ControlGain, EndpointResult, PairedDeltas, Verdict
 from bench.schema.judging import judge
 from bench.schema.paired import in_points, paired_delta, split_pairs, values_by_seed
-from bench.schema.projection import PointRow, WholeRunRow
+from bench.schema.projection import PROJECTION_SCHEMA_VERSION, PointRow, WholeRunRow
 from bench.schema.results import (
     DesignChoice,
     FlopRow,
@@ -58,6 +59,7 @@ from diffmavil.training.summary import SCHEMA_VERSION, RunSummary
 __all__ = [
     "AXES",
     "GRID_SCHEMA_VERSION",
+    "PROJECTION_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Comparison",
     "ControlGain",

@@ -8,10 +8,19 @@ from typing import Literal
 
 from diffmavil.config import Frozen
 
+# A projection's file: 3 added the windows and the parts of the interval (a file of 2
+# reads as one window's block bootstrap: ``bench.migrate``).
+PROJECTION_SCHEMA_VERSION = 3
+
+IntervalMethod = Literal["windows-t+systematic", "block-bootstrap+systematic", "block-bootstrap"]
+
 
 class WholeRunRow(Frozen):
-    """One recipe's projected whole run. Seconds are means-based totals; the interval is
-    the 95% percentile bootstrap; savings are fractions against the baseline recipe."""
+    """One recipe's projected whole run. Seconds are means-based totals (the mean over
+    the windows); savings are fractions against the baseline recipe. The intervals
+    (``interval_level``, two-sided): with several windows, Student's t over the windows'
+    values in quadrature with the interpolation's half-width (``windows-t+systematic``);
+    with one, the percentile block bootstrap over its rounds, widened by it per side."""
 
     kind: Literal["whole_run"] = "whole_run"
     recipe: str
@@ -34,12 +43,20 @@ class WholeRunRow(Frozen):
     projected_seconds: float
     ci_low: float
     ci_high: float
+    windows: int = 1
+    interval_method: IntervalMethod = "block-bootstrap"
+    interval_level: float = 0.95
+    statistical_half_seconds: float | None = None
+    systematic_half_seconds: float | None = None
+    window_seconds: list[float] | None = None
     loading_bound: bool
     flops: int
     flop_saving: float | None
     time_saving: float | None
     time_saving_ci_low: float | None
     time_saving_ci_high: float | None
+    time_saving_systematic: float | None = None
+    window_savings: list[float] | None = None
     time_per_flop_saving: float | None
     interpolation_error: float
     interpolated_share: float

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
-from bench.schema.projection import PointRow, WholeRunRow
+from bench.schema.projection import PROJECTION_SCHEMA_VERSION, PointRow, WholeRunRow
 from diffmavil.config import Frozen
 from diffmavil.environment import Environment
 from diffmavil.training.summary import SCHEMA_VERSION
@@ -274,7 +274,7 @@ class ProjectionResults(Frozen):
     its measured points (``PointRow``) in one ``rows`` list, as ``diffbench time --format
     json`` prints it and a grid's ``run.project_time`` writes ``whole-run.json``."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Literal[3] = PROJECTION_SCHEMA_VERSION
     kind: Literal["whole-run-projection"] = "whole-run-projection"
     request_hash: str | None = Field(None, description="a grid's projection request (resume)")
     environment: Environment

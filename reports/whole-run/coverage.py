@@ -1,0 +1,146 @@
+"""The whole-run projection's coverage check: does its interval hold what varies?
+
+``measure`` runs ``--projections`` projections back to back (one *window of time*) of
+MAViL's recipe and the full recipe, exactly as ``diffbench time --masking curriculum
+--batch adaptive`` projects them, and appends them to ``--file``. Run it at least 3 times,
+at separate times (an hour or more apart, on an idle machine), for at least 12
+projections in all.
+
+``score`` scores each projection's interval against the mean of the other projections'
+estimates (``bench.stats.coverage_check``), for each recipe's seconds and for the saving:
+it passes at 11 of 12 (1 miss in 12) or better AND with a median half-width at most twice
+the estimates' own sd (an interval cannot pass by being wide). It prints a markdown table.
+
+Usage (from the repository root)::
+
+    python reports/whole-run/coverage.py measure --preset proportional --samples 32768 \\
+        --projections 4 --file reports/whole-run/coverage-proportional.json
+    python reports/whole-run/coverage.py score reports/whole-run/coverage-proportional.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+
+def recipes(args) -> dict:
+    from bench.projection.recipes import mavil_recipe
+    from diffmavil.training.config import PretrainConfig
+
+    full = PretrainConfig(
+        preset=args.preset,
+        variant="cross-attn",
+        masking={"kind": "curriculum"},
+        batch={"kind": "adaptive", "batch_size": args.batch_size},
+        budget_samples=args.samples,
+        threads=args.threads,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+    )
+    return {"mavil": mavil_recipe(full), "full": full}
+
+
+def measure(args) -> None:
+    from bench.projection.measure import project_whole_run
+    from bench.projection.recipes import ProjectionRequest
+    from diffmavil.atomic import atomic_write_json
+
+    path = Path(args.file)
+    stored = json.loads(path.read_text()) if path.exists() else {"projections": []}
+    window = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    request = ProjectionRequest(
+        recipes=recipes(args),
+        repeats=args.repeats,
+        min_seconds=args.min_seconds,
+        windows=args.windows,
+        max_anchors=args.anchors,
+        memory=False,
+    )
+    stored["request"] = request.model_dump(mode="json")
+    for index in range(args.projections):
+        started = time.perf_counter()
+        result = project_whole_run(request)
+        stored["projections"].append(
+            {
+                "window": window,
+                "index": index,
+                "seconds": time.perf_counter() - started,
+                "load_average_1m": os.getloadavg()[0],
+                "rows": [row.model_dump(mode="json") for row in result.rows],
+                "environment": result.environment,
+            }
+        )
+        atomic_write_json(path, stored)  # a projection at a time: an interrupted window keeps
+        print(f"window {window}: projection {index + 1}/{args.projections} stored in {path}")
+
+
+def score(args) -> None:
+    from bench.schema import WholeRunRow
+    from bench.stats import coverage_check
+
+    stored = json.loads(Path(args.file).read_text())
+    projections = stored["projections"]
+    windows = [p["window"] for p in projections]
+    rows = [{r["recipe"]: WholeRunRow.model_validate(r) for r in p["rows"]} for p in projections]
+    quantities = {
+        "MAViL's recipe, seconds": lambda r: (
+            r["mavil"].projected_seconds, r["mavil"].ci_low, r["mavil"].ci_high
+        ),
+        "full recipe, seconds": lambda r: (
+            r["full"].projected_seconds, r["full"].ci_low, r["full"].ci_high
+        ),
+        "saving, %": lambda r: tuple(
+            100 * v for v in (
+                r["full"].time_saving, r["full"].time_saving_ci_low, r["full"].time_saving_ci_high
+            )
+        ),
+    }  # fmt: skip
+    print(f"{len(projections)} projections in {len(set(windows))} windows ({args.file})\n")
+    print("| quantity | mean | sd | intervals holding the others' mean | median half-width "
+          "| half-width / sd | passes |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, get in quantities.items():
+        values = [get(r) for r in rows]
+        check = coverage_check(
+            [v[0] for v in values], [v[1] for v in values], [v[2] for v in values], windows
+        )
+        mean = sum(v[0] for v in values) / len(values)
+        verdict = "**yes**" if check.passed else ("not enough" if not check.enough else "**no**")
+        print(
+            f"| {name} | {mean:.2f} | {check.sd:.2f} | {check.hits} of {check.n} | "
+            f"{check.median_half_width:.2f} | {check.width_ratio:.2f} | {verdict} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("measure", help="one window of projections, appended to --file")
+    run.add_argument("--file", required=True)
+    run.add_argument("--preset", default="proportional")
+    run.add_argument("--samples", type=int, default=32768)
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--threads", type=int, default=2)
+    run.add_argument("--checkpoint-every", type=int, default=256)
+    run.add_argument("--log-every", type=int, default=32)
+    run.add_argument("--projections", type=int, default=4)
+    run.add_argument("--repeats", type=int, default=5)
+    run.add_argument("--windows", type=int, default=6)
+    run.add_argument("--min-seconds", type=float, default=60.0)
+    run.add_argument("--anchors", type=int, default=3)
+    check = commands.add_parser("score", help="score the stored projections")
+    check.add_argument("file")
+    args = parser.parse_args()
+    if args.command == "measure":
+        measure(args)
+    else:
+        score(args)
+
+
+if __name__ == "__main__":
+    main()
