@@ -213,3 +213,36 @@ def test_report_after_migration_has_the_schema_1_reports_numbers(reports):
     old.pop(ENVIRONMENT_TABLE)
     assert HEADLINE_TABLE in old and len(old) >= 4
     assert {title: after[title] for title in old} == old
+
+
+def test_a_projection_of_2_reads_as_one_window_and_migrates_once_to_3(tmp_path):
+    """Schema 2 (one measurement window, its block bootstrap) -> 3: every number kept, the
+    rows say windows 1 and interval method block-bootstrap; `diffbench migrate` rewrites it
+    once and a second run leaves it alone."""
+    from bench.migrate import load_projection
+    from bench.schema import PROJECTION_SCHEMA_VERSION
+
+    source = ROOT / "reports" / "table2" / "whole-run.json"
+    payload = json.loads(source.read_text())
+    assert payload["schema_version"] == 2
+    stored = load_projection(source, payload)
+    assert stored.schema_version == PROJECTION_SCHEMA_VERSION == 3
+    before = {r["recipe"]: r for r in payload["rows"] if r["kind"] == "whole_run"}
+    for row in stored.whole_run_rows:
+        assert (row.windows, row.interval_method, row.interval_level) == (
+            1, "block-bootstrap", 0.95,
+        )  # fmt: skip
+        assert row.window_seconds is None and row.systematic_half_seconds is None
+        old = before[row.recipe]
+        assert (row.projected_seconds, row.ci_low, row.ci_high) == (
+            old["projected_seconds"], old["ci_low"], old["ci_high"],
+        )  # fmt: skip
+    copy = tmp_path / "whole-run.json"
+    shutil.copy(source, copy)
+    runner = CliRunner()
+    first = runner.invoke(app, ["migrate", str(copy)])
+    assert first.exit_code == 0, first.output
+    assert json.loads(copy.read_text())["schema_version"] == 3
+    migrated = copy.read_text()
+    second = runner.invoke(app, ["migrate", str(copy)])
+    assert second.exit_code == 0 and copy.read_text() == migrated
