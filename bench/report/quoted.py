@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from bench.report.quoted_tta import plain, register_table2_tta, signed
 from bench.report.quotes import QuoteFunction, Registry, refresh_files
 
 PILOT = Path("reports/pilot-difficulty/summary.json")
@@ -120,16 +121,6 @@ def _aten(root: Path, variant: str, phase: str) -> str:
 @cache
 def pilot(root: Path) -> PilotSummary:
     return PilotSummary.model_validate_json((root / PILOT).read_text())
-
-
-def signed(value: float, digits: int = 1) -> str:
-    """``+1.2`` / ``−1.2`` (a true minus sign, as the reports print)."""
-    text = f"{value:+.{digits}f}"
-    return text.replace("-", "−")
-
-
-def plain(value: float, digits: int = 1) -> str:
-    return f"{value:.{digits}f}".replace("-", "−")
 
 
 def _final(root: Path, difficulty: str, row: str) -> str:
@@ -373,82 +364,6 @@ def _headline_interpolation(root: Path) -> str:
     )
 
 
-TABLE2_TTA = Path("reports/table2-tta")
-COMPARISONS = {"vs-mavil": "diffmavil vs mavil", "vs-matched": "diffmavil vs mavil@diffmavil-flops"}
-
-
-@cache
-def tta_results(root: Path):
-    """The time-to-accuracy Table 2's results (``ablations/table2.yaml``), read once."""
-    from bench.migrate import load_grid_results
-
-    return load_grid_results(root / TABLE2_TTA / "results.json")
-
-
-def _tta_endpoint(root: Path, comparison: str, endpoint: str, target: float | None = None):
-    (found,) = [
-        e
-        for e in tta_results(root).endpoints
-        if e.comparison == COMPARISONS[comparison] and e.endpoint == endpoint and e.target == target
-    ]
-    return found
-
-
-def _tta_primary(root: Path, comparison: str) -> str:
-    """The primary endpoint (final probe, points) with its one-sided bounds and verdict."""
-    e = _tta_endpoint(root, comparison, "final_probe")
-    assert e.estimate is not None and e.low is not None and e.high is not None
-    return (
-        f"{signed(e.estimate)} points (one-sided {e.level:.0%} bounds {signed(e.low)} and "
-        f"{signed(e.high)}, {e.n} pairs): {e.verdict}"
-    )
-
-
-def _tta_points(root: Path, comparison: str, endpoint: str) -> str:
-    """A descriptive accuracy endpoint (points) with its two-sided interval."""
-    e = _tta_endpoint(root, comparison, endpoint)
-    if e.estimate is None or e.low is None or e.high is None:
-        return f"not estimated ({e.n} pairs)"
-    return f"{signed(e.estimate)} [{signed(e.low)}, {signed(e.high)}] points ({e.level:.0%})"
-
-
-def _tta_ratio(root: Path, comparison: str, endpoint: str, target: float) -> str:
-    """A time-to-target ratio with its interval, or the counts that reached the target."""
-    e = _tta_endpoint(root, comparison, endpoint, target)
-    if e.estimate is None or e.low is None or e.high is None:
-        reached = len(e.reached_both or [])
-        return f"not estimated: {reached} of {e.n} pairs reached {target:g}% on both sides"
-    return f"{e.estimate:.2f} [{e.low:.2f}, {e.high:.2f}] ({e.level:.0%}, {e.n} pairs)"
-
-
-def _tta_final(root: Path, row: str) -> str:
-    """A row's final probe accuracy, mean ± sd over its seeds (%)."""
-    import statistics
-
-    values = [
-        100 * r.probe.accuracy
-        for r in tta_results(root).records
-        if r.row == row and r.status == "completed" and r.probe is not None
-    ]
-    sd = f" ± {plain(statistics.stdev(values))}" if len(values) > 1 else ""
-    return f"{plain(statistics.mean(values))}{sd}% (n = {len(values)})"
-
-
-def _tta_noise_floor(root: Path) -> str:
-    """MAViL against its replica, paired by seed: the wall-clock noise floor."""
-    from bench.stats import noise_floor
-
-    def seconds(row: str) -> dict[int, float]:
-        return {
-            r.seed: r.wall_clock_seconds
-            for r in tta_results(root).records
-            if r.row == row and r.wall_clock_seconds is not None and r.wall_clock_comparable
-        }
-
-    floor = noise_floor(seconds("mavil-replica"), seconds("mavil"))
-    return f"{100 * floor.floor:.1f}% ({floor.pairs} pairs)"
-
-
 def _margin(root: Path) -> str:
     """10% of MAViL's pilot error rate at the chosen difficulty, in points."""
     mavil = pilot(root).difficulties["0.5"]["mavil"]
@@ -496,20 +411,7 @@ def _registry() -> Registry:
     quotes["table2/mavil-accuracy"] = _table2_mavil_accuracy
     quotes["table2/projected-saving"] = _table2_projected_saving
     quotes["pilot/curve-table"] = _curve_table
-    for short in COMPARISONS:
-        quotes[f"table2-tta/primary/{short}"] = lambda r, c=short: _tta_primary(r, c)
-        for endpoint in ("auc_flops", "final_finetune"):
-            quotes[f"table2-tta/{endpoint}/{short}"] = lambda r, c=short, e=endpoint: _tta_points(
-                r, c, e
-            )
-        for target in (70.0, 75.0):
-            for endpoint in ("samples_to_target", "flops_to_target", "wall_clock_to_target"):
-                key = f"table2-tta/{endpoint}/{target:g}/{short}"
-                quotes[key] = lambda r, c=short, e=endpoint, t=target: _tta_ratio(r, c, e, t)
-    for row in ("mavil", "diffmavil", "mavil@diffmavil-flops", "diff-self", "cross-attn",
-                "cross-attn+curriculum", "control: random-init"):  # fmt: skip
-        quotes[f"table2-tta/final/{row}"] = lambda r, w=row: _tta_final(r, w)
-    quotes["table2-tta/noise-floor"] = _tta_noise_floor
+    register_table2_tta(quotes)
     quotes["whole-run/headline-saving"] = _headline_saving
     quotes["whole-run/headline-with-interpolation"] = _headline_with_interpolation
     quotes["whole-run/headline-interpolation"] = _headline_interpolation
