@@ -41,7 +41,7 @@ step compile-vs-eager 135 diffbench time "${BASE[@]}" --batch-size 64 --compile-
     --no-components --repeats 10 --warmup 2 -f json -o "$OUT/compile-vs-eager-base.json"
 # 3. the whole-run projection at base: MAViL's recipe and the full recipe, 2,000,000 samples
 step projection-base 120 diffbench time "${BASE[@]}" --masking curriculum --batch adaptive \
-    --batch-size 64 --samples 2e6 --anchors 2 --repeats 3 --warmup 1 --min-seconds 0 \
+    --batch-size 64 --samples 2e6 --anchors 2 --windows 3 --repeats 2 --warmup 1 --min-seconds 0 \
     --no-memory -f json -o "$OUT/projection-base.json"
 # 4. every path, reduced (the same check a GPU user runs first)
 step check 120 diffbench check --device cuda -f json -o "$OUT/check.json"
