@@ -139,18 +139,12 @@ def _tta_saving_check(root: Path) -> str:
 
 
 def _tta_noise_floor(root: Path) -> str:
-    """MAViL against its replica, paired by seed: the wall-clock noise floor."""
-    from bench.stats import noise_floor
+    """MAViL against its replica, paired by seed, as the report measures it."""
+    from bench.report.noise_floor import measure_noise_floors
 
-    def seconds(row: str) -> dict[int, float]:
-        return {
-            r.seed: r.wall_clock_seconds
-            for r in tta_results(root).records
-            if r.row == row and r.wall_clock_seconds is not None and r.wall_clock_comparable
-        }
-
-    floor = noise_floor(seconds("mavil-replica"), seconds("mavil"))
-    return f"{100 * floor.floor:.1f}% ({floor.pairs} pairs)"
+    (found,) = measure_noise_floors(tta_results(root).records)
+    assert found.floor is not None
+    return f"{100 * found.floor.floor:.1f}% ({found.pairs} pairs)"
 
 
 def register_table2_tta(quotes: dict[str, QuoteFunction]) -> None:
