@@ -169,7 +169,8 @@ def render_table(result) -> Any:
         f"{first.dtype}, compile {'on' if first.compile else 'off'}, on {env['device_name']} "
         f"({first.device}, {first.threads} threads, torch {env['torch_version']}); matmul "
         f"{first.matmul_gflops_per_s:.1f} GFLOP/s; load {env['load_average_1m']} -> "
-        f"{env.get('load_average_1m_end')}; {first.repeats} interleaved rounds; savings vs "
+        f"{env.get('load_average_1m_end')}; {first.repeats} interleaved rounds in "
+        f"{first.windows} window(s); intervals: {first.interval_method}; savings vs "
         "MAViL's recipe (fixed masking, fixed batch)"
     )
     headers = (
