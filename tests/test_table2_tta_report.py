@@ -29,7 +29,9 @@ def regenerated(tmp_path_factory) -> Path:
     """The report rendered again from the committed directory (results.json, whole-run.json
     and each run's metrics.jsonl under runs/)."""
     out = tmp_path_factory.mktemp("report")
-    result = CliRunner().invoke(app, ["report", str(COMMITTED), "--out", str(out)])
+    with pytest.MonkeyPatch.context() as patch:  # the report names its input as given
+        patch.chdir(ROOT)
+        result = CliRunner().invoke(app, ["report", "reports/table2-tta", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
