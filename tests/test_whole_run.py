@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench.flops import baseline_config, run_saving
+from bench.projection.assemble import assemble
 from bench.projection.estimate import (
     checkpoint_writes,
     cold_samples,
@@ -28,7 +29,6 @@ from bench.projection.recipes import (
     ProjectionRequest,
     WholeRunRow,
     Window,
-    assemble,
     grid_projection_request,
     mavil_recipe,
     plan_recipe,

@@ -10,13 +10,13 @@ import pytest
 
 from bench.ablate.grid import GridError, load_grid
 from bench.ablate.project_time import projection_request
+from bench.projection.assemble import assemble
 from bench.projection.recipes import (
     FixedCosts,
     Loading,
     Measurements,
     ProjectionRequest,
     Window,
-    assemble,
     mavil_recipe,
     plan_recipe,
 )

@@ -3,7 +3,9 @@
 without running it.
 
 - ``recipes``: the request, the recipes (the baseline MAViL beside the asked one), their
-  planned step shapes, and the assembly of measurements into projected totals;
+  planned step shapes, the measurements' types;
+- ``assemble``: the measurements into projected totals, their window intervals (with the
+  interpolation's half-width) and savings;
 - ``estimate``: the pure arithmetic: which step shapes to measure (anchors and checks),
   interpolation of step seconds over the plan, fixed costs (the bootstrap interval of the
   totals is ``bench.stats.bootstrap_totals``);

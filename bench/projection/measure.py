@@ -1,4 +1,4 @@
-"""Whole-run projection: the measurements (``bench.projection.recipes`` assembles them).
+"""Whole-run projection: the measurements (``bench.projection.assemble`` assembles them).
 
 Everything but peak memory is measured in ``windows`` separate windows (``measure_window``),
 one after another, so that the projection's interval holds what varies between them: the
@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from bench.projection.assemble import assemble
 from bench.projection.recipes import (
     FixedCosts,
     Loading,
@@ -43,7 +44,6 @@ from bench.projection.recipes import (
     RecipePlan,
     WholeRunResult,
     Window,
-    assemble,
     plan_recipe,
 )
 from bench.projection.steps import RecipeSteps, only_on_device, step_tasks
@@ -101,10 +101,9 @@ def measure_loading(config: PretrainConfig, batches: int, device: torch.device) 
         return seconds
 
     cold_seconds = timed_pass(chosen)
-    rest = chosen[1:] or chosen
-    cold = tuple(s / step.batch_size for s, step in zip(cold_seconds[1:], rest, strict=False))
-    if not cold:  # a dataset of one batch: its only batch is the rate
-        cold = (cold_seconds[0] / chosen[0].batch_size,)
+    pairs = zip(cold_seconds[1:], chosen[1:], strict=True)
+    cold = tuple(seconds / step.batch_size for seconds, step in pairs)
+    cold = cold or (cold_seconds[0] / chosen[0].batch_size,)  # one batch: it is the rate
     warm = ()
     if cache == "memory":
         warm_seconds = timed_pass(chosen)
