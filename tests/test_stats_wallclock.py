@@ -12,11 +12,13 @@ from bench.stats.wallclock import (
     coverage_check,
     noise_floor,
     saving_systematic,
+    unpaired_saving,
     window_interval,
 )
 
 T_3DF_975 = 3.182446305284263  # Student's t, 0.975 quantile, 3 df (tables: 3.182)
 T_5DF_975 = 2.570581835636314  # 5 df (tables: 2.571)
+T_6DF_975 = 2.446911851144969  # 6 df (tables: 2.447)
 
 
 def test_window_interval_is_t_over_windows_in_quadrature_with_the_systematic():
@@ -132,3 +134,35 @@ def test_coverage_check_needs_three_windows():
 def test_coverage_check_rejects_an_interval_without_its_estimate():
     with pytest.raises(ValueError, match="its own estimate"):
         coverage_check([1.0, 2.0, 3.0], [1.5, 1.0, 2.0], [2.0, 3.0, 4.0], [0, 1, 2])
+
+
+def test_unpaired_saving_is_welch_t_on_log_seconds_by_hand():
+    baseline = [100.0, 110.0, 105.0, 95.0]
+    candidate = [0.8 * x for x in baseline]  # equal log variances: Welch's df is 3 + 3 = 6
+    logs = [math.log(x) for x in baseline]
+    mean = sum(logs) / 4
+    var = sum((x - mean) ** 2 for x in logs) / 3
+    half = T_6DF_975 * math.sqrt(2 * var / 4)
+    diff = math.log(0.8)
+    got = unpaired_saving(baseline, candidate)
+    assert got.estimate == pytest.approx(0.2, abs=1e-12)
+    assert got.low == pytest.approx(1 - math.exp(diff + half), rel=1e-9)
+    assert got.high == pytest.approx(1 - math.exp(diff - half), rel=1e-9)
+    assert got.df == pytest.approx(6.0) and got.n == 8 and got.method == "welch-log"
+    # unequal spreads: fewer df than 6, so a wider interval than pooled t would give
+    spread = unpaired_saving(baseline, [80.0, 80.5, 81.0, 79.5])
+    assert 3.0 < spread.df < 6.0
+    # equal runs give exactly 1 - C / B and no width
+    exact = unpaired_saving([100.0, 100.0], [80.0, 80.0])
+    assert exact.estimate == pytest.approx(0.2) and exact.low == exact.high == exact.estimate
+    wider = unpaired_saving(baseline, candidate, 0.99)
+    assert wider.low < got.low < got.estimate < got.high < wider.high
+
+
+@pytest.mark.parametrize(
+    "baseline, candidate",
+    [([100.0], [80.0, 81.0]), ([100.0, -1.0], [80.0, 81.0]), ([100.0, 101.0], [80.0, math.nan])],
+)
+def test_unpaired_saving_rejects_too_few_or_bad_seconds(baseline, candidate):
+    with pytest.raises(ValueError, match="at least 2 positive, finite run seconds"):
+        unpaired_saving(baseline, candidate)

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from bench.report.quoted_tta import plain, register_table2_tta, signed
+from bench.report.quoted_wallclock import register_wallclock
 from bench.report.quotes import QuoteFunction, Registry, refresh_files
 
 PILOT = Path("reports/pilot-difficulty/summary.json")
@@ -412,6 +413,7 @@ def _registry() -> Registry:
     quotes["table2/projected-saving"] = _table2_projected_saving
     quotes["pilot/curve-table"] = _curve_table
     register_table2_tta(quotes)
+    register_wallclock(quotes)
     quotes["whole-run/headline-saving"] = _headline_saving
     quotes["whole-run/headline-with-interpolation"] = _headline_with_interpolation
     quotes["whole-run/headline-interpolation"] = _headline_interpolation

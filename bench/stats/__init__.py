@@ -22,7 +22,8 @@ Map (every level is the caller's; the defaults are named):
 - ``wallclock``: ``window_interval`` (Student's t over measurement windows, W - 1 df, in
   quadrature with a systematic half-width; 0.95), ``saving_systematic``, ``noise_floor``
   (a copy of the baseline against it, paired: the largest |mean delta| in its 0.95 t
-  interval), ``coverage_check`` (each interval against the mean of the other estimates).
+  interval), ``unpaired_saving`` (runs of two recipes, not paired: Welch's t on log
+  seconds, 0.95), ``coverage_check`` (each interval against the mean of the other estimates).
 - ``endpoints``: ``time_to_target`` (interpolated first crossing, censored otherwise),
   ``area_under_curve`` (trapezoid over [0, x_max]), ``paired_time_ratio`` (t interval of
   the log ratio over the common seeds, 0.95, only when >= 5/6 of the pairs reached).
@@ -87,6 +88,7 @@ from bench.stats.wallclock import (
     coverage_check,
     noise_floor,
     saving_systematic,
+    unpaired_saving,
     window_interval,
 )
 
@@ -139,5 +141,6 @@ __all__ = [
     "t_cdf",
     "t_quantile",
     "time_to_target",
+    "unpaired_saving",
     "window_interval",
 ]

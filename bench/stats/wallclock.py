@@ -14,6 +14,9 @@ and a machine's own noise.
 - ``noise_floor``: a copy of the baseline against the baseline, paired (relative deltas
   copy / baseline - 1): the largest |mean delta| inside its two-sided t interval. A
   wall-clock difference below it is noise on that machine.
+- ``unpaired_saving``: the saving 1 - C / B measured from unpaired runs of each recipe
+  (run in A-B-B-A order, not paired by seed): the ratio of geometric means, Welch's t
+  interval on log seconds (Welch-Satterthwaite df), so run-to-run variation is in it.
 - ``coverage_check``: n projections of one quantity (in several windows of time), each
   interval scored against the mean of the other projections' estimates; it passes when at
   most ``allowed_misses(n)`` miss (11 of 12) and the median half-width is at most
@@ -122,6 +125,42 @@ def noise_floor(
     interval = mean_interval(deltas, level, "two-sided")
     floor = max(abs(interval.low), abs(interval.high))
     return NoiseFloor(len(deltas), tuple(deltas), interval, floor)
+
+
+def unpaired_saving(
+    baseline: Sequence[float], candidate: Sequence[float], level: float = 0.95
+) -> Interval:
+    """Saving 1 - C / B (a fraction; > 0: the candidate is faster) from unpaired runs'
+    seconds (at least 2 each): 1 - exp(mean log C - mean log B), with the two-sided Welch t
+    interval of the log ratio at ``level`` mapped through the same function."""
+    check_level(level, "two-sided")
+    logs = []
+    for name, seconds in (("baseline", baseline), ("candidate", candidate)):
+        values = np.asarray(list(seconds), dtype=float)
+        if len(values) < 2 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise ValueError(f"{name}: at least 2 positive, finite run seconds, got {list(values)}")
+        logs.append(np.log(values))
+    b, c = logs
+    var_b, var_c = b.var(ddof=1) / len(b), c.var(ddof=1) / len(c)
+    se = math.sqrt(var_b + var_c)
+    diff = float(c.mean() - b.mean())
+    if se == 0.0:
+        saving = 1.0 - math.exp(diff)
+        return Interval(
+            saving, saving, saving, level, "two-sided", len(b) + len(c), None, "welch-log"
+        )
+    df = (var_b + var_c) ** 2 / (var_b**2 / (len(b) - 1) + var_c**2 / (len(c) - 1))
+    half = t_quantile((1.0 + level) / 2.0, df) * se
+    return Interval(
+        1.0 - math.exp(diff),
+        1.0 - math.exp(diff + half),
+        1.0 - math.exp(diff - half),
+        level,
+        "two-sided",
+        len(b) + len(c),
+        float(df),
+        "welch-log",
+    )
 
 
 def allowed_misses(n: int) -> int:

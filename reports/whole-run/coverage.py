@@ -80,41 +80,13 @@ def measure(args) -> None:
 
 
 def score(args) -> None:
-    from bench.schema import WholeRunRow
-    from bench.stats import coverage_check
+    """Print the check (``bench.report.projection_checks.coverage_table``)."""
+    from bench.report.projection_checks import coverage_table, coverage_windows
 
     stored = json.loads(Path(args.file).read_text())
-    projections = stored["projections"]
-    windows = [p["window"] for p in projections]
-    rows = [{r["recipe"]: WholeRunRow.model_validate(r) for r in p["rows"]} for p in projections]
-    quantities = {
-        "MAViL's recipe, seconds": lambda r: (
-            r["mavil"].projected_seconds, r["mavil"].ci_low, r["mavil"].ci_high
-        ),
-        "full recipe, seconds": lambda r: (
-            r["full"].projected_seconds, r["full"].ci_low, r["full"].ci_high
-        ),
-        "saving, %": lambda r: tuple(
-            100 * v for v in (
-                r["full"].time_saving, r["full"].time_saving_ci_low, r["full"].time_saving_ci_high
-            )
-        ),
-    }  # fmt: skip
-    print(f"{len(projections)} projections in {len(set(windows))} windows ({args.file})\n")
-    print("| quantity | mean | sd | intervals holding the others' mean | median half-width "
-          "| half-width / sd | passes |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for name, get in quantities.items():
-        values = [get(r) for r in rows]
-        check = coverage_check(
-            [v[0] for v in values], [v[1] for v in values], [v[2] for v in values], windows
-        )
-        mean = sum(v[0] for v in values) / len(values)
-        verdict = "**yes**" if check.passed else ("not enough" if not check.enough else "**no**")
-        print(
-            f"| {name} | {mean:.2f} | {check.sd:.2f} | {check.hits} of {check.n} | "
-            f"{check.median_half_width:.2f} | {check.width_ratio:.2f} | {verdict} |"
-        )
+    windows = coverage_windows(stored)
+    print(f"{len(stored['projections'])} projections in {len(windows)} windows ({args.file})\n")
+    print(coverage_table(stored))
 
 
 def main() -> None:

@@ -121,25 +121,21 @@ def pretrain_run(config, folder: Path, name: str) -> dict:
 
 
 def run_level_saving(runs: list[dict], confidence: float = 0.95) -> dict:
-    """Saving of 'full' vs 'mavil' over all runs; Welch t interval on log wall-clock."""
-    from scipy import stats
+    """Saving of 'full' vs 'mavil' over all runs: ``bench.stats.unpaired_saving`` (Welch's t
+    on log wall-clock)."""
+    from bench.stats import unpaired_saving
 
-    logs = {
-        recipe: np.log([r["wall_clock_seconds"] for r in runs if r["recipe"] == recipe])
+    seconds = {
+        recipe: [r["wall_clock_seconds"] for r in runs if r["recipe"] == recipe]
         for recipe in ("mavil", "full")
     }
-    a, b = logs["mavil"], logs["full"]
-    var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = float(np.sqrt(var_a + var_b))
-    dof = (var_a + var_b) ** 2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
-    t = float(stats.t.ppf((1 + confidence) / 2, dof))
-    diff = float(b.mean() - a.mean())  # log(geometric-mean ratio B / A)
+    interval = unpaired_saving(seconds["mavil"], seconds["full"], confidence)
     return {
-        "runs_per_recipe": [len(a), len(b)],
-        "saving_geometric": 1.0 - float(np.exp(diff)),
-        "ci_low": 1.0 - float(np.exp(diff + t * se)),
-        "ci_high": 1.0 - float(np.exp(diff - t * se)),
-        "dof": float(dof),
+        "runs_per_recipe": [len(seconds["mavil"]), len(seconds["full"])],
+        "saving_geometric": interval.estimate,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "dof": interval.df,
     }
 
 
@@ -175,32 +171,34 @@ def single_projection_rule(projection: dict, runs: list[dict], measured: dict) -
     """The rule written before the 2026-12 validations ran, for the estimator the reports
     quote (one projection, made before the runs): per recipe, error = run / projected - 1
     of every run; the median error within +-5% and every run within +-10%; the measured
-    saving inside the projection's saving interval."""
+    saving inside the projection's saving interval (``bench.report.projection_rule``, the
+    arithmetic the grid reports apply)."""
+    from bench.report.projection_rule import Saving, check_saving, validate_row
+
     rows = {("mavil" if r["baseline"] else "full"): r for r in projection["rows"]}
     verdict: dict = {}
     for recipe, row in rows.items():
-        errors = [
-            r["wall_clock_seconds"] / row["projected_seconds"] - 1.0
-            for r in runs
-            if r["recipe"] == recipe
-        ]
+        seconds = [r["wall_clock_seconds"] for r in runs if r["recipe"] == recipe]
+        checked = validate_row(recipe, dict(enumerate(seconds)), row["projected_seconds"])
         verdict[recipe] = {
-            "errors": errors,
-            "median_error": float(np.median(errors)),
-            "median_within_5pct": bool(abs(np.median(errors)) <= 0.05),
-            "every_run_within_10pct": all(abs(e) <= 0.10 for e in errors),
+            "errors": list(checked.errors),
+            "median_error": checked.median_error,
+            "median_within_5pct": checked.median_ok,
+            "every_run_within_10pct": checked.runs_ok,
         }
     full = rows["full"]
+    projected = Saving(full["time_saving"], full["time_saving_ci_low"], full["time_saving_ci_high"])
+    saving = check_saving("full vs mavil", Saving(measured["saving"]), projected)
     verdict["saving"] = {
         "measured": measured["saving"],
-        "projected": [full["time_saving"], full["time_saving_ci_low"], full["time_saving_ci_high"]],
-        "inside": full["time_saving_ci_low"] <= measured["saving"] <= full["time_saving_ci_high"],
+        "projected": [projected.estimate, projected.low, projected.high],
+        "inside": None if saving.inside is None else bool(saving.inside),
     }
     verdict["met"] = all(
         v["median_within_5pct"] and v["every_run_within_10pct"]
         for k, v in verdict.items()
         if k in rows
-    ) and bool(verdict["saving"]["inside"])
+    ) and bool(saving.inside)
     return verdict
 
 

@@ -1,0 +1,194 @@
+"""The whole-run projection's own checks, from their stored results (``reports/whole-run``):
+
+- the **coverage check** of its interval (``coverage.py measure``: projections of one
+  setting in several windows of time; ``bench.stats.coverage_check`` scores each interval
+  against the mean of the other projections' estimates), for each recipe's seconds and
+  for the saving;
+- the **single-projection validation** (``validate.py --projections 1``: one projection,
+  then real ``pretrain`` runs in A-B-B-A order), scored by the same rule the grid reports
+  apply (``bench.report.projection_rule``): per recipe the median of run / projected − 1
+  within ±5% and every run within ±10%; the measured saving (the runs' means, with
+  ``bench.stats.unpaired_saving``'s Welch interval) inside the projected interval.
+
+``reports/whole-run/coverage.py score`` prints ``coverage_table``; the quoted blocks of
+``reports/whole-run.md`` are these tables (``bench.report.quoted_wallclock``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.report.format import signed
+from bench.report.projection_rule import (
+    RowValidation,
+    Saving,
+    SavingCheck,
+    check_saving,
+    validate_row,
+)
+from bench.schema import WholeRunRow
+from bench.stats import Coverage, coverage_check, unpaired_saving
+
+RECIPES = {"mavil": "MAViL's recipe", "full": "full recipe"}
+
+
+def _by_recipe(rows: list[dict[str, Any]]) -> dict[str, WholeRunRow]:
+    """{"mavil": the baseline's row, "full": the other} of one stored projection."""
+    parsed = [WholeRunRow.model_validate(r) for r in rows]
+    return {
+        "mavil": next(r for r in parsed if r.baseline),
+        "full": next(r for r in parsed if not r.baseline),
+    }
+
+
+def _seconds(row: WholeRunRow) -> tuple[float, float, float]:
+    return row.projected_seconds, row.ci_low, row.ci_high
+
+
+def _saving(row: WholeRunRow) -> tuple[float, float, float]:
+    values = (row.time_saving, row.time_saving_ci_low, row.time_saving_ci_high)
+    if any(v is None for v in values):
+        raise ValueError(f"recipe {row.recipe}: a projection without its saving interval")
+    return tuple(100.0 * v for v in values)  # type: ignore[return-value]
+
+
+QUANTITIES: dict[str, Callable[[dict[str, WholeRunRow]], tuple[float, float, float]]] = {
+    "MAViL's recipe, seconds": lambda r: _seconds(r["mavil"]),
+    "full recipe, seconds": lambda r: _seconds(r["full"]),
+    "saving, %": lambda r: _saving(r["full"]),
+}
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    """One quantity's coverage check: its estimates' mean and the check."""
+
+    quantity: str
+    mean: float
+    check: Coverage
+
+    @property
+    def verdict(self) -> str:
+        if not self.check.enough:
+            return "not enough projections"
+        return "**passes**" if self.check.passed else "**fails**"
+
+
+def coverage_rows(stored: dict[str, Any]) -> list[CoverageRow]:
+    """The check of each quantity over the stored projections (``coverage.py``'s file)."""
+    projections = stored["projections"]
+    windows = [p["window"] for p in projections]
+    rows = [_by_recipe(p["rows"]) for p in projections]
+    out = []
+    for name, get in QUANTITIES.items():
+        values = [get(r) for r in rows]
+        check = coverage_check(
+            [v[0] for v in values], [v[1] for v in values], [v[2] for v in values], windows
+        )
+        out.append(CoverageRow(name, statistics.fmean(v[0] for v in values), check))
+    return out
+
+
+def coverage_windows(stored: dict[str, Any]) -> list[tuple[str, int]]:
+    """(window start, projections in it) in the stored order."""
+    counts: dict[str, int] = {}
+    for projection in stored["projections"]:
+        counts[projection["window"]] = counts.get(projection["window"], 0) + 1
+    return list(counts.items())
+
+
+def coverage_table(stored: dict[str, Any]) -> str:
+    """The check as a markdown table (one line per quantity)."""
+    lines = [
+        "| quantity | mean | sd | intervals holding the others' mean | median half-width "
+        "| half-width / sd | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in coverage_rows(stored):
+        c = row.check
+        lines.append(
+            f"| {row.quantity} | {row.mean:.2f} | {c.sd:.2f} | {c.hits} of {c.n} | "
+            f"{c.median_half_width:.2f} | {c.width_ratio:.2f} | {row.verdict} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SingleProjectionValidation:
+    """One validation: each recipe's runs against the one projection made before them,
+    and the measured saving against the projected saving's interval."""
+
+    preset: str
+    samples: int
+    rows: dict[str, RowValidation]
+    projected: dict[str, WholeRunRow]
+    saving: SavingCheck
+
+    @property
+    def met(self) -> bool:
+        return all(r.passed for r in self.rows.values()) and bool(self.saving.inside)
+
+
+def single_projection_validation(stored: dict[str, Any]) -> SingleProjectionValidation:
+    """The rule on ``validate.py``'s stored record: its first projection (made before any
+    run) against every run."""
+    projected = _by_recipe(stored["projections"][0]["rows"])
+    runs = stored["runs"]
+    seconds = {
+        recipe: [r["wall_clock_seconds"] for r in runs if r["recipe"] == recipe]
+        for recipe in RECIPES
+    }
+    rows = {
+        recipe: validate_row(recipe, dict(enumerate(seconds[recipe])), row.projected_seconds)
+        for recipe, row in projected.items()
+    }
+    interval = unpaired_saving(seconds["mavil"], seconds["full"])
+    mean = {recipe: statistics.fmean(values) for recipe, values in seconds.items()}
+    measured = Saving(1.0 - mean["full"] / mean["mavil"], interval.low, interval.high)
+    full = projected["full"]
+    saving = check_saving(
+        "full vs MAViL's recipe",
+        measured,
+        Saving(full.time_saving or 0.0, full.time_saving_ci_low, full.time_saving_ci_high),
+    )
+    first = projected["mavil"]
+    return SingleProjectionValidation(first.preset, first.samples, rows, projected, saving)
+
+
+def validation_table(validations: list[SingleProjectionValidation]) -> str:
+    """Each validation's recipes as markdown rows, then its saving check."""
+    lines = [
+        "| preset, samples | recipe | projected s (95%) | runs | median error "
+        "| errors (min to max) | verdict |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for v in validations:
+        for recipe, checked in v.rows.items():
+            row = v.projected[recipe]
+            lines.append(
+                f"| {v.preset}, {v.samples:,} | {RECIPES[recipe]} | {row.projected_seconds:.1f} "
+                f"[{row.ci_low:.1f}, {row.ci_high:.1f}] | {checked.runs} | "
+                f"{signed(100 * (checked.median_error or 0.0))} | "
+                f"{signed(100 * (checked.min_error or 0.0))} to "
+                f"{signed(100 * (checked.max_error or 0.0))} | {checked.verdict} |"
+            )
+        inside = v.saving.inside
+        lines.append(
+            f"| {v.preset}, {v.samples:,} | saving | {_saving_text(v.saving.projected)} | "
+            f"{sum(c.runs for c in v.rows.values())} | measured "
+            f"{_saving_text(v.saving.measured)} | | "
+            f"{'inside' if inside else 'outside'} the projected interval |"
+        )
+    return "\n".join(lines)
+
+
+def _saving_text(saving: Saving | None) -> str:
+    if saving is None:
+        return "–"
+    if saving.low is None or saving.high is None:
+        return f"{100 * saving.estimate:.1f}%"
+    low, high = (f"{100 * v:.1f}".replace("-", "−") for v in (saving.low, saving.high))
+    return f"{100 * saving.estimate:.1f}% [{low}, {high}]".replace("-", "−")

@@ -1,0 +1,157 @@
+"""The quoted figures of the whole-run projection's own checks (``reports/whole-run``): the
+coverage check of its interval, the single-projection validations against real runs
+(``bench.report.projection_checks``) and the base-size headline measured in windows,
+registered into ``bench.report.quoted.QUOTED``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from bench.report.projection_checks import (
+    coverage_rows,
+    coverage_table,
+    coverage_windows,
+    single_projection_validation,
+    validation_table,
+)
+from bench.report.quotes import QuoteFunction
+
+WHOLE_RUN = Path("reports/whole-run")
+COVERAGE = WHOLE_RUN / "coverage-proportional.json"
+VALIDATIONS = {
+    "tiny": WHOLE_RUN / "validation-tiny-single.json",
+    "proportional": WHOLE_RUN / "validation-proportional-single.json",
+}
+HEADLINE_WINDOWS = WHOLE_RUN / "headline-base-windows.json"
+DAY = 86400.0
+
+
+def _read(root: Path, path: Path) -> dict:
+    return json.loads((root / path).read_text())
+
+
+def _coverage_table(root: Path) -> str:
+    return "\n" + coverage_table(_read(root, COVERAGE)) + "\n"
+
+
+def _coverage_windows(root: Path) -> str:
+    """ "12 projections in 3 windows (from 18:14, 19:15 and 20:20 UTC, 2026-12-06)"."""
+    stored = _read(root, COVERAGE)
+    windows = coverage_windows(stored)
+    starts = [start[11:16] for start, _ in windows]
+    listed = ", ".join(starts[:-1]) + f" and {starts[-1]}" if len(starts) > 1 else starts[0]
+    days = sorted({start[:10] for start, _ in windows})
+    return (
+        f"{len(stored['projections'])} projections in {len(windows)} windows (from {listed} "
+        f"UTC, {', '.join(days)})"
+    )
+
+
+def _coverage_verdict(root: Path) -> str:
+    rows = coverage_rows(_read(root, COVERAGE))
+    passed = [r.quantity for r in rows if r.check.passed]
+    if not all(r.check.enough for r in rows):
+        return "not enough projections to score"
+    if len(passed) == len(rows):
+        return "passes for every quantity"
+    failed = [r for r in rows if not r.check.passed]
+    reasons = []
+    for r in failed:
+        why = []
+        if r.check.n - r.check.hits > r.check.n // 12:
+            why.append(f"{r.check.hits} of {r.check.n} intervals hold")
+        if r.check.width_ratio > 2.0:
+            why.append(f"median half-width {r.check.width_ratio:.2f} sd")
+        reasons.append(f"{r.quantity} ({'; '.join(why)})")
+    return "fails for " + ", ".join(reasons)
+
+
+def _validation_table(root: Path) -> str:
+    validations = [
+        single_projection_validation(_read(root, path))
+        for path in VALIDATIONS.values()
+        if (root / path).exists()
+    ]
+    return "\n" + validation_table(validations) + "\n"
+
+
+def _validation_verdict(root: Path, preset: str) -> str:
+    v = single_projection_validation(_read(root, VALIDATIONS[preset]))
+    if v.met:
+        return "met"
+    parts = [f"{r} {c.verdict}" for r, c in v.rows.items() if not c.passed]
+    if not v.saving.inside:
+        parts.append("the measured saving outside the projected interval")
+    return "not met: " + "; ".join(parts)
+
+
+def _headline_rows(root: Path):
+    """(MAViL's recipe, the full recipe) of the windowed base-size headline."""
+    from bench.migrate import load_projection
+
+    path = root / HEADLINE_WINDOWS
+    rows = load_projection(path, json.loads(path.read_text())).whole_run_rows
+    return next(r for r in rows if r.baseline), next(r for r in rows if not r.baseline)
+
+
+def _headline_saving(root: Path) -> str:
+    """ "−18.9% [−20.1%, −17.7%] (95%; 5 windows)": the saving as a change of wall-clock."""
+    _, full = _headline_rows(root)
+    low, high = full.time_saving_ci_low, full.time_saving_ci_high
+    assert full.time_saving is not None and low is not None and high is not None
+    return (
+        f"−{100 * full.time_saving:.1f}% [−{100 * high:.1f}%, −{100 * low:.1f}%] "
+        f"({100 * full.interval_level:g}%; {full.windows} windows)"
+    )
+
+
+def _headline_saving_parts(root: Path) -> str:
+    """The saving's half-width and its two parts: between windows (t) and interpolation."""
+    _, full = _headline_rows(root)
+    low, high, systematic = (
+        full.time_saving_ci_low, full.time_saving_ci_high, full.time_saving_systematic
+    )  # fmt: skip
+    assert low is not None and high is not None and systematic is not None
+    half = (high - low) / 2.0
+    statistical = math.sqrt(max(half**2 - systematic**2, 0.0))
+    return (
+        f"±{100 * half:.1f} points: ±{100 * statistical:.1f} between the {full.windows} windows "
+        f"(Student's t, {full.windows - 1} df) and ±{100 * systematic:.1f} of interpolation "
+        f"({100 * full.interpolation_error:.1f}% on {100 * full.interpolated_share:.1f}% of the "
+        f"full recipe's compute), in quadrature"
+    )
+
+
+def _headline_days(root: Path) -> str:
+    """Each recipe's projected days with its interval."""
+    base, full = _headline_rows(root)
+
+    def days(row) -> str:
+        return (
+            f"{row.projected_seconds / DAY:.1f} [{row.ci_low / DAY:.1f}, "
+            f"{row.ci_high / DAY:.1f}] days"
+        )
+
+    return f"{days(full)} (full recipe) vs {days(base)} (MAViL's recipe)"
+
+
+def _headline_flop_saving(root: Path) -> str:
+    _, full = _headline_rows(root)
+    assert full.flop_saving is not None
+    return f"−{100 * full.flop_saving:.1f}%"
+
+
+def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
+    """Add the keys of the coverage check and the single-projection validations."""
+    quotes["whole-run/coverage-table"] = _coverage_table
+    quotes["whole-run/coverage-windows"] = _coverage_windows
+    quotes["whole-run/coverage-verdict"] = _coverage_verdict
+    quotes["whole-run/validation-table"] = _validation_table
+    for preset in VALIDATIONS:
+        quotes[f"whole-run/validation/{preset}"] = lambda r, p=preset: _validation_verdict(r, p)
+    quotes["whole-run/headline-windows/saving"] = _headline_saving
+    quotes["whole-run/headline-windows/saving-parts"] = _headline_saving_parts
+    quotes["whole-run/headline-windows/days"] = _headline_days
+    quotes["whole-run/headline-windows/flop-saving"] = _headline_flop_saving

@@ -1,0 +1,130 @@
+"""``bench.report.projection_checks``: the coverage table and the single-projection
+validation of stored records, against hand computation and against
+``reports/whole-run/validate.py``'s own verdict (the two must agree)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from bench.migrate import load_projection
+from bench.report.projection_checks import (
+    coverage_rows,
+    coverage_table,
+    coverage_windows,
+    single_projection_validation,
+    validation_table,
+)
+from bench.stats import unpaired_saving
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def template() -> list[dict]:
+    """A stored projection's two rows (MAViL's recipe, the full recipe) to fill in."""
+    path = ROOT / "reports" / "table2" / "whole-run.json"
+    stored = load_projection(path, json.loads(path.read_text()))
+    return [
+        r.model_dump(mode="json")
+        for r in stored.whole_run_rows
+        if r.recipe in ("mavil", "diffmavil")
+    ]
+
+
+def _rows(template, mavil: float, full: float, half: float, saving_half: float) -> list[dict]:
+    rows = []
+    for row in template:
+        value = mavil if row["baseline"] else full
+        row = {**row, "projected_seconds": value, "ci_low": value - half, "ci_high": value + half}
+        if not row["baseline"]:
+            saving = 1 - full / mavil
+            row.update(time_saving=saving, time_saving_ci_low=saving - saving_half,
+                       time_saving_ci_high=saving + saving_half)  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def test_coverage_rows_score_each_interval_against_the_others_mean(template):
+    # 12 projections in 3 windows; the 12th lies far off: its interval misses the others'
+    # mean, and its value pulls theirs, so the quantity's sd is dominated by it
+    values = [100.0 + (i % 4) * 0.5 for i in range(11)] + [110.0]
+    projections = [
+        {"window": f"2026-12-06T{18 + i // 4}:00:00+00:00",
+         "rows": _rows(template, v, 0.8 * v, 2.0, 0.01)}
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+    stored = {"projections": projections}
+    rows = {r.quantity: r for r in coverage_rows(stored)}
+    mavil = rows["MAViL's recipe, seconds"]
+    others = [(sum(values) - v) / 11 for v in values]
+    hits = sum(v - 2.0 <= m <= v + 2.0 for v, m in zip(values, others, strict=True))
+    assert mavil.check.hits == hits and not mavil.check.covered[-1]
+    assert mavil.mean == pytest.approx(statistics.fmean(values))
+    assert mavil.check.sd == pytest.approx(statistics.stdev(values))
+    assert coverage_windows(stored) == [
+        ("2026-12-06T18:00:00+00:00", 4), ("2026-12-06T19:00:00+00:00", 4),
+        ("2026-12-06T20:00:00+00:00", 4),
+    ]  # fmt: skip
+    # the saving is the same 20% in every projection: its sd is 0, no width passes
+    assert rows["saving, %"].check.sd == pytest.approx(0.0, abs=1e-9)
+    table = coverage_table(stored)
+    assert table.count("\n") == 4 and "| saving, % |" in table and "**fails**" in table
+
+
+def test_a_coverage_check_with_too_few_projections_says_so(template):
+    stored = {"projections": [{"window": "w", "rows": _rows(template, v, 80.0, 2.0, 0.01)}
+                              for v in (99.0, 100.0, 101.0)]}  # fmt: skip
+    assert all(r.verdict == "not enough projections" for r in coverage_rows(stored))
+
+
+def _validate_script():
+    spec = importlib.util.spec_from_file_location(
+        "validate_script", ROOT / "reports" / "whole-run" / "validate.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(template, mavil_runs, full_runs, saving_half=0.05):
+    runs = [{"recipe": "mavil", "wall_clock_seconds": s} for s in mavil_runs]
+    runs += [{"recipe": "full", "wall_clock_seconds": s} for s in full_runs]
+    return {"projections": [{"rows": _rows(template, 100.0, 80.0, 3.0, saving_half)}], "runs": runs}
+
+
+@pytest.mark.parametrize(
+    "mavil_runs, full_runs, saving_half, met",
+    [
+        ([98.0, 102.0, 104.0, 101.0], [79.0, 83.0, 81.0, 80.0], 0.05, True),
+        ([98.0, 102.0, 111.0, 101.0], [79.0, 83.0, 81.0, 80.0], 0.05, False),  # a run +11%
+        ([106.0, 106.0, 107.0, 105.0], [84.5, 84.0, 85.0, 84.0], 0.05, False),  # median +6%
+        ([100.0, 100.0, 101.0, 99.0], [84.0, 84.0, 85.0, 83.0], 0.02, False),  # saving 16%
+    ],
+)
+def test_single_projection_validation_by_hand_and_as_the_script_scores_it(
+    template, mavil_runs, full_runs, saving_half, met
+):
+    record = _record(template, mavil_runs, full_runs, saving_half)
+    checked = single_projection_validation(record)
+    errors = [s / 100.0 - 1 for s in mavil_runs]
+    assert checked.rows["mavil"].errors == pytest.approx(errors)
+    assert checked.rows["mavil"].median_error == pytest.approx(statistics.median(errors))
+    measured = 1 - statistics.fmean(full_runs) / statistics.fmean(mavil_runs)
+    assert checked.saving.measured.estimate == pytest.approx(measured)
+    interval = unpaired_saving(mavil_runs, full_runs)
+    assert (checked.saving.measured.low, checked.saving.measured.high) == (
+        interval.low, interval.high,
+    )  # fmt: skip
+    assert checked.met is met
+    script = _validate_script().single_projection_rule(
+        record["projections"][0], record["runs"], {"saving": measured}
+    )
+    assert script["met"] is met
+    assert script["mavil"]["errors"] == pytest.approx(errors)
+    table = validation_table([checked])
+    assert table.count("\n") == 4 and ("validated" in table) is checked.rows["full"].passed
