@@ -53,9 +53,10 @@ def test_the_median_bound_is_five_percent_inclusive():
     assert both.verdict == "failed: median error +8.0% outside ±5%; 1 of 3 runs outside ±10%"
 
 
-def test_a_row_with_one_run_is_its_own_median():
+def test_a_row_with_one_run_can_fail_but_not_validate():
     one = validate_row("x", {4: 97.0}, 100.0)
-    assert one.runs == 1 and one.median_error == pytest.approx(-0.03) and one.passed is True
+    assert one.runs == 1 and one.median_error == pytest.approx(-0.03) and one.passed is None
+    assert one.verdict == "1 run within the limits: too few to validate (at least 2)"
     slow = validate_row("x", {4: 107.0}, 100.0)
     assert slow.verdict == "failed: median error +7.0% outside ±5%"
 

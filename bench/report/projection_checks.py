@@ -192,3 +192,62 @@ def _saving_text(saving: Saving | None) -> str:
         return f"{100 * saving.estimate:.1f}%"
     low, high = (f"{100 * v:.1f}".replace("-", "−") for v in (saving.low, saving.high))
     return f"{100 * saving.estimate:.1f}% [{low}, {high}]".replace("-", "−")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One recipe's steps at one batch size: the runs' mean step compute (each run's
+    logged compute + data per step, less that run's mean data per step) against the
+    projection's measured points at that batch size (their means weighted by steps)."""
+
+    recipe: str
+    batch_size: int
+    steps: int
+    run_ms: tuple[float, ...]
+    projected_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return statistics.fmean(self.run_ms) / self.projected_ms
+
+
+def segments(stored: dict[str, Any], steps: dict[str, Any]) -> list[Segment]:
+    """The segments of ``validate.py``'s record (its first projection's points) and of its
+    steps file (``runs``: name -> recipe, data_seconds, step_seconds, batch_sizes)."""
+    points = [p for p in stored["projections"][0]["points"]]
+    out = []
+    for recipe in RECIPES:
+        runs = [r for r in steps["runs"].values() if r["recipe"] == recipe]
+        for batch in sorted({b for r in runs for b in r["batch_sizes"]}):
+            measured = [p for p in points if p["recipe"] == recipe and p["batch_size"] == batch]
+            if not measured:
+                continue
+            weight = sum(p["steps"] for p in measured)
+            projected = sum(p["mean_ms"] * p["steps"] for p in measured) / weight
+            run_ms, count = [], 0
+            for run in runs:
+                data = run["data_seconds"] / len(run["step_seconds"])
+                chosen = [
+                    s for s, b in zip(run["step_seconds"], run["batch_sizes"], strict=True)
+                    if b == batch
+                ]  # fmt: skip
+                count = len(chosen)
+                run_ms.append(1e3 * (statistics.fmean(chosen) - data))
+            out.append(Segment(recipe, batch, count, tuple(run_ms), projected))
+    return out
+
+
+def segment_table(stored: dict[str, Any], steps: dict[str, Any]) -> str:
+    """The segments as markdown: per recipe and batch size, runs' vs projected step ms."""
+    lines = [
+        "| recipe | batch | steps per run | runs' step compute, ms (each run) "
+        "| projected, ms | runs / projected |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for s in segments(stored, steps):
+        each = ", ".join(f"{v:.1f}" for v in s.run_ms)
+        lines.append(
+            f"| {RECIPES[s.recipe]} | {s.batch_size} | {s.steps:,} | {each} | "
+            f"{s.projected_ms:.1f} | {s.ratio:.3f} |"
+        )
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ from bench.report.format import signed
 
 MEDIAN_LIMIT = 0.05
 RUN_LIMIT = 0.10
+MIN_RUNS_TO_VALIDATE = 2  # one run can fail the rule, not validate a projection
 _SLACK = 1e-9  # relative: 110 s / 100 s − 1 is 0.10000000000000009, at the bound
 
 
@@ -74,8 +75,11 @@ class RowValidation:
 
     @property
     def passed(self) -> bool | None:
-        """True: validated; False: failed; None: not projected, or no run to judge by."""
+        """True: validated; False: failed; None: not projected, no run to judge by, or
+        one run within the limits (too few to validate)."""
         if self.median_ok is None:
+            return None
+        if self.median_ok and self.runs_ok and self.runs < MIN_RUNS_TO_VALIDATE:
             return None
         return bool(self.median_ok and self.runs_ok)
 
@@ -85,6 +89,11 @@ class RowValidation:
             return "not projected"
         if not self.errors:
             return "no comparable run"
+        if self.passed is None:
+            return (
+                f"{self.runs} run within the limits: too few to validate "
+                f"(at least {MIN_RUNS_TO_VALIDATE})"
+            )
         if self.passed:
             return "validated"
         parts = []

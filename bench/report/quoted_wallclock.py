@@ -13,6 +13,7 @@ from bench.report.projection_checks import (
     coverage_rows,
     coverage_table,
     coverage_windows,
+    segment_table,
     single_projection_validation,
     validation_table,
 )
@@ -75,6 +76,12 @@ def _validation_table(root: Path) -> str:
         if (root / path).exists()
     ]
     return "\n" + validation_table(validations) + "\n"
+
+
+def _segment_table(root: Path, preset: str) -> str:
+    path = VALIDATIONS[preset]
+    steps = path.with_name(path.stem + "-steps.json")
+    return "\n" + segment_table(_read(root, path), _read(root, steps)) + "\n"
 
 
 def _validation_verdict(root: Path, preset: str) -> str:
@@ -151,6 +158,7 @@ def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
     quotes["whole-run/validation-table"] = _validation_table
     for preset in VALIDATIONS:
         quotes[f"whole-run/validation/{preset}"] = lambda r, p=preset: _validation_verdict(r, p)
+        quotes[f"whole-run/validation-segments/{preset}"] = lambda r, p=preset: _segment_table(r, p)
     quotes["whole-run/headline-windows/saving"] = _headline_saving
     quotes["whole-run/headline-windows/saving-parts"] = _headline_saving_parts
     quotes["whole-run/headline-windows/days"] = _headline_days
