@@ -128,3 +128,32 @@ def test_single_projection_validation_by_hand_and_as_the_script_scores_it(
     assert script["mavil"]["errors"] == pytest.approx(errors)
     table = validation_table([checked])
     assert table.count("\n") == 4 and ("validated" in table) is checked.rows["full"].passed
+
+
+def test_segments_compare_runs_and_projected_points_per_batch_size_by_hand():
+    from bench.report.projection_checks import segment_table, segments
+
+    points = [
+        {"recipe": "mavil", "batch_size": 16, "steps": 10, "mean_ms": 80.0},
+        {"recipe": "full", "batch_size": 16, "steps": 3, "mean_ms": 70.0},
+        {"recipe": "full", "batch_size": 16, "steps": 1, "mean_ms": 74.0},
+        {"recipe": "full", "batch_size": 32, "steps": 2, "mean_ms": 100.0},
+    ]
+    steps = {
+        "runs": {
+            "mavil1": {"recipe": "mavil", "data_seconds": 0.01, "step_seconds": [0.081] * 10,
+                       "batch_sizes": [16] * 10},
+            "full1": {"recipe": "full", "data_seconds": 0.004,
+                      "step_seconds": [0.073, 0.073, 0.111, 0.111], "batch_sizes": [16, 16, 32, 32]},
+        }
+    }  # fmt: skip
+    found = {
+        (s.recipe, s.batch_size): s for s in segments({"projections": [{"points": points}]}, steps)
+    }
+    assert found[("mavil", 16)].run_ms == pytest.approx((80.0,))  # 81 ms less 1 ms of data
+    assert found[("mavil", 16)].ratio == pytest.approx(1.0)
+    assert found[("full", 16)].projected_ms == pytest.approx((3 * 70.0 + 74.0) / 4)
+    assert found[("full", 16)].ratio == pytest.approx(72.0 / 71.0)
+    assert found[("full", 32)].steps == 2 and found[("full", 32)].ratio == pytest.approx(1.1)
+    table = segment_table({"projections": [{"points": points}]}, steps)
+    assert "| full recipe | 32 | 2 | 110.0 | 100.0 | 1.100 |" in table

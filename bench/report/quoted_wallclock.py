@@ -45,7 +45,8 @@ def _coverage_windows(root: Path) -> str:
     listed = ", ".join(starts[:-1]) + f" and {starts[-1]}" if len(starts) > 1 else starts[0]
     days = sorted({start[:10] for start, _ in windows})
     return (
-        f"{len(stored['projections'])} projections in {len(windows)} windows (from {listed} "
+        f"{len(stored['projections'])} projections in {len(windows)} "
+        f"window{'s' if len(windows) != 1 else ''} (from {listed} "
         f"UTC, {', '.join(days)})"
     )
 

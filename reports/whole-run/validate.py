@@ -202,6 +202,28 @@ def single_projection_rule(projection: dict, runs: list[dict], measured: dict) -
     return verdict
 
 
+def step_record(configs: dict, runs: list[dict]) -> dict:
+    """Every step's compute + data seconds of each run (log_every 1) with its batch size
+    from the run's plan: ``bench.report.projection_checks.segments`` reads it."""
+    from diffmavil.schedules import plan_run
+
+    out = {}
+    for run in runs:
+        config = configs[run["recipe"]]
+        plan = plan_run(config.model, config.masking, config.batch, config.budget_samples)
+        if len(plan) != len(run["step_seconds"]):
+            raise RuntimeError(
+                f"{run['name']}: logged {len(run['step_seconds'])} of {len(plan)} steps"
+            )
+        out[run["name"]] = {
+            "recipe": run["recipe"],
+            "data_seconds": run["data_seconds"],
+            "step_seconds": [round(s, 6) for s in run["step_seconds"]],
+            "batch_sizes": [step.batch_size for step in plan],
+        }
+    return {"source": "validate.py: each run's metrics.jsonl (log_every 1)", "runs": out}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="tiny")
@@ -319,6 +341,7 @@ def main() -> None:
     }
     record["single_projection_rule"] = single_projection_rule(projections[0], runs, measured)
     (args.out / "validation.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (args.out / "steps.json").write_text(json.dumps(step_record(configs, runs)) + "\n")
     print(
         json.dumps(
             {k: record[k] for k in ("checks", "measured_saving", "projected_saving", "verdict")},
