@@ -13,6 +13,9 @@ import pytest
 
 from bench.migrate import load_projection
 from bench.report.projection_checks import (
+    CoverageRecord,
+    StepRecord,
+    ValidationRecord,
     coverage_rows,
     coverage_table,
     coverage_windows,
@@ -58,7 +61,7 @@ def test_coverage_rows_score_each_interval_against_the_others_mean(template):
          "rows": _rows(template, v, 0.8 * v, 2.0, 0.01)}
         for i, v in enumerate(values)
     ]  # fmt: skip
-    stored = {"projections": projections}
+    stored = CoverageRecord.model_validate({"projections": projections})
     rows = {r.quantity: r for r in coverage_rows(stored)}
     mavil = rows["MAViL's recipe, seconds"]
     others = [(sum(values) - v) / 11 for v in values]
@@ -77,8 +80,10 @@ def test_coverage_rows_score_each_interval_against_the_others_mean(template):
 
 
 def test_a_coverage_check_with_too_few_projections_says_so(template):
-    stored = {"projections": [{"window": "w", "rows": _rows(template, v, 80.0, 2.0, 0.01)}
-                              for v in (99.0, 100.0, 101.0)]}  # fmt: skip
+    stored = CoverageRecord.model_validate(
+        {"projections": [{"window": "w", "rows": _rows(template, v, 80.0, 2.0, 0.01)}
+                         for v in (99.0, 100.0, 101.0)]}
+    )  # fmt: skip
     assert all(r.verdict == "not enough projections" for r in coverage_rows(stored))
 
 
@@ -110,7 +115,7 @@ def test_single_projection_validation_by_hand_and_as_the_script_scores_it(
     template, mavil_runs, full_runs, saving_half, met
 ):
     record = _record(template, mavil_runs, full_runs, saving_half)
-    checked = single_projection_validation(record)
+    checked = single_projection_validation(ValidationRecord.model_validate(record))
     errors = [s / 100.0 - 1 for s in mavil_runs]
     assert checked.rows["mavil"].errors == pytest.approx(errors)
     assert checked.rows["mavil"].median_error == pytest.approx(statistics.median(errors))
@@ -130,30 +135,39 @@ def test_single_projection_validation_by_hand_and_as_the_script_scores_it(
     assert table.count("\n") == 4 and ("validated" in table) is checked.rows["full"].passed
 
 
-def test_segments_compare_runs_and_projected_points_per_batch_size_by_hand():
+def _point(recipe: str, batch: int, steps: int, mean_ms: float) -> dict:
+    return {"recipe": recipe, "batch_size": batch, "visible_audio": 10, "visible_video": 10,
+            "audio_mask_ratio": 0.8, "video_mask_ratio": 0.9, "steps": steps, "flops": 1,
+            "role": "anchor", "mean_ms": mean_ms, "repeats": 5}  # fmt: skip
+
+
+def test_segments_compare_runs_and_projected_points_per_batch_size_by_hand(template):
     from bench.report.projection_checks import segment_table, segments
 
+    rows = _rows(template, 100.0, 80.0, 3.0, 0.05)
+    full = next(r["recipe"] for r in rows if not r["baseline"])
+    base = next(r["recipe"] for r in rows if r["baseline"])
     points = [
-        {"recipe": "mavil", "batch_size": 16, "steps": 10, "mean_ms": 80.0},
-        {"recipe": "full", "batch_size": 16, "steps": 3, "mean_ms": 70.0},
-        {"recipe": "full", "batch_size": 16, "steps": 1, "mean_ms": 74.0},
-        {"recipe": "full", "batch_size": 32, "steps": 2, "mean_ms": 100.0},
+        _point(base, 16, 10, 80.0),
+        _point(full, 16, 3, 70.0),
+        _point(full, 16, 1, 74.0),
+        _point(full, 32, 2, 100.0),
     ]
-    steps = {
+    stored = ValidationRecord.model_validate(
+        {"projections": [{"rows": rows, "points": points}], "runs": []}
+    )
+    steps = StepRecord.model_validate({
         "runs": {
             "mavil1": {"recipe": "mavil", "data_seconds": 0.01, "step_seconds": [0.081] * 10,
                        "batch_sizes": [16] * 10},
             "full1": {"recipe": "full", "data_seconds": 0.004,
                       "step_seconds": [0.073, 0.073, 0.111, 0.111], "batch_sizes": [16, 16, 32, 32]},
         }
-    }  # fmt: skip
-    found = {
-        (s.recipe, s.batch_size): s for s in segments({"projections": [{"points": points}]}, steps)
-    }
+    })  # fmt: skip
+    found = {(s.recipe, s.batch_size): s for s in segments(stored, steps)}
     assert found[("mavil", 16)].run_ms == pytest.approx((80.0,))  # 81 ms less 1 ms of data
     assert found[("mavil", 16)].ratio == pytest.approx(1.0)
     assert found[("full", 16)].projected_ms == pytest.approx((3 * 70.0 + 74.0) / 4)
     assert found[("full", 16)].ratio == pytest.approx(72.0 / 71.0)
     assert found[("full", 32)].steps == 2 and found[("full", 32)].ratio == pytest.approx(1.1)
-    table = segment_table({"projections": [{"points": points}]}, steps)
-    assert "| full recipe | 32 | 2 | 110.0 | 100.0 | 1.100 |" in table
+    assert "| full recipe | 32 | 2 | 110.0 | 100.0 | 1.100 |" in segment_table(stored, steps)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from bench.report.format import signed
 from bench.report.projection_rule import (
@@ -29,18 +31,65 @@ from bench.report.projection_rule import (
     check_saving,
     validate_row,
 )
-from bench.schema import WholeRunRow
+from bench.schema import PointRow, WholeRunRow
 from bench.stats import Coverage, coverage_check, unpaired_saving
 
 RECIPES = {"mavil": "MAViL's recipe", "full": "full recipe"}
+Recipe = Literal["mavil", "full"]
 
 
-def _by_recipe(rows: list[dict[str, Any]]) -> dict[str, WholeRunRow]:
+class _Stored(BaseModel):
+    """A script's stored record, read for the fields the checks use (others ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class StoredProjection(_Stored):
+    """One projection as ``coverage.py`` and ``validate.py`` store it."""
+
+    window: str | None = None  # coverage.py: the window of time it was made in
+    rows: list[WholeRunRow]
+    points: list[PointRow] = []
+
+
+class CoverageRecord(_Stored):
+    """``coverage.py``'s file: projections appended window after window."""
+
+    projections: list[StoredProjection]
+
+
+class ValidationRun(_Stored):
+    recipe: Recipe
+    wall_clock_seconds: float
+
+
+class ValidationRecord(_Stored):
+    """``validate.py``'s record: its projections (the first made before any run) and runs."""
+
+    projections: list[StoredProjection]
+    runs: list[ValidationRun]
+
+
+class StepRun(_Stored):
+    """One run's logged steps: compute + data seconds and the plan's batch size of each."""
+
+    recipe: Recipe
+    data_seconds: float
+    step_seconds: list[float]
+    batch_sizes: list[int]
+
+
+class StepRecord(_Stored):
+    """``validate.py``'s steps file: run name -> its steps."""
+
+    runs: dict[str, StepRun]
+
+
+def _by_recipe(rows: list[WholeRunRow]) -> dict[str, WholeRunRow]:
     """{"mavil": the baseline's row, "full": the other} of one stored projection."""
-    parsed = [WholeRunRow.model_validate(r) for r in rows]
     return {
-        "mavil": next(r for r in parsed if r.baseline),
-        "full": next(r for r in parsed if not r.baseline),
+        "mavil": next(r for r in rows if r.baseline),
+        "full": next(r for r in rows if not r.baseline),
     }
 
 
@@ -77,11 +126,10 @@ class CoverageRow:
         return "**passes**" if self.check.passed else "**fails**"
 
 
-def coverage_rows(stored: dict[str, Any]) -> list[CoverageRow]:
+def coverage_rows(stored: CoverageRecord) -> list[CoverageRow]:
     """The check of each quantity over the stored projections (``coverage.py``'s file)."""
-    projections = stored["projections"]
-    windows = [p["window"] for p in projections]
-    rows = [_by_recipe(p["rows"]) for p in projections]
+    windows = [p.window for p in stored.projections]
+    rows = [_by_recipe(p.rows) for p in stored.projections]
     out = []
     for name, get in QUANTITIES.items():
         values = [get(r) for r in rows]
@@ -92,15 +140,16 @@ def coverage_rows(stored: dict[str, Any]) -> list[CoverageRow]:
     return out
 
 
-def coverage_windows(stored: dict[str, Any]) -> list[tuple[str, int]]:
+def coverage_windows(stored: CoverageRecord) -> list[tuple[str, int]]:
     """(window start, projections in it) in the stored order."""
     counts: dict[str, int] = {}
-    for projection in stored["projections"]:
-        counts[projection["window"]] = counts.get(projection["window"], 0) + 1
+    for projection in stored.projections:
+        window = projection.window or "unknown"
+        counts[window] = counts.get(window, 0) + 1
     return list(counts.items())
 
 
-def coverage_table(stored: dict[str, Any]) -> str:
+def coverage_table(stored: CoverageRecord) -> str:
     """The check as a markdown table (one line per quantity)."""
     lines = [
         "| quantity | mean | sd | intervals holding the others' mean | median half-width "
@@ -132,13 +181,12 @@ class SingleProjectionValidation:
         return all(r.passed for r in self.rows.values()) and bool(self.saving.inside)
 
 
-def single_projection_validation(stored: dict[str, Any]) -> SingleProjectionValidation:
+def single_projection_validation(stored: ValidationRecord) -> SingleProjectionValidation:
     """The rule on ``validate.py``'s stored record: its first projection (made before any
     run) against every run."""
-    projected = _by_recipe(stored["projections"][0]["rows"])
-    runs = stored["runs"]
+    projected = _by_recipe(stored.projections[0].rows)
     seconds = {
-        recipe: [r["wall_clock_seconds"] for r in runs if r["recipe"] == recipe]
+        recipe: [r.wall_clock_seconds for r in stored.runs if r.recipe == recipe]
         for recipe in RECIPES
     }
     rows = {
@@ -148,12 +196,8 @@ def single_projection_validation(stored: dict[str, Any]) -> SingleProjectionVali
     interval = unpaired_saving(seconds["mavil"], seconds["full"])
     mean = {recipe: statistics.fmean(values) for recipe, values in seconds.items()}
     measured = Saving(1.0 - mean["full"] / mean["mavil"], interval.low, interval.high)
-    full = projected["full"]
-    saving = check_saving(
-        "full vs MAViL's recipe",
-        measured,
-        Saving(full.time_saving or 0.0, full.time_saving_ci_low, full.time_saving_ci_high),
-    )
+    estimate, low, high = (v / 100.0 for v in _saving(projected["full"]))
+    saving = check_saving("full vs MAViL's recipe", measured, Saving(estimate, low, high))
     first = projected["mavil"]
     return SingleProjectionValidation(first.preset, first.samples, rows, projected, saving)
 
@@ -211,25 +255,28 @@ class Segment:
         return statistics.fmean(self.run_ms) / self.projected_ms
 
 
-def segments(stored: dict[str, Any], steps: dict[str, Any]) -> list[Segment]:
+def segments(stored: ValidationRecord, steps: StepRecord) -> list[Segment]:
     """The segments of ``validate.py``'s record (its first projection's points) and of its
-    steps file (``runs``: name -> recipe, data_seconds, step_seconds, batch_sizes)."""
-    points = [p for p in stored["projections"][0]["points"]]
+    steps file."""
+    projection = stored.projections[0]
+    names = {row.recipe: ("mavil" if row.baseline else "full") for row in projection.rows}
     out = []
     for recipe in RECIPES:
-        runs = [r for r in steps["runs"].values() if r["recipe"] == recipe]
-        for batch in sorted({b for r in runs for b in r["batch_sizes"]}):
-            measured = [p for p in points if p["recipe"] == recipe and p["batch_size"] == batch]
+        runs = [r for r in steps.runs.values() if r.recipe == recipe]
+        for batch in sorted({b for r in runs for b in r.batch_sizes}):
+            measured = [
+                p for p in projection.points
+                if names.get(p.recipe) == recipe and p.batch_size == batch
+            ]  # fmt: skip
             if not measured:
                 continue
-            weight = sum(p["steps"] for p in measured)
-            projected = sum(p["mean_ms"] * p["steps"] for p in measured) / weight
+            weight = sum(p.steps for p in measured)
+            projected = sum(p.mean_ms * p.steps for p in measured) / weight
             run_ms, count = [], 0
             for run in runs:
-                data = run["data_seconds"] / len(run["step_seconds"])
+                data = run.data_seconds / len(run.step_seconds)
                 chosen = [
-                    s for s, b in zip(run["step_seconds"], run["batch_sizes"], strict=True)
-                    if b == batch
+                    s for s, b in zip(run.step_seconds, run.batch_sizes, strict=True) if b == batch
                 ]  # fmt: skip
                 count = len(chosen)
                 run_ms.append(1e3 * (statistics.fmean(chosen) - data))
@@ -237,7 +284,7 @@ def segments(stored: dict[str, Any], steps: dict[str, Any]) -> list[Segment]:
     return out
 
 
-def segment_table(stored: dict[str, Any], steps: dict[str, Any]) -> str:
+def segment_table(stored: ValidationRecord, steps: StepRecord) -> str:
     """The segments as markdown: per recipe and batch size, runs' vs projected step ms."""
     lines = [
         "| recipe | batch | steps per run | runs' step compute, ms (each run) "

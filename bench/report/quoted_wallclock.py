@@ -10,6 +10,9 @@ import math
 from pathlib import Path
 
 from bench.report.projection_checks import (
+    CoverageRecord,
+    StepRecord,
+    ValidationRecord,
     coverage_rows,
     coverage_table,
     coverage_windows,
@@ -29,30 +32,34 @@ HEADLINE_WINDOWS = WHOLE_RUN / "headline-base-windows.json"
 DAY = 86400.0
 
 
-def _read(root: Path, path: Path) -> dict:
-    return json.loads((root / path).read_text())
+def _coverage(root: Path) -> CoverageRecord:
+    return CoverageRecord.model_validate_json((root / COVERAGE).read_text())
+
+
+def _validation(root: Path, preset: str) -> ValidationRecord:
+    return ValidationRecord.model_validate_json((root / VALIDATIONS[preset]).read_text())
 
 
 def _coverage_table(root: Path) -> str:
-    return "\n" + coverage_table(_read(root, COVERAGE)) + "\n"
+    return "\n" + coverage_table(_coverage(root)) + "\n"
 
 
 def _coverage_windows(root: Path) -> str:
     """ "12 projections in 3 windows (from 18:14, 19:15 and 20:20 UTC, 2026-12-06)"."""
-    stored = _read(root, COVERAGE)
+    stored = _coverage(root)
     windows = coverage_windows(stored)
     starts = [start[11:16] for start, _ in windows]
     listed = ", ".join(starts[:-1]) + f" and {starts[-1]}" if len(starts) > 1 else starts[0]
     days = sorted({start[:10] for start, _ in windows})
     return (
-        f"{len(stored['projections'])} projections in {len(windows)} "
+        f"{len(stored.projections)} projections in {len(windows)} "
         f"window{'s' if len(windows) != 1 else ''} (from {listed} "
         f"UTC, {', '.join(days)})"
     )
 
 
 def _coverage_verdict(root: Path) -> str:
-    rows = coverage_rows(_read(root, COVERAGE))
+    rows = coverage_rows(_coverage(root))
     passed = [r.quantity for r in rows if r.check.passed]
     if not all(r.check.enough for r in rows):
         return "not enough projections to score"
@@ -72,8 +79,8 @@ def _coverage_verdict(root: Path) -> str:
 
 def _validation_table(root: Path) -> str:
     validations = [
-        single_projection_validation(_read(root, path))
-        for path in VALIDATIONS.values()
+        single_projection_validation(_validation(root, preset))
+        for preset, path in VALIDATIONS.items()
         if (root / path).exists()
     ]
     return "\n" + validation_table(validations) + "\n"
@@ -81,12 +88,14 @@ def _validation_table(root: Path) -> str:
 
 def _segment_table(root: Path, preset: str) -> str:
     path = VALIDATIONS[preset]
-    steps = path.with_name(path.stem + "-steps.json")
-    return "\n" + segment_table(_read(root, path), _read(root, steps)) + "\n"
+    steps = StepRecord.model_validate_json(
+        (root / path.with_name(path.stem + "-steps.json")).read_text()
+    )
+    return "\n" + segment_table(_validation(root, preset), steps) + "\n"
 
 
 def _validation_verdict(root: Path, preset: str) -> str:
-    v = single_projection_validation(_read(root, VALIDATIONS[preset]))
+    v = single_projection_validation(_validation(root, preset))
     if v.met:
         return "met"
     parts = [f"{r} {c.verdict}" for r, c in v.rows.items() if not c.passed]

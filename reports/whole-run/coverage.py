@@ -81,11 +81,11 @@ def measure(args) -> None:
 
 def score(args) -> None:
     """Print the check (``bench.report.projection_checks.coverage_table``)."""
-    from bench.report.projection_checks import coverage_table, coverage_windows
+    from bench.report.projection_checks import CoverageRecord, coverage_table, coverage_windows
 
-    stored = json.loads(Path(args.file).read_text())
+    stored = CoverageRecord.model_validate_json(Path(args.file).read_text())
     windows = coverage_windows(stored)
-    print(f"{len(stored['projections'])} projections in {len(windows)} windows ({args.file})\n")
+    print(f"{len(stored.projections)} projections in {len(windows)} windows ({args.file})\n")
     print(coverage_table(stored))
 
 
