@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -126,6 +127,13 @@ def test_single_projection_validation_by_hand_and_as_the_script_scores_it(
         interval.low, interval.high,
     )  # fmt: skip
     assert checked.met is met
+    difference = checked.saving_difference
+    projected = 1 - 80.0 / 100.0
+    half = math.hypot((interval.high - interval.low) / 2, saving_half)
+    assert difference.estimate == pytest.approx(measured - projected)
+    assert (difference.low, difference.high) == pytest.approx(
+        (measured - projected - half, measured - projected + half)
+    )
     script = _validate_script().single_projection_rule(
         record["projections"][0], record["runs"], {"saving": measured}
     )

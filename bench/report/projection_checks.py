@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,6 +181,21 @@ class SingleProjectionValidation:
     def met(self) -> bool:
         return all(r.passed for r in self.rows.values()) and bool(self.saving.inside)
 
+    @property
+    def saving_difference(self) -> Saving:
+        """Measured − projected saving, its 95% half-width the two intervals' (each the
+        mean of its two sides) in quadrature: a secondary analysis beside the rule, which
+        sets the measured point against the projected interval alone."""
+        measured, projected = self.saving.measured, self.saving.projected
+        assert measured is not None and projected is not None
+        halves = []
+        for saving in (measured, projected):
+            assert saving.low is not None and saving.high is not None
+            halves.append((saving.high - saving.low) / 2.0)
+        difference = measured.estimate - projected.estimate
+        half = math.hypot(*halves)
+        return Saving(difference, difference - half, difference + half)
+
 
 def single_projection_validation(stored: ValidationRecord) -> SingleProjectionValidation:
     """The rule on ``validate.py``'s stored record: its first projection (made before any
@@ -220,13 +236,21 @@ def validation_table(validations: list[SingleProjectionValidation]) -> str:
                 f"{signed(100 * (checked.max_error or 0.0))} | {checked.verdict} |"
             )
         inside = v.saving.inside
+        difference = v.saving_difference
+        assert difference.low is not None and difference.high is not None
         lines.append(
             f"| {v.preset}, {v.samples:,} | saving | {_saving_text(v.saving.projected)} | "
             f"{sum(c.runs for c in v.rows.values())} | measured "
-            f"{_saving_text(v.saving.measured)} | | "
+            f"{_saving_text(v.saving.measured)} | measured − projected "
+            f"{_points(difference.estimate)} [{_points(difference.low)}, "
+            f"{_points(difference.high)}] points | "
             f"{'inside' if inside else 'outside'} the projected interval |"
         )
     return "\n".join(lines)
+
+
+def _points(fraction: float) -> str:
+    return signed(100 * fraction, unit="")
 
 
 def _saving_text(saving: Saving | None) -> str:
