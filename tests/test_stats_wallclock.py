@@ -10,12 +10,15 @@ import pytest
 from bench.stats.wallclock import (
     allowed_misses,
     coverage_check,
+    history_half_width,
+    leave_one_window_out,
     noise_floor,
     saving_systematic,
     unpaired_saving,
     window_interval,
 )
 
+T_1DF_975 = 12.706204736174707  # Student's t, 0.975 quantile, 1 df (tables: 12.71)
 T_3DF_975 = 3.182446305284263  # Student's t, 0.975 quantile, 3 df (tables: 3.182)
 T_5DF_975 = 2.570581835636314  # 5 df (tables: 2.571)
 T_6DF_975 = 2.446911851144969  # 6 df (tables: 2.447)
@@ -166,3 +169,33 @@ def test_unpaired_saving_is_welch_t_on_log_seconds_by_hand():
 def test_unpaired_saving_rejects_too_few_or_bad_seconds(baseline, candidate):
     with pytest.raises(ValueError, match="at least 2 positive, finite run seconds"):
         unpaired_saving(baseline, candidate)
+
+
+T_2DF_975 = 4.302652729749464  # Student's t, 0.975 quantile, 2 df (tables: 4.303)
+
+
+def test_history_half_width_is_t_over_the_history_by_hand():
+    history = [100.0, 104.0, 98.0]  # mean 100.6667, sd sqrt(28/3)
+    sd = math.sqrt(28.0 / 3.0)
+    relative = history_half_width(history, 101.0, relative=True, systematic=2.0)
+    spread = T_2DF_975 * sd / (302.0 / 3.0) * 101.0
+    assert relative == pytest.approx(math.hypot(spread, 2.0), rel=1e-9)
+    absolute = history_half_width(history, 50.0, relative=False)
+    assert absolute == pytest.approx(T_2DF_975 * sd, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2 finite estimates"):
+        history_half_width([100.0], 100.0, relative=True)
+
+
+def test_leave_one_window_out_calibrates_each_interval_on_the_other_windows():
+    estimates = [10.0, 12.0, 11.0, 13.0]
+    windows = ["a", "a", "b", "b"]
+    check = leave_one_window_out(estimates, [0.0] * 4, windows, relative=False)
+    # window a's intervals come from b's two estimates (sd sqrt(2), 1 df) and vice versa
+    half = T_1DF_975 * math.sqrt(2.0)
+    references = [(46.0 - v) / 3 for v in estimates]
+    assert check.covered == tuple(
+        abs(r - v) <= half for r, v in zip(references, estimates, strict=True)
+    )
+    assert check.median_half_width == pytest.approx(half, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2 windows"):
+        leave_one_window_out(estimates, [0.0] * 4, ["a"] * 4, relative=False)

@@ -44,6 +44,10 @@ def _coverage_table(root: Path) -> str:
     return "\n" + coverage_table(_coverage(root)) + "\n"
 
 
+def _history_table(root: Path) -> str:
+    return "\n" + coverage_table(_coverage(root), history=True) + "\n"
+
+
 def _coverage_windows(root: Path) -> str:
     """ "12 projections in 3 windows (from 18:14, 19:15 and 20:20 UTC, 2026-12-06)"."""
     stored = _coverage(root)
@@ -165,6 +169,7 @@ def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
     quotes["whole-run/coverage-table"] = _coverage_table
     quotes["whole-run/coverage-windows"] = _coverage_windows
     quotes["whole-run/coverage-verdict"] = _coverage_verdict
+    quotes["whole-run/coverage-history-table"] = _history_table
     quotes["whole-run/validation-table"] = _validation_table
     for preset in VALIDATIONS:
         quotes[f"whole-run/validation/{preset}"] = lambda r, p=preset: _validation_verdict(r, p)

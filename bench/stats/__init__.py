@@ -23,7 +23,9 @@ Map (every level is the caller's; the defaults are named):
   quadrature with a systematic half-width; 0.95), ``saving_systematic``, ``noise_floor``
   (a copy of the baseline against it, paired: the largest |mean delta| in its 0.95 t
   interval), ``unpaired_saving`` (runs of two recipes, not paired: Welch's t on log
-  seconds, 0.95), ``coverage_check`` (each interval against the mean of the other estimates).
+  seconds, 0.95), ``coverage_check`` (each interval against the mean of the other estimates),
+  ``history_half_width`` / ``leave_one_window_out`` (an interval from earlier estimates made
+  at other times, t over them; its coverage with each window left out of its own history).
 - ``endpoints``: ``time_to_target`` (interpolated first crossing, censored otherwise),
   ``area_under_curve`` (trapezoid over [0, x_max]), ``paired_time_ratio`` (t interval of
   the log ratio over the common seeds, 0.95, only when >= 5/6 of the pairs reached).
@@ -86,6 +88,8 @@ from bench.stats.wallclock import (
     NoiseFloor,
     WindowInterval,
     coverage_check,
+    history_half_width,
+    leave_one_window_out,
     noise_floor,
     saving_systematic,
     unpaired_saving,
@@ -121,7 +125,9 @@ __all__ = [
     "common_seeds",
     "coverage_check",
     "detectable_difference",
+    "history_half_width",
     "holm",
+    "leave_one_window_out",
     "mean_interval",
     "noise_floor",
     "non_inferiority",

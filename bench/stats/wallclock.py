@@ -17,6 +17,10 @@ and a machine's own noise.
 - ``unpaired_saving``: the saving 1 - C / B measured from unpaired runs of each recipe
   (run in A-B-B-A order, not paired by seed): the ratio of geometric means, Welch's t
   interval on log seconds (Welch-Satterthwaite df), so run-to-run variation is in it.
+- ``history_half_width``: an estimate's half-width from a history of earlier estimates of
+  the same quantity on the machine, made at other times (t over them, in quadrature with a
+  systematic part); ``leave_one_window_out`` scores such intervals, each calibrated on the
+  other windows of time only.
 - ``coverage_check``: n projections of one quantity (in several windows of time), each
   interval scored against the mean of the other projections' estimates; it passes when at
   most ``allowed_misses(n)`` miss (11 of 12) and the median half-width is at most
@@ -217,3 +221,52 @@ def coverage_check(
     return Coverage(
         n, distinct, covered, tuple(map(float, references)), sd, median_half, ratio, enough, passed
     )
+
+
+def history_half_width(
+    history: Sequence[float],
+    estimate: float,
+    *,
+    relative: bool,
+    systematic: float = 0.0,
+    level: float = 0.95,
+) -> float:
+    """Half-width of ``estimate``'s two-sided interval from a history of earlier estimates
+    of the same quantity on the same machine, made at other times (at least 2): Student's
+    t (n - 1 df) times their sd, in quadrature with ``systematic``. ``relative``: the
+    spread scales with the estimate (seconds: sd / mean of the history times the
+    estimate); otherwise it is absolute (a saving in points)."""
+    check_level(level, "two-sided")
+    values = np.asarray(list(history), dtype=float)
+    if len(values) < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"a history interval needs at least 2 finite estimates, got {values}")
+    sd = float(np.std(values, ddof=1))
+    spread = sd / float(np.mean(values)) * estimate if relative else sd
+    return math.hypot(t_quantile((1.0 + level) / 2.0, len(values) - 1) * spread, systematic)
+
+
+def leave_one_window_out(
+    estimates: Sequence[float],
+    systematic: Sequence[float],
+    windows: Sequence[object],
+    *,
+    relative: bool,
+    level: float = 0.95,
+) -> Coverage:
+    """The coverage check of ``history_half_width`` intervals, each projection's history
+    being the projections of the *other* windows of time (so no interval is calibrated on
+    its own window): an exploratory check on one data set, not a pre-registered one."""
+    x = np.asarray(estimates, dtype=float)
+    if len(set(windows)) < 2:
+        raise ValueError("leaving a window out needs projections in at least 2 windows")
+    halves = [
+        history_half_width(
+            [v for v, w in zip(x, windows, strict=True) if w != windows[i]],
+            float(x[i]),
+            relative=relative,
+            systematic=systematic[i],
+            level=level,
+        )
+        for i in range(len(x))
+    ]
+    return coverage_check(x, x - np.asarray(halves), x + np.asarray(halves), windows)

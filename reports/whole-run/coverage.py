@@ -9,7 +9,9 @@ projections in all.
 ``score`` scores each projection's interval against the mean of the other projections'
 estimates (``bench.stats.coverage_check``), for each recipe's seconds and for the saving:
 it passes at 11 of 12 (1 miss in 12) or better AND with a median half-width at most twice
-the estimates' own sd (an interval cannot pass by being wide). It prints a markdown table.
+the estimates' own sd (an interval cannot pass by being wide). It prints a markdown table,
+then (with 2 windows or more) an exploratory one: intervals from the spread of the other
+windows' projections (``bench.stats.leave_one_window_out``), not a pre-registered check.
 
 Usage (from the repository root)::
 
@@ -87,6 +89,12 @@ def score(args) -> None:
     windows = coverage_windows(stored)
     print(f"{len(stored.projections)} projections in {len(windows)} windows ({args.file})\n")
     print(coverage_table(stored))
+    if len(windows) > 1:
+        print(
+            "\nExploratory: intervals from the other windows' spread "
+            "(one window left out at a time)\n"
+        )
+        print(coverage_table(stored, history=True))
 
 
 def main() -> None:
