@@ -67,6 +67,7 @@ class ValidationRun(_Stored):
 class ValidationRecord(_Stored):
     """``validate.py``'s record: its projections (the first made before any run) and runs."""
 
+    date: str | None = None  # when validate.py started (its first projection)
     projections: list[StoredProjection]
     runs: list[ValidationRun]
 
@@ -200,6 +201,7 @@ class SingleProjectionValidation:
 
     preset: str
     samples: int
+    started: str | None  # "2026-12-06T18:36:01+0000"
     rows: dict[str, RowValidation]
     projected: dict[str, WholeRunRow]
     saving: SavingCheck
@@ -242,21 +244,24 @@ def single_projection_validation(stored: ValidationRecord) -> SingleProjectionVa
     estimate, low, high = (v / 100.0 for v in _saving(projected["full"]))
     saving = check_saving("full vs MAViL's recipe", measured, Saving(estimate, low, high))
     first = projected["mavil"]
-    return SingleProjectionValidation(first.preset, first.samples, rows, projected, saving)
+    return SingleProjectionValidation(
+        first.preset, first.samples, stored.date, rows, projected, saving
+    )
 
 
 def validation_table(validations: list[SingleProjectionValidation]) -> str:
     """Each validation's recipes as markdown rows, then its saving check."""
     lines = [
-        "| preset, samples | recipe | projected s (95%) | runs | median error "
+        "| preset, samples, start | recipe | projected s (95%) | runs | median error "
         "| errors (min to max) | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for v in validations:
+        label = f"{v.preset}, {v.samples:,}" + (f", {v.started[11:16]} UTC" if v.started else "")
         for recipe, checked in v.rows.items():
             row = v.projected[recipe]
             lines.append(
-                f"| {v.preset}, {v.samples:,} | {RECIPES[recipe]} | {row.projected_seconds:.1f} "
+                f"| {label} | {RECIPES[recipe]} | {row.projected_seconds:.1f} "
                 f"[{row.ci_low:.1f}, {row.ci_high:.1f}] | {checked.runs} | "
                 f"{signed(100 * (checked.median_error or 0.0))} | "
                 f"{signed(100 * (checked.min_error or 0.0))} to "
@@ -266,7 +271,7 @@ def validation_table(validations: list[SingleProjectionValidation]) -> str:
         difference = v.saving_difference
         assert difference.low is not None and difference.high is not None
         lines.append(
-            f"| {v.preset}, {v.samples:,} | saving | {_saving_text(v.saving.projected)} | "
+            f"| {label} | saving | {_saving_text(v.saving.projected)} | "
             f"{sum(c.runs for c in v.rows.values())} | measured "
             f"{_saving_text(v.saving.measured)} | measured − projected "
             f"{_points(difference.estimate)} [{_points(difference.low)}, "

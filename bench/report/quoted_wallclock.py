@@ -27,6 +27,7 @@ COVERAGE = WHOLE_RUN / "coverage-proportional.json"
 VALIDATIONS = {
     "tiny": WHOLE_RUN / "validation-tiny-single.json",
     "proportional": WHOLE_RUN / "validation-proportional-single.json",
+    "proportional-repeat": WHOLE_RUN / "validation-proportional-single-repeat.json",
 }
 HEADLINE_WINDOWS = WHOLE_RUN / "headline-base-windows.json"
 DAY = 86400.0
