@@ -112,6 +112,15 @@ class Environment(Frozen):
     float32_matmul_precision: str | None = None
 
 
+def command_line() -> str:
+    """This process's command, its program named without the machine's path
+    ("diffbench ablate ...", not "/root/.pyenv/.../bin/diffbench ablate ...")."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program == "-c":
+        program = "python -c"
+    return " ".join([program, *sys.argv[1:]])
+
+
 def capture(device: str | torch.device = "cpu") -> Environment:
     """The environment of this process, now."""
     device = torch.device(device)
@@ -132,7 +141,7 @@ def capture(device: str | torch.device = "cpu") -> Environment:
         platform=platform.platform(),
         packages=package_versions(),
         git_commit=git_commit(),
-        command=" ".join(sys.argv),
+        command=command_line(),
         load_average_1m=round(load[0], 2) if load else None,
         **(tf32_settings() if cuda else {}),
     )

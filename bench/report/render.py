@@ -6,7 +6,6 @@ written atomically (``diffmavil.atomic``)."""
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -128,10 +127,10 @@ def compares_recipes(records: list[GridRecord]) -> bool:
 
 
 def _own_environment(command: str | None) -> Environment:
-    from diffmavil.environment import capture
+    from diffmavil.environment import capture, command_line
 
     if command is None:
-        command = " ".join([Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]])
+        command = command_line()
     return capture("cpu").model_copy(update={"command": command})
 
 
