@@ -134,9 +134,7 @@ def test_single_projection_validation_by_hand_and_as_the_script_scores_it(
     assert (difference.low, difference.high) == pytest.approx(
         (measured - projected - half, measured - projected + half)
     )
-    script = _validate_script().single_projection_rule(
-        record["projections"][0], record["runs"], {"saving": measured}
-    )
+    script = _validate_script().single_projection_rule(record["projections"][0], record["runs"])
     assert script["met"] is met
     assert script["mavil"]["errors"] == pytest.approx(errors)
     table = validation_table([checked])

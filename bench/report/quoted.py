@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from bench.report.quoted_tta import plain, register_table2_tta, signed
-from bench.report.quoted_wallclock import register_wallclock
+from bench.report.quoted_wallclock import projection_rows, register_wallclock
 from bench.report.quotes import QuoteFunction, Registry, refresh_files
 
 PILOT = Path("reports/pilot-difficulty/summary.json")
@@ -321,15 +321,8 @@ HEADLINE = Path("reports/whole-run/headline-base.json")
 
 
 def _headline_rows(root: Path) -> tuple:
-    import json
-
-    from bench.migrate import load_projection
-
-    path = root / HEADLINE
-    rows = load_projection(path, json.loads(path.read_text())).whole_run_rows
-    base = next(r for r in rows if r.baseline)
-    full = next(r for r in rows if not r.baseline)
-    return base, full
+    """The first (one-window, 2026-11-29) base-size headline's rows."""
+    return projection_rows(root, HEADLINE)
 
 
 def _headline_saving(root: Path) -> str:

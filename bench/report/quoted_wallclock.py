@@ -21,6 +21,7 @@ from bench.report.projection_checks import (
     validation_table,
 )
 from bench.report.quotes import QuoteFunction
+from bench.schema import WholeRunRow
 
 WHOLE_RUN = Path("reports/whole-run")
 COVERAGE = WHOLE_RUN / "coverage-proportional.json"
@@ -109,13 +110,17 @@ def _validation_verdict(root: Path, preset: str) -> str:
     return "not met: " + "; ".join(parts)
 
 
-def _headline_rows(root: Path):
-    """(MAViL's recipe, the full recipe) of the windowed base-size headline."""
+def projection_rows(root: Path, path: Path) -> tuple[WholeRunRow, WholeRunRow]:
+    """(MAViL's recipe, the full recipe) of a stored whole-run projection (any schema)."""
     from bench.migrate import load_projection
 
-    path = root / HEADLINE_WINDOWS
-    rows = load_projection(path, json.loads(path.read_text())).whole_run_rows
+    rows = load_projection(root / path, json.loads((root / path).read_text())).whole_run_rows
     return next(r for r in rows if r.baseline), next(r for r in rows if not r.baseline)
+
+
+def _headline_rows(root: Path) -> tuple[WholeRunRow, WholeRunRow]:
+    """The windowed base-size headline's rows."""
+    return projection_rows(root, HEADLINE_WINDOWS)
 
 
 def _headline_saving(root: Path) -> str:

@@ -167,38 +167,33 @@ def measured_saving(runs: list[dict], seed: int = 0) -> dict:
     }
 
 
-def single_projection_rule(projection: dict, runs: list[dict], measured: dict) -> dict:
+def single_projection_rule(projection: dict, runs: list[dict]) -> dict:
     """The rule written before the 2026-12 validations ran, for the estimator the reports
-    quote (one projection, made before the runs): per recipe, error = run / projected - 1
-    of every run; the median error within +-5% and every run within +-10%; the measured
-    saving inside the projection's saving interval (``bench.report.projection_rule``, the
-    arithmetic the grid reports apply)."""
-    from bench.report.projection_rule import Saving, check_saving, validate_row
+    quote (one projection, made before the runs), as ``bench.report.projection_checks``
+    applies it: per recipe the median of run / projected - 1 within +-5% and every run
+    within +-10%; the runs' measured saving inside the projection's saving interval."""
+    from bench.report.projection_checks import ValidationRecord, single_projection_validation
 
-    rows = {("mavil" if r["baseline"] else "full"): r for r in projection["rows"]}
-    verdict: dict = {}
-    for recipe, row in rows.items():
-        seconds = [r["wall_clock_seconds"] for r in runs if r["recipe"] == recipe]
-        checked = validate_row(recipe, dict(enumerate(seconds)), row["projected_seconds"])
-        verdict[recipe] = {
-            "errors": list(checked.errors),
-            "median_error": checked.median_error,
-            "median_within_5pct": checked.median_ok,
-            "every_run_within_10pct": checked.runs_ok,
+    checked = single_projection_validation(
+        ValidationRecord.model_validate({"projections": [projection], "runs": runs})
+    )
+    verdict: dict = {
+        recipe: {
+            "errors": list(row.errors),
+            "median_error": row.median_error,
+            "median_within_5pct": row.median_ok,
+            "every_run_within_10pct": row.runs_ok,
         }
-    full = rows["full"]
-    projected = Saving(full["time_saving"], full["time_saving_ci_low"], full["time_saving_ci_high"])
-    saving = check_saving("full vs mavil", Saving(measured["saving"]), projected)
-    verdict["saving"] = {
-        "measured": measured["saving"],
-        "projected": [projected.estimate, projected.low, projected.high],
-        "inside": None if saving.inside is None else bool(saving.inside),
+        for recipe, row in checked.rows.items()
     }
-    verdict["met"] = all(
-        v["median_within_5pct"] and v["every_run_within_10pct"]
-        for k, v in verdict.items()
-        if k in rows
-    ) and bool(saving.inside)
+    measured, projected = checked.saving.measured, checked.saving.projected
+    assert measured is not None and projected is not None
+    verdict["saving"] = {
+        "measured": measured.estimate,
+        "projected": [projected.estimate, projected.low, projected.high],
+        "inside": checked.saving.inside,
+    }
+    verdict["met"] = checked.met
     return verdict
 
 
@@ -339,7 +334,7 @@ def main() -> None:
         "saving_inside_interval": measured["ci_low"] <= projected_saving <= measured["ci_high"],
         "saving_within_5_points": bool(abs(projected_saving - measured["saving"]) <= 0.05),
     }
-    record["single_projection_rule"] = single_projection_rule(projections[0], runs, measured)
+    record["single_projection_rule"] = single_projection_rule(projections[0], runs)
     (args.out / "validation.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (args.out / "steps.json").write_text(json.dumps(step_record(configs, runs)) + "\n")
     print(
