@@ -1,5 +1,5 @@
 """Results of schema_version 1 -> 2, a grid's results.json 2 -> 3 -> 4 and a whole-run
-projection 2 -> 3: on read (every reader calls ``load_*``) and in place (``diffbench
+projection 2 -> 3 -> 4: on read (every reader calls ``load_*``) and in place (``diffbench
 migrate``).
 
 What changed in 2:
@@ -41,7 +41,13 @@ What changed in a whole-run projection at 3 (``bench.schema.WholeRunRow``):
   (``interval_method: "block-bootstrap"``), no half-widths or window values; no number of
   2 is changed.
 
-What changed at 4 (records stay at 2, with two optional evaluations):
+What changed in a whole-run projection at 4: a row may take its seconds' interval from
+the machine's history of projections of its setting (``diffbench time --history``:
+``interval_method: "history-t+systematic"``, ``history_projections``,
+``drift_half_seconds``). A projection of 3 reads as one made without a history
+(``history_projections: 0``); no number of 3 is changed.
+
+What changed in a grid's results.json at 4 (records stay at 2, with two optional evaluations):
 
 - a record may hold a ``curve`` (its snapshots probed: ``CurvePoint``s) and a
   ``finetune`` (``ProbeMetrics`` of mode finetune), with their seconds; results of 3 or
@@ -221,10 +227,12 @@ def is_projection(payload: Any) -> bool:
 
 def migrate_projection(payload: dict[str, Any]) -> dict[str, Any]:
     """A whole-run projection (1: {request_hash?, environment, rows}; 2: one measurement
-    window, its interval the block bootstrap over its rounds) at schema 3."""
+    window, its interval the block bootstrap over its rounds; 3: no history) at schema 4."""
     version = payload.get("schema_version")
     if version == PROJECTION_SCHEMA_VERSION:
         return payload
+    if version == 3:  # rows read as made without a history (the row's defaults)
+        return {**payload, "schema_version": PROJECTION_SCHEMA_VERSION}
     if version != CURRENT:  # 1
         env = dict(payload.get("environment") or {})
         payload = {

@@ -215,8 +215,8 @@ def test_report_after_migration_has_the_schema_1_reports_numbers(reports):
     assert {title: after[title] for title in old} == old
 
 
-def test_a_projection_of_2_reads_as_one_window_and_migrates_once_to_3(tmp_path):
-    """Schema 2 (one measurement window, its block bootstrap) -> 3: every number kept, the
+def test_a_projection_of_2_reads_as_one_window_and_migrates_once_to_4(tmp_path):
+    """Schema 2 (one measurement window, its block bootstrap) -> 4: every number kept, the
     rows say windows 1 and interval method block-bootstrap; `diffbench migrate` rewrites it
     once and a second run leaves it alone."""
     from bench.migrate import load_projection
@@ -226,7 +226,7 @@ def test_a_projection_of_2_reads_as_one_window_and_migrates_once_to_3(tmp_path):
     payload = json.loads(source.read_text())
     assert payload["schema_version"] == 2
     stored = load_projection(source, payload)
-    assert stored.schema_version == PROJECTION_SCHEMA_VERSION == 3
+    assert stored.schema_version == PROJECTION_SCHEMA_VERSION == 4
     before = {r["recipe"]: r for r in payload["rows"] if r["kind"] == "whole_run"}
     for row in stored.whole_run_rows:
         assert (row.windows, row.interval_method, row.interval_level) == (
@@ -242,7 +242,26 @@ def test_a_projection_of_2_reads_as_one_window_and_migrates_once_to_3(tmp_path):
     runner = CliRunner()
     first = runner.invoke(app, ["migrate", str(copy)])
     assert first.exit_code == 0, first.output
-    assert json.loads(copy.read_text())["schema_version"] == 3
+    assert json.loads(copy.read_text())["schema_version"] == 4
     migrated = copy.read_text()
     second = runner.invoke(app, ["migrate", str(copy)])
     assert second.exit_code == 0 and copy.read_text() == migrated
+
+
+def test_a_projection_of_3_reads_as_made_without_a_history(tmp_path):
+    """Schema 3 -> 4: every number kept; each row had no history (``history_projections``
+    0, no drift half-width) and keeps its windowed interval."""
+    from bench.migrate import load_projection
+
+    source = ROOT / "reports" / "whole-run" / "headline-base-windows.json"
+    payload = json.loads(source.read_text())
+    assert payload["schema_version"] == 3
+    stored = load_projection(source, payload)
+    before = {r["recipe"]: r for r in payload["rows"] if r["kind"] == "whole_run"}
+    for row in stored.whole_run_rows:
+        old = before[row.recipe]
+        assert row.history_projections == 0 and row.drift_half_seconds is None
+        assert row.interval_method == old["interval_method"] == "windows-t+systematic"
+        assert (row.projected_seconds, row.ci_low, row.ci_high) == (
+            old["projected_seconds"], old["ci_low"], old["ci_high"],
+        )  # fmt: skip

@@ -47,13 +47,13 @@ def projection(tmp_path_factory):
     return payload
 
 
-def test_projection_json_is_typed_schema_3(projection):
+def test_projection_json_is_typed_schema_4(projection):
     """The JSON is a ``ProjectionResults``: environment in its one spelling, the headline,
     two measurement windows and the interval's parts."""
     from bench.schema import ProjectionResults
 
     stored = ProjectionResults.model_validate(projection)
-    assert stored.schema_version == 3 and stored.environment.torch_threads == 1
+    assert stored.schema_version == 4 and stored.environment.torch_threads == 1
     for row in stored.whole_run_rows:
         assert row.windows == 2 and row.interval_method == "windows-t+systematic"
         assert row.window_seconds is not None and len(row.window_seconds) == 2

@@ -170,6 +170,7 @@ def time_command(
     data: wr.DataOption = "synthetic",
     anchors: wr.AnchorsOption = 4,
     windows: wr.WindowsOption = 6,
+    history: wr.HistoryOption = None,
     min_seconds: wr.MinSecondsOption = 60.0,
     checkpoint_every: wr.CheckpointEveryOption = 25,
     log_every: wr.LogEveryOption = 1,

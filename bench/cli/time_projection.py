@@ -79,6 +79,18 @@ MemoryOption = Annotated[
 ]
 
 
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="Whole run: a JSON-lines file of this machine's projections. Each projection "
+        "is added to it; once a setting has 2 or more, its seconds' interval comes from "
+        "their spread over time (docs/timing.md, 'The machine's history').",
+        rich_help_panel=WHOLE_RUN_PANEL,
+    ),
+]
+
+
 def recipe_name(config) -> str:
     """'cross-attn+curriculum+adaptive/tokens'; MAViL's recipe is 'mavil'."""
     parts = [config.variant]
@@ -233,6 +245,10 @@ def run_whole_run(options: WholeRunRequest, fmt: OutputFormat, out: Path | None)
             result = project_whole_run(request, progress=advance)
     else:
         result = project_whole_run(request)
+    if options.history is not None:
+        from bench.projection.history import project_with_history
+
+        result = project_with_history(result, options.history)
     emit_result(result, fmt, out)
 
 

@@ -290,6 +290,7 @@ class WholeRunRequest(WholeRunSchedules):
     warmup: int
     anchors: int = Field(description="measured points per batch size, at most")
     windows: int = Field(description="separate measurement windows")
+    history: Path | None = Field(None, description="the machine's history of projections")
     checkpoint_every: int
     log_every: int
     memory: bool

@@ -17,7 +17,8 @@ two rows, over the seeds they share; both computed by ``bench.stats``).
 - ``TimingRow`` / ``TimeResults``: ``diffbench time --format json`` (and a grid row's timing);
 - ``ProjectionResults``: a whole-run projection (``diffbench time --masking/--batch``, a
   grid's ``whole-run.json``): rows of kind ``whole_run`` and ``whole_run_point``, at
-  ``PROJECTION_SCHEMA_VERSION`` (3: the measurement windows and the interval's parts);
+  ``PROJECTION_SCHEMA_VERSION`` (4: the measurement windows, the interval's parts and
+  the machine's history);
 - ``PaperHeadline``: the paper's headline figures beside ours at base size, computed when
   results are produced and stored in them (the report renders it), with our
   ``DesignChoice``s;

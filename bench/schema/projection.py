@@ -9,10 +9,13 @@ from typing import Literal
 from diffmavil.config import Frozen
 
 # A projection's file: 3 added the windows and the parts of the interval (a file of 2
-# reads as one window's block bootstrap: ``bench.migrate``).
-PROJECTION_SCHEMA_VERSION = 3
+# reads as one window's block bootstrap), 4 the interval from the machine's history of
+# projections (a file of 3 reads as one made without a history: ``bench.migrate``).
+PROJECTION_SCHEMA_VERSION = 4
 
-IntervalMethod = Literal["windows-t+systematic", "block-bootstrap+systematic", "block-bootstrap"]
+IntervalMethod = Literal[
+    "history-t+systematic", "windows-t+systematic", "block-bootstrap+systematic", "block-bootstrap"
+]
 
 
 class WholeRunRow(Frozen):
@@ -20,7 +23,11 @@ class WholeRunRow(Frozen):
     the windows); savings are fractions against the baseline recipe. The intervals
     (``interval_level``, two-sided): with several windows, Student's t over the windows'
     values in quadrature with the interpolation's half-width (``windows-t+systematic``);
-    with one, the percentile block bootstrap over its rounds, widened by it per side."""
+    with one, the percentile block bootstrap over its rounds, widened by it per side. With
+    a history of the setting on this machine (``history_projections`` >= 2 earlier
+    projections, ``bench.projection.history``), the seconds' interval is Student's t over
+    those projections' relative spread (``drift_half_seconds``) in quadrature with the
+    interpolation's half-width (``history-t+systematic``); the savings keep theirs."""
 
     kind: Literal["whole_run"] = "whole_run"
     recipe: str
@@ -49,6 +56,8 @@ class WholeRunRow(Frozen):
     statistical_half_seconds: float | None = None
     systematic_half_seconds: float | None = None
     window_seconds: list[float] | None = None
+    history_projections: int = 0
+    drift_half_seconds: float | None = None
     loading_bound: bool
     flops: int
     flop_saving: float | None

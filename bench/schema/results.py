@@ -274,7 +274,7 @@ class ProjectionResults(Frozen):
     its measured points (``PointRow``) in one ``rows`` list, as ``diffbench time --format
     json`` prints it and a grid's ``run.project_time`` writes ``whole-run.json``."""
 
-    schema_version: Literal[3] = PROJECTION_SCHEMA_VERSION
+    schema_version: Literal[4] = PROJECTION_SCHEMA_VERSION
     kind: Literal["whole-run-projection"] = "whole-run-projection"
     request_hash: str | None = Field(None, description="a grid's projection request (resume)")
     environment: Environment

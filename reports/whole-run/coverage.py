@@ -6,6 +6,11 @@ MAViL's recipe and the full recipe, exactly as ``diffbench time --masking curric
 at separate times (an hour or more apart, on an idle machine), for at least 12
 projections in all.
 
+With ``--history FILE`` each projection's seconds' interval comes from the machine's
+history of projections of the same setting (``bench.projection.history``: ``diffbench
+time --history``), and the projection then joins it; ``seed-history`` adds the
+projections stored in earlier coverage or validation files to a history.
+
 ``score`` scores each projection's interval against the mean of the other projections'
 estimates (``bench.stats.coverage_check``), for each recipe's seconds and for the saving:
 it passes at 11 of 12 (1 miss in 12) or better AND with a median half-width at most twice
@@ -67,6 +72,10 @@ def measure(args) -> None:
     for index in range(args.projections):
         started = time.perf_counter()
         result = project_whole_run(request)
+        if args.history is not None:
+            from bench.projection.history import project_with_history
+
+            result = project_with_history(result, Path(args.history))
         stored["projections"].append(
             {
                 "window": window,
@@ -79,6 +88,21 @@ def measure(args) -> None:
         )
         atomic_write_json(path, stored)  # a projection at a time: an interrupted window keeps
         print(f"window {window}: projection {index + 1}/{args.projections} stored in {path}")
+
+
+def seed_history(args) -> None:
+    """Adds every projection stored in ``args.sources`` (coverage or validation files)
+    to the history ``args.history``, dated by its environment."""
+    from bench.projection.history import append_history, entries_of, read_history
+    from bench.schema.projection import WholeRunRow
+
+    path = Path(args.history)
+    for source in args.sources:
+        for projection in json.loads(Path(source).read_text())["projections"]:
+            rows = [WholeRunRow.model_validate(r) for r in projection["rows"]]
+            environment = projection["environment"]
+            append_history(path, entries_of(rows, environment, environment["date"]))
+    print(f"{path}: {len(read_history(path))} entries")
 
 
 def score(args) -> None:
@@ -113,11 +137,17 @@ def main() -> None:
     run.add_argument("--windows", type=int, default=6)
     run.add_argument("--min-seconds", type=float, default=60.0)
     run.add_argument("--anchors", type=int, default=3)
+    run.add_argument("--history", default=None, help="the machine's history of projections")
+    seed = commands.add_parser("seed-history", help="add stored projections to a history")
+    seed.add_argument("--history", required=True)
+    seed.add_argument("sources", nargs="+")
     check = commands.add_parser("score", help="score the stored projections")
     check.add_argument("file")
     args = parser.parse_args()
     if args.command == "measure":
         measure(args)
+    elif args.command == "seed-history":
+        seed_history(args)
     else:
         score(args)
 

@@ -90,6 +90,10 @@ def project(args, configs) -> dict:
     )
     started = time.perf_counter()
     result = project_whole_run(request)
+    if args.history is not None:  # the seconds' intervals from the machine's history
+        from bench.projection.history import project_with_history
+
+        result = project_with_history(result, args.history)
     return {
         "seconds": time.perf_counter() - started,
         "rows": [r.model_dump() for r in result.rows],
@@ -240,6 +244,9 @@ def main() -> None:
         help="1: before the runs; 2: before and after; between: before and after every run",
     )
     parser.add_argument("--memory", action="store_true", help="peak memory per recipe too")
+    parser.add_argument(
+        "--history", type=Path, default=None, help="the machine's history of projections"
+    )
     parser.add_argument("--cycles", type=int, default=1, help="A-B-B-A cycles (runs: 2 each)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
