@@ -1,6 +1,6 @@
 """The machine's history of projections (``bench.projection.history``): its intervals
 against hand computation, the file's round trip and damage, and ``diffbench time
---history`` end to end (a projection joins the history; with 2 earlier projections of a
+--history`` end to end (a projection joins the history; with 5 earlier projections of a
 setting its seconds' interval comes from them)."""
 
 from __future__ import annotations
@@ -52,19 +52,22 @@ def stored(tmp_path_factory):
 
 
 def test_history_interval_by_hand(stored):
-    """Three earlier projections 100, 110, 90 s (relative sd 0.1): a new estimate of 120 s
-    with a 5 s interpolation half-width gets 120 +- hypot(t(0.975, 2) * 0.1 * 120, 5)."""
+    """Five earlier projections 100, 110, 90, 105, 95 s (mean 100, sd sqrt(62.5)): a new
+    estimate of 120 s with a 5 s interpolation half-width gets
+    120 +- hypot(t(0.975, 4) * sqrt(62.5) / 100 * 120, 5)."""
     _, projection = stored
     row = _row(projection, projected_seconds=120.0, systematic_half_seconds=5.0)
     key = setting_key(row, "Test CPU")
-    history = [HistoryEntry(date="d", setting=key, projected_seconds=s) for s in (100, 110, 90)]
+    history = [
+        HistoryEntry(date="d", setting=key, projected_seconds=s) for s in (100, 110, 90, 105, 95)
+    ]
     history.append(
         HistoryEntry(date="d", setting=key.replace("Test CPU", "Other"), projected_seconds=1)
     )
     (out,) = with_history([row], ENV, history)
-    drift = stats.t.ppf(0.975, 2) * 0.1 * 120.0
+    drift = stats.t.ppf(0.975, 4) * math.sqrt(62.5) / 100 * 120.0
     half = math.hypot(drift, 5.0)
-    assert out.interval_method == "history-t+systematic" and out.history_projections == 3
+    assert out.interval_method == "history-t+systematic" and out.history_projections == 5
     assert out.ci_low == pytest.approx(120.0 - half) and out.ci_high == pytest.approx(120.0 + half)
     assert out.drift_half_seconds == pytest.approx(drift)
     assert out.projected_seconds == 120.0 and out.time_saving_ci_low == row.time_saving_ci_low
@@ -97,15 +100,16 @@ def test_file_round_trip_and_damage(tmp_path, stored):
 
 def test_cli_history_end_to_end(stored):
     """The first projection had no history (windowed intervals) and joined it; two more
-    entries of each setting make the next projection's seconds' interval the history's."""
+    entries of each setting (5 in all) make the next projection's seconds' interval the history's."""
     folder, first = stored
     path = folder / "h.jsonl"
     entries = read_history(path)
     assert len(entries) == 2  # one per recipe
     for row in ProjectionResults.model_validate(first).whole_run_rows:
         assert row.history_projections == 0 and row.interval_method == "windows-t+systematic"
-    append_history(path, [e.model_copy(update={"projected_seconds": e.projected_seconds * 1.1})
-                          for e in entries])  # fmt: skip
+    factors = (1.1, 0.9, 1.05, 0.95)  # 5 earlier projections of each setting in all
+    append_history(path, [e.model_copy(update={"projected_seconds": e.projected_seconds * f})
+                          for f in factors for e in entries])  # fmt: skip
     before = torch.get_num_threads()
     try:
         result = runner.invoke(
@@ -116,13 +120,13 @@ def test_cli_history_end_to_end(stored):
     assert result.exit_code == 0, result.output
     rows = ProjectionResults.model_validate(json.loads(result.stdout)).whole_run_rows
     for row, entry in zip(rows, entries, strict=True):
-        earlier = [entry.projected_seconds, entry.projected_seconds * 1.1]
-        spread = stats.tstd(earlier) / (sum(earlier) / 2) * row.projected_seconds
-        half = math.hypot(stats.t.ppf(0.975, 1) * spread, row.systematic_half_seconds)
-        assert row.history_projections == 2 and row.interval_method == "history-t+systematic"
+        earlier = [entry.projected_seconds * f for f in (1.0, *factors)]
+        spread = stats.tstd(earlier) / (sum(earlier) / 5) * row.projected_seconds
+        half = math.hypot(stats.t.ppf(0.975, 4) * spread, row.systematic_half_seconds)
+        assert row.history_projections == 5 and row.interval_method == "history-t+systematic"
         assert row.ci_high - row.projected_seconds == pytest.approx(half)
         assert row.time_saving_ci_low is None or row.windows == 2
-    assert len(read_history(path)) == 6
+    assert len(read_history(path)) == 12
 
 
 def test_cli_history_directory_is_bad_input(tmp_path):

@@ -84,7 +84,7 @@ HistoryOption = Annotated[
     typer.Option(
         "--history",
         help="Whole run: a JSON-lines file of this machine's projections. Each projection "
-        "is added to it; once a setting has 2 or more, its seconds' interval comes from "
+        "is added to it; once a setting has 5 or more, its seconds' interval comes from "
         "their spread over time (docs/timing.md, 'The machine's history').",
         rich_help_panel=WHOLE_RUN_PANEL,
     ),

@@ -31,7 +31,8 @@ from bench.schema.projection import WholeRunRow
 from bench.stats.wallclock import history_half_width
 from diffmavil.config import Frozen
 
-MIN_HISTORY = 2  # earlier projections of a setting before its interval comes from them
+MIN_HISTORY = 5  # earlier projections of a setting before its interval comes from them
+# (4 df: t = 2.78; with 1 df t is 12.7, an interval too wide to use)
 SETTING_FIELDS = (
     "recipe", "variant", "preset", "device", "dtype", "compile", "threads", "masking",
     "batch", "samples", "checkpoints", "logged_rows",

@@ -24,7 +24,7 @@ class WholeRunRow(Frozen):
     (``interval_level``, two-sided): with several windows, Student's t over the windows'
     values in quadrature with the interpolation's half-width (``windows-t+systematic``);
     with one, the percentile block bootstrap over its rounds, widened by it per side. With
-    a history of the setting on this machine (``history_projections`` >= 2 earlier
+    a history of the setting on this machine (``history_projections`` >= 5 earlier
     projections, ``bench.projection.history``), the seconds' interval is Student's t over
     those projections' relative spread (``drift_half_seconds``) in quadrature with the
     interpolation's half-width (``history-t+systematic``); the savings keep theirs."""
