@@ -163,17 +163,63 @@ def test_segments_compare_runs_and_projected_points_per_batch_size_by_hand(templ
         {"projections": [{"rows": rows, "points": points}], "runs": []}
     )
     steps = StepRecord.model_validate({
-        "runs": {
-            "mavil1": {"recipe": "mavil", "data_seconds": 0.01, "step_seconds": [0.081] * 10,
-                       "batch_sizes": [16] * 10},
-            "full1": {"recipe": "full", "data_seconds": 0.004,
-                      "step_seconds": [0.073, 0.073, 0.111, 0.111], "batch_sizes": [16, 16, 32, 32]},
+        "runs": {  # each run's first step (16 samples: the first epoch here) is left out
+            "mavil1": {"recipe": "mavil", "data_seconds": 0.05, "step_seconds": [0.2] + [0.081] * 9,
+                       "data_step_seconds": [0.041] + [0.001] * 9, "batch_sizes": [16] * 10},
+            "full1": {"recipe": "full", "data_seconds": 0.3,
+                      "step_seconds": [0.3, 0.073, 0.073, 0.111, 0.111],
+                      "batch_sizes": [16, 16, 16, 32, 32]},  # no per-step data: an older file
         }
     })  # fmt: skip
-    found = {(s.recipe, s.batch_size): s for s in segments(stored, steps)}
-    assert found[("mavil", 16)].run_ms == pytest.approx((80.0,))  # 81 ms less 1 ms of data
-    assert found[("mavil", 16)].ratio == pytest.approx(1.0)
+    found = {(s.recipe, s.batch_size): s for s in segments(stored, steps, first_epoch=16)}
+    assert found[("mavil", 16)].run_ms == pytest.approx((80.0,))  # 81 ms less its 1 ms of data
+    assert found[("mavil", 16)].steps == 9 and found[("mavil", 16)].ratio == pytest.approx(1.0)
+    assert not found[("mavil", 16)].cached_loading
     assert found[("full", 16)].projected_ms == pytest.approx((3 * 70.0 + 74.0) / 4)
-    assert found[("full", 16)].ratio == pytest.approx(72.0 / 71.0)
-    assert found[("full", 32)].steps == 2 and found[("full", 32)].ratio == pytest.approx(1.1)
-    assert "| full recipe | 32 | 2 | 110.0 | 100.0 | 1.100 |" in segment_table(stored, steps)
+    assert found[("full", 16)].ratio == pytest.approx(73.0 / 71.0)  # compute + cached loading
+    assert found[("full", 16)].cached_loading and found[("full", 16)].steps == 2
+    assert found[("full", 32)].steps == 2 and found[("full", 32)].ratio == pytest.approx(1.11)
+    table = segment_table(stored, steps, first_epoch=16)
+    assert "runs' step compute + cached loading, ms" in table
+    assert "| full recipe | 32 | 2 | 111.0 | 100.0 | 1.110 |" in table
+    # with the whole default first epoch (2,000 samples) nothing of these runs is left
+    assert segments(stored, steps) == []
+
+
+def test_replay_segments_by_hand():
+    """The replay diagnostic's arithmetic on the real plan of a tiny full recipe: replays
+    stepping at exactly the points' means, runs 10% slower at batch 16 only; per batch
+    size and over the whole run the ratios are those, and the whole run's mean is the
+    plan's steps-weighted mean of the points."""
+    from bench.projection.recipes import plan_recipe
+    from bench.report.replay_check import ReplayRecord, replay_segments, replay_table, step_points
+    from diffmavil.training.config import PretrainConfig
+
+    config = PretrainConfig(
+        preset="tiny", variant="cross-attn", masking={"kind": "curriculum"},
+        batch={"kind": "adaptive", "batch_size": 8, "multiple": 8}, budget_samples=2048,
+    )  # fmt: skip
+    recipe = plan_recipe("full", config, 4)
+    ms = {(p.batch_size, tuple(p.visible)): 0.01 * (i + 1) for i, p in enumerate(recipe.points)}
+    points = {
+        f"full/{i}": {"batch": b, "visible": list(v), "steps": 1, "seconds": [s, s]}
+        for i, ((b, v), s) in enumerate(ms.items())
+    }
+    keys = step_points(config)
+    assert len({b for b, _ in keys}) >= 2  # the adaptive batch changes size
+    replay = [ms[k] for k in keys]
+    run = [ms[k] * (1.1 if k[0] == 16 else 1.0) for k in keys]
+    record = ReplayRecord(
+        date="d", config=config.model_dump(mode="json"), replay1=replay, run1=run,
+        run2=run, replay2=replay, points=points,
+    )  # fmt: skip
+    segments = replay_segments(record)
+    assert segments[-1].batch is None and segments[-1].steps == len(keys)
+    for segment in segments[:-1]:
+        assert segment.ratio("replay") == pytest.approx(1.0)
+        assert segment.ratio("run") == pytest.approx(1.1 if segment.batch == 16 else 1.0)
+    whole = segments[-1]
+    assert whole.points_ms == pytest.approx(1e3 * statistics.fmean(replay))
+    run_share = sum(run) / sum(replay)
+    assert whole.ratio("run") == pytest.approx(run_share)
+    assert "| whole run |" in replay_table(record)

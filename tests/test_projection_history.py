@@ -14,6 +14,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from bench.cli.app import app
+from bench.cli.time_projection import render_table
 from bench.errors import BadInput
 from bench.projection.history import (
     HistoryEntry,
@@ -23,6 +24,7 @@ from bench.projection.history import (
     setting_key,
     with_history,
 )
+from bench.projection.recipes import WholeRunResult
 from bench.schema import ProjectionResults
 from tests.test_whole_run_cli import WHOLE_RUN
 
@@ -127,6 +129,9 @@ def test_cli_history_end_to_end(stored):
         assert row.ci_high - row.projected_seconds == pytest.approx(half)
         assert row.time_saving_ci_low is None or row.windows == 2
     assert len(read_history(path)) == 12
+    environment = json.loads(result.stdout)["environment"]
+    table = render_table(WholeRunResult(rows=rows, points=[], environment=environment))
+    assert "seconds' intervals from this machine's history (5 earlier projections" in table.title
 
 
 def test_cli_history_directory_is_bad_input(tmp_path):

@@ -185,6 +185,14 @@ def render_table(result) -> Any:
         f"{first.windows} window(s); intervals: {first.interval_method}; savings vs "
         "MAViL's recipe (fixed masking, fixed batch)"
     )
+    histories = sorted(
+        {r.history_projections for r in rows if r.interval_method.startswith("history")}
+    )
+    if histories:
+        title += (
+            f"; seconds' intervals from this machine's history ({', '.join(map(str, histories))} "
+            "earlier projections of the setting)"
+        )
     headers = (
         "<recipe", "steps", "projected s", "95% CI", "compute s", "data s", "overhead s",
         "FLOPs", "FLOP saving", "time saving [95% CI]", "time/FLOP", "interp. err",

@@ -12,6 +12,8 @@ without running it.
 - ``measure``: the measurement itself (interleaved rounds of every recipe's step shapes,
   data-loading rates, memory probes in child processes); ``steps``: the timed train steps
   (one recipe on the device at a time on CUDA);
+- ``history``: the machine's history of projections (``--history``) and the seconds'
+  interval from their spread over time;
 - ``check``: ``diffbench check``'s whole-run projection row.
 
 Typed rows live in ``bench.schema.projection``; the report renders them in

@@ -73,12 +73,14 @@ class ValidationRecord(_Stored):
 
 
 class StepRun(_Stored):
-    """One run's logged steps: compute + data seconds and the plan's batch size of each."""
+    """One run's logged steps: compute + data seconds and the plan's batch size of each;
+    each step's data seconds where stored (files of 2026-12-06 evening on)."""
 
     recipe: Recipe
     data_seconds: float
     step_seconds: list[float]
     batch_sizes: list[int]
+    data_step_seconds: list[float] | None = None
 
 
 class StepRecord(_Stored):
@@ -87,7 +89,7 @@ class StepRecord(_Stored):
     runs: dict[str, StepRun]
 
 
-def _by_recipe(rows: list[WholeRunRow]) -> dict[str, WholeRunRow]:
+def by_recipe(rows: list[WholeRunRow]) -> dict[str, WholeRunRow]:
     """{"mavil": the baseline's row, "full": the other} of one stored projection."""
     return {
         "mavil": next(r for r in rows if r.baseline),
@@ -131,7 +133,7 @@ class CoverageRow:
 def coverage_rows(stored: CoverageRecord) -> list[CoverageRow]:
     """The check of each quantity over the stored projections (``coverage.py``'s file)."""
     windows = [p.window for p in stored.projections]
-    rows = [_by_recipe(p.rows) for p in stored.projections]
+    rows = [by_recipe(p.rows) for p in stored.projections]
     out = []
     for name, get in QUANTITIES.items():
         values = [get(r) for r in rows]
@@ -165,7 +167,7 @@ def history_rows(stored: CoverageRecord) -> list[CoverageRow]:
     quadrature with its own interpolation bound. Exploratory: calibrated and scored on the
     same projections, one window left out at a time."""
     windows = [p.window for p in stored.projections]
-    rows = [_by_recipe(p.rows) for p in stored.projections]
+    rows = [by_recipe(p.rows) for p in stored.projections]
     recipe_of = {"MAViL's recipe, seconds": "mavil", "full recipe, seconds": "full",
                  "saving, %": "full"}  # fmt: skip
     out = []
@@ -229,7 +231,7 @@ class SingleProjectionValidation:
 def single_projection_validation(stored: ValidationRecord) -> SingleProjectionValidation:
     """The rule on ``validate.py``'s stored record: its first projection (made before any
     run) against every run."""
-    projected = _by_recipe(stored.projections[0].rows)
+    projected = by_recipe(stored.projections[0].rows)
     seconds = {
         recipe: [r.wall_clock_seconds for r in stored.runs if r.recipe == recipe]
         for recipe in RECIPES
@@ -296,24 +298,39 @@ def _saving_text(saving: Saving | None) -> str:
 
 @dataclass(frozen=True)
 class Segment:
-    """One recipe's steps at one batch size: the runs' mean step compute (each run's
-    logged compute + data per step, less that run's mean data per step) against the
-    projection's measured points at that batch size (their means weighted by steps)."""
+    """One recipe's steps at one batch size after the first epoch: the runs' mean step
+    compute against the projection's measured points at that batch size (their means
+    weighted by steps). A run's step is its logged compute + data less the step's own
+    data where stored; otherwise (older files) its compute + data, whose data after the
+    first epoch is a load from the in-memory cache (``cached_loading``)."""
 
     recipe: str
     batch_size: int
     steps: int
     run_ms: tuple[float, ...]
     projected_ms: float
+    cached_loading: bool = False
 
     @property
     def ratio(self) -> float:
         return statistics.fmean(self.run_ms) / self.projected_ms
 
 
-def segments(stored: ValidationRecord, steps: StepRecord) -> list[Segment]:
+def first_epoch_samples() -> int:
+    """The default synthetic dataset's size: the validations' first epoch, whose steps
+    also build the items they load (cold loading, not step compute)."""
+    from diffmavil.data.synthetic import SyntheticOptions
+
+    return SyntheticOptions().size
+
+
+def segments(
+    stored: ValidationRecord, steps: StepRecord, first_epoch: int | None = None
+) -> list[Segment]:
     """The segments of ``validate.py``'s record (its first projection's points) and of its
-    steps file."""
+    steps file, each run's steps of its first ``first_epoch`` samples left out (their
+    loading builds every item: its seconds are not spread evenly over the run's steps)."""
+    epoch = first_epoch_samples() if first_epoch is None else first_epoch
     projection = stored.projections[0]
     names = {row.recipe: ("mavil" if row.baseline else "full") for row in projection.rows}
     out = []
@@ -330,24 +347,43 @@ def segments(stored: ValidationRecord, steps: StepRecord) -> list[Segment]:
             projected = sum(p.mean_ms * p.steps for p in measured) / weight
             run_ms, count = [], 0
             for run in runs:
-                data = run.data_seconds / len(run.step_seconds)
-                chosen = [
-                    s for s, b in zip(run.step_seconds, run.batch_sizes, strict=True) if b == batch
-                ]  # fmt: skip
+                chosen = _steady_steps(run, batch, epoch)
                 count = len(chosen)
-                run_ms.append(1e3 * (statistics.fmean(chosen) - data))
-            out.append(Segment(recipe, batch, count, tuple(run_ms), projected))
+                if chosen:
+                    run_ms.append(1e3 * statistics.fmean(chosen))
+            if run_ms:
+                cached = any(r.data_step_seconds is None for r in runs)
+                out.append(Segment(recipe, batch, count, tuple(run_ms), projected, cached))
     return out
 
 
-def segment_table(stored: ValidationRecord, steps: StepRecord) -> str:
-    """The segments as markdown: per recipe and batch size, runs' vs projected step ms."""
+def _steady_steps(run: StepRun, batch: int, first_epoch: int) -> list[float]:
+    """The run's step seconds at ``batch`` after its first ``first_epoch`` samples, less
+    each step's data where stored."""
+    data = run.data_step_seconds or [0.0] * len(run.step_seconds)
+    chosen, seen = [], 0
+    for total, loading, size in zip(run.step_seconds, data, run.batch_sizes, strict=True):
+        if seen >= first_epoch and size == batch:
+            chosen.append(total - loading)
+        seen += size
+    return chosen
+
+
+def segment_table(
+    stored: ValidationRecord, steps: StepRecord, first_epoch: int | None = None
+) -> str:
+    """The segments as markdown: per recipe and batch size, runs' vs projected step ms
+    after the first epoch."""
+    found = segments(stored, steps, first_epoch)
+    label = "runs' step compute"
+    if any(seg.cached_loading for seg in found):
+        label += " + cached loading"
     lines = [
-        "| recipe | batch | steps per run | runs' step compute, ms (each run) "
+        f"| recipe | batch | steps per run | {label}, ms (each run) "
         "| projected, ms | runs / projected |",
         "|---|---:|---:|---|---:|---:|",
     ]
-    for s in segments(stored, steps):
+    for s in found:
         each = ", ".join(f"{v:.1f}" for v in s.run_ms)
         lines.append(
             f"| {RECIPES[s.recipe]} | {s.batch_size} | {s.steps:,} | {each} | "

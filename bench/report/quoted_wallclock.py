@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from bench.report.projection_checks import (
     CoverageRecord,
     StepRecord,
     ValidationRecord,
+    by_recipe,
     coverage_rows,
     coverage_table,
     coverage_windows,
@@ -25,34 +27,39 @@ from bench.schema import WholeRunRow
 
 WHOLE_RUN = Path("reports/whole-run")
 COVERAGE = WHOLE_RUN / "coverage-proportional.json"
+# the second round's check: intervals from the machine's history (``--history``)
+HISTORY_COVERAGE = WHOLE_RUN / "coverage-proportional-history.json"
 VALIDATIONS = {
     "tiny": WHOLE_RUN / "validation-tiny-single.json",
     "proportional": WHOLE_RUN / "validation-proportional-single.json",
     "proportional-repeat": WHOLE_RUN / "validation-proportional-single-repeat.json",
+    "tiny-history": WHOLE_RUN / "validation-tiny-history.json",
+    "proportional-history": WHOLE_RUN / "validation-proportional-history.json",
 }
+REPLAY = WHOLE_RUN / "replay-proportional.json"
 HEADLINE_WINDOWS = WHOLE_RUN / "headline-base-windows.json"
 DAY = 86400.0
 
 
-def _coverage(root: Path) -> CoverageRecord:
-    return CoverageRecord.model_validate_json((root / COVERAGE).read_text())
+def _coverage(root: Path, path: Path = COVERAGE) -> CoverageRecord:
+    return CoverageRecord.model_validate_json((root / path).read_text())
 
 
 def _validation(root: Path, preset: str) -> ValidationRecord:
     return ValidationRecord.model_validate_json((root / VALIDATIONS[preset]).read_text())
 
 
-def _coverage_table(root: Path) -> str:
-    return "\n" + coverage_table(_coverage(root)) + "\n"
+def _coverage_table(root: Path, path: Path = COVERAGE) -> str:
+    return "\n" + coverage_table(_coverage(root, path)) + "\n"
 
 
 def _history_table(root: Path) -> str:
     return "\n" + coverage_table(_coverage(root), history=True) + "\n"
 
 
-def _coverage_windows(root: Path) -> str:
+def _coverage_windows(root: Path, path: Path = COVERAGE) -> str:
     """ "12 projections in 3 windows (from 18:14, 19:15 and 20:20 UTC, 2026-12-06)"."""
-    stored = _coverage(root)
+    stored = _coverage(root, path)
     windows = coverage_windows(stored)
     starts = [start[11:16] for start, _ in windows]
     listed = ", ".join(starts[:-1]) + f" and {starts[-1]}" if len(starts) > 1 else starts[0]
@@ -64,8 +71,8 @@ def _coverage_windows(root: Path) -> str:
     )
 
 
-def _coverage_verdict(root: Path) -> str:
-    rows = coverage_rows(_coverage(root))
+def _coverage_verdict(root: Path, path: Path = COVERAGE) -> str:
+    rows = coverage_rows(_coverage(root, path))
     passed = [r.quantity for r in rows if r.check.passed]
     if not all(r.check.enough for r in rows):
         return "not enough projections to score"
@@ -170,12 +177,56 @@ def _headline_flop_saving(root: Path) -> str:
     return f"−{100 * full.flop_saving:.1f}%"
 
 
+def _replay_table(root: Path) -> str:
+    from bench.report.replay_check import ReplayRecord, replay_table
+
+    record = ReplayRecord.model_validate_json((root / REPLAY).read_text())
+    return "\n" + replay_table(record) + "\n"
+
+
+def _history_sizes(root: Path) -> str:
+    """ "from 12 to 23 earlier projections of its setting (Student's t with 11 to 22 df)"."""
+    sizes = [
+        row.history_projections
+        for p in _coverage(root, HISTORY_COVERAGE).projections
+        for row in p.rows
+        if row.interval_method == "history-t+systematic"
+    ]
+    return (
+        f"from {min(sizes)} to {max(sizes)} earlier projections of its setting (Student's t "
+        f"with {min(sizes) - 1} to {max(sizes) - 1} df)"
+    )
+
+
+def _history_shift(root: Path) -> str:
+    """Each recipe's mean projected seconds in the first check and in the second."""
+
+    def means(path: Path) -> tuple[float, float]:
+        rows = [by_recipe(p.rows) for p in _coverage(root, path).projections]
+        return tuple(
+            statistics.fmean(r[k].projected_seconds for r in rows) for k in ("mavil", "full")
+        )  # type: ignore[return-value]
+
+    first, second = means(COVERAGE), means(HISTORY_COVERAGE)
+    return (
+        f"MAViL's recipe {first[0]:.0f} s in the first check, {second[0]:.0f} s in the "
+        f"second ({100 * (second[0] / first[0] - 1):+.0f}%); the full recipe {first[1]:.0f} s, "
+        f"then {second[1]:.0f} s ({100 * (second[1] / first[1] - 1):+.0f}%)"
+    )
+
+
 def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
     """Add the keys of the coverage check and the single-projection validations."""
     quotes["whole-run/coverage-table"] = _coverage_table
     quotes["whole-run/coverage-windows"] = _coverage_windows
     quotes["whole-run/coverage-verdict"] = _coverage_verdict
     quotes["whole-run/coverage-history-table"] = _history_table
+    quotes["whole-run/history-coverage-table"] = lambda r: _coverage_table(r, HISTORY_COVERAGE)
+    quotes["whole-run/history-coverage-windows"] = lambda r: _coverage_windows(r, HISTORY_COVERAGE)
+    quotes["whole-run/history-coverage-verdict"] = lambda r: _coverage_verdict(r, HISTORY_COVERAGE)
+    quotes["whole-run/replay-table"] = _replay_table
+    quotes["whole-run/history-coverage-shift"] = _history_shift
+    quotes["whole-run/history-coverage-sizes"] = _history_sizes
     quotes["whole-run/validation-table"] = _validation_table
     for preset in VALIDATIONS:
         quotes[f"whole-run/validation/{preset}"] = lambda r, p=preset: _validation_verdict(r, p)

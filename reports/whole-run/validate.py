@@ -120,6 +120,7 @@ def pretrain_run(config, folder: Path, name: str) -> dict:
         "overhead_seconds": summary["overhead_seconds"],
         "steps": summary["steps"],
         "step_seconds": [r["compute_seconds"] + r["data_seconds"] for r in rows],
+        "data_step_seconds": [r["data_seconds"] for r in rows],
         "load": os.getloadavg()[0],
     }
 
@@ -202,8 +203,9 @@ def single_projection_rule(projection: dict, runs: list[dict]) -> dict:
 
 
 def step_record(configs: dict, runs: list[dict]) -> dict:
-    """Every step's compute + data seconds of each run (log_every 1) with its batch size
-    from the run's plan: ``bench.report.projection_checks.segments`` reads it."""
+    """Every step's compute + data seconds and data seconds of each run (log_every 1) with
+    its batch size from the run's plan: ``bench.report.projection_checks.segments`` reads
+    it."""
     from diffmavil.schedules import plan_run
 
     out = {}
@@ -218,6 +220,7 @@ def step_record(configs: dict, runs: list[dict]) -> dict:
             "recipe": run["recipe"],
             "data_seconds": run["data_seconds"],
             "step_seconds": [round(s, 6) for s in run["step_seconds"]],
+            "data_step_seconds": [round(s, 6) for s in run["data_step_seconds"]],
             "batch_sizes": [step.batch_size for step in plan],
         }
     return {"source": "validate.py: each run's metrics.jsonl (log_every 1)", "runs": out}
@@ -288,7 +291,8 @@ def main() -> None:
     record["matmul_gflops_after"] = matmul()
     record["uptime_after"] = uptime()
     record["projections"] = projections
-    record["runs"] = [{k: v for k, v in r.items() if k != "step_seconds"} for r in runs]
+    per_step = ("step_seconds", "data_step_seconds")
+    record["runs"] = [{k: v for k, v in r.items() if k not in per_step} for r in runs]
     projected = {}
     for recipe, label in (("mavil", "mavil"), ("full", "cross-attn+curriculum+adaptive/tokens")):
         rows = [
