@@ -265,3 +265,9 @@ def test_a_projection_of_3_reads_as_made_without_a_history(tmp_path):
         assert (row.projected_seconds, row.ci_low, row.ci_high) == (
             old["projected_seconds"], old["ci_low"], old["ci_high"],
         )  # fmt: skip
+    copy = tmp_path / "headline.json"
+    shutil.copy(source, copy)
+    assert CliRunner().invoke(app, ["migrate", str(copy)]).exit_code == 0
+    written = json.loads(copy.read_text())
+    assert written["schema_version"] == 4
+    assert [r["history_projections"] for r in written["rows"] if r["kind"] == "whole_run"] == [0, 0]
