@@ -93,6 +93,8 @@ def test_file_round_trip_and_damage(tmp_path, stored):
     entries = entries_of([row], ENV, date="2026-12-06T00:00:00+00:00")
     append_history(path, entries)
     with path.open("a") as handle:
+        bad = entries[0].model_dump() | {"projected_seconds": float("nan")}
+        handle.write(json.dumps(bad) + "\n")  # NaN seconds: not an entry
         handle.write('{"date": "torn')  # a killed write's last line
     append_history(path, entries)
     assert read_history(path) == entries * 2

@@ -26,6 +26,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import Field
+
 from bench.errors import BadInput
 from bench.schema.projection import WholeRunRow
 from bench.stats.wallclock import history_half_width
@@ -44,7 +46,7 @@ class HistoryEntry(Frozen):
 
     date: str
     setting: str  # setting_key(...)
-    projected_seconds: float
+    projected_seconds: float = Field(gt=0, allow_inf_nan=False)
     statistical_half_seconds: float | None = None
 
 
@@ -62,7 +64,8 @@ def machine_name(environment: dict) -> str:
 
 def read_history(path: Path) -> list[HistoryEntry]:
     """Every entry of the history file (none when it does not exist yet). A line that is
-    not an entry (a torn last line of a killed write) is skipped, not fatal."""
+    not an entry (a torn last line of a killed write, a hand edit with a non-positive or
+    non-finite seconds) is skipped, not fatal."""
     if not path.exists():
         return []
     if path.is_dir():
