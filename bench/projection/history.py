@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -122,19 +123,15 @@ def with_history(
     machine = machine_name(environment)
     out = []
     for row in rows:
-        earlier = [e.projected_seconds for e in history if e.setting == setting_key(row, machine)]
+        key = setting_key(row, machine)
+        earlier = [e.projected_seconds for e in history if e.setting == key]
         if len(earlier) < MIN_HISTORY:
             out.append(row.model_copy(update={"history_projections": len(earlier)}))
             continue
-        systematic = row.systematic_half_seconds or 0.0
-        half = history_half_width(
-            earlier,
-            row.projected_seconds,
-            relative=True,
-            systematic=systematic,
-            level=row.interval_level,
+        drift = history_half_width(
+            earlier, row.projected_seconds, relative=True, level=row.interval_level
         )
-        drift = (half**2 - systematic**2) ** 0.5
+        half = math.hypot(drift, row.systematic_half_seconds or 0.0)
         out.append(
             row.model_copy(
                 update={
