@@ -199,3 +199,16 @@ def test_leave_one_window_out_calibrates_each_interval_on_the_other_windows():
     assert check.median_half_width == pytest.approx(half, rel=1e-9)
     with pytest.raises(ValueError, match="at least 2 windows"):
         leave_one_window_out(estimates, [0.0] * 4, ["a"] * 4, relative=False)
+
+
+def test_difference_in_quadrature_by_hand():
+    """14.5% [11.5, 17.5] measured against 18.1% [16.9, 19.3] projected: −3.6 with a
+    half-width of hypot(3.0, 1.2)."""
+    from bench.stats import difference_in_quadrature
+
+    estimate, low, high = difference_in_quadrature((14.5, 11.5, 17.5), (18.1, 16.9, 19.3))
+    half = math.sqrt(3.0**2 + 1.2**2)
+    assert estimate == pytest.approx(-3.6)
+    assert (low, high) == pytest.approx((-3.6 - half, -3.6 + half))
+    with pytest.raises(ValueError, match="low exceeds its high"):
+        difference_in_quadrature((1.0, 2.0, 0.0), (0.0, 0.0, 0.0))

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,13 @@ from bench.report.projection_rule import (
     validate_row,
 )
 from bench.schema import PointRow, WholeRunRow
-from bench.stats import Coverage, coverage_check, leave_one_window_out, unpaired_saving
+from bench.stats import (
+    Coverage,
+    coverage_check,
+    difference_in_quadrature,
+    leave_one_window_out,
+    unpaired_saving,
+)
 
 RECIPES = {"mavil": "MAViL's recipe", "full": "full recipe"}
 Recipe = Literal["mavil", "full"]
@@ -219,13 +224,11 @@ class SingleProjectionValidation:
         sets the measured point against the projected interval alone."""
         measured, projected = self.saving.measured, self.saving.projected
         assert measured is not None and projected is not None
-        halves = []
+        sides = []
         for saving in (measured, projected):
             assert saving.low is not None and saving.high is not None
-            halves.append((saving.high - saving.low) / 2.0)
-        difference = measured.estimate - projected.estimate
-        half = math.hypot(*halves)
-        return Saving(difference, difference - half, difference + half)
+            sides.append((saving.estimate, saving.low, saving.high))
+        return Saving(*difference_in_quadrature(*sides))
 
 
 def single_projection_validation(stored: ValidationRecord) -> SingleProjectionValidation:

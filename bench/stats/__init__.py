@@ -24,6 +24,7 @@ Map (every level is the caller's; the defaults are named):
   (a copy of the baseline against it, paired: the largest |mean delta| in its 0.95 t
   interval), ``unpaired_saving`` (runs of two recipes, not paired: Welch's t on log
   seconds, 0.95), ``coverage_check`` (each interval against the mean of the other estimates),
+  ``difference_in_quadrature`` (two independent intervals' difference),
   ``history_half_width`` / ``leave_one_window_out`` (an interval from earlier estimates made
   at other times, t over them; its coverage with each window left out of its own history).
 - ``endpoints``: ``time_to_target`` (interpolated first crossing, censored otherwise),
@@ -88,6 +89,7 @@ from bench.stats.wallclock import (
     NoiseFloor,
     WindowInterval,
     coverage_check,
+    difference_in_quadrature,
     history_half_width,
     leave_one_window_out,
     noise_floor,
@@ -125,6 +127,7 @@ __all__ = [
     "common_seeds",
     "coverage_check",
     "detectable_difference",
+    "difference_in_quadrature",
     "history_half_width",
     "holm",
     "leave_one_window_out",

@@ -43,6 +43,19 @@ COVERAGE_MIN_PROJECTIONS = 12
 COVERAGE_MIN_WINDOWS = 3
 
 
+def difference_in_quadrature(
+    first: tuple[float, float, float], second: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """(estimate, low, high) of first − second from two independent intervals (estimate,
+    low, high) at one level: each interval's half-width (the mean of its two sides),
+    combined in quadrature."""
+    halves = [(high - low) / 2.0 for _, low, high in (first, second)]
+    if min(halves) < 0:
+        raise ValueError(f"an interval's low exceeds its high: {first}, {second}")
+    difference, half = first[0] - second[0], math.hypot(*halves)
+    return difference, difference - half, difference + half
+
+
 @dataclass(frozen=True)
 class WindowInterval:
     """An estimate from W windows: ``interval`` (its method "windows-t+systematic"), the
