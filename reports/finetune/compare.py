@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         torch.set_num_threads(args.threads)
     settings = {
-        "checkpoint": str(args.run.resolve()),
+        "checkpoint": str(args.run),  # as given (its digest identifies it), not this machine's path
         "checkpoint_sha256": checkpoint_digest(args.run),
         "train_items": args.train,
         "eval_items": args.eval,
