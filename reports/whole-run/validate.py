@@ -1,7 +1,9 @@
 """Validate ``diffbench time``'s whole-run projection against real ``pretrain`` runs.
 
 Order: matmul rate, projection 1, pretrain A (MAViL's recipe), B (the full recipe), B, A
-(repeated ``--cycles`` times), projection 2, matmul rate. Each run's ``wall_clock_seconds``
+(repeated ``--cycles`` times), projection 2, matmul rate. Each run also stores the reference
+matmul rate measured just before and just after it (``matmul_gflops_before``/``_after``),
+the machine's speed beside the run. Each run's ``wall_clock_seconds``
 is compared with the mean of the two projections (target: within +-10%), and the projected
 time saving with the measured one (target: inside the measured interval and within 5
 points).
@@ -277,7 +279,10 @@ def main() -> None:
         ]
         for name in order:
             recipe = name.rstrip("0123456789")
+            rate_before = matmul()  # the machine's speed beside each run (a drift reference)
             runs.append(pretrain_run(configs[recipe], Path(folder), name))
+            runs[-1]["matmul_gflops_before"] = rate_before
+            runs[-1]["matmul_gflops_after"] = matmul()
             print(name, runs[-1]["wall_clock_seconds"], uptime(), flush=True)
             if args.projections == "between":
                 projections.append(project(args, configs))
