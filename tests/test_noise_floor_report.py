@@ -201,6 +201,24 @@ def test_the_copy_is_labelled_and_never_judged(markdown):
     assert "Left out of the verdicts: mavil-replica vs mavil" in markdown
 
 
+def test_the_plots_leave_the_copy_out(tmp_path, monkeypatch):
+    import bench.report.ablation as ablation_module
+
+    plotted: list[list[str]] = []
+    real = ablation_module.ablation_plots
+
+    def recording(section, ablation, rows, *rest):
+        plotted.append([g.name for g in rows])
+        return real(section, ablation, rows, *rest)
+
+    monkeypatch.setattr(ablation_module, "ablation_plots", recording)
+    _results(tmp_path, _records())
+    text = render_report(tmp_path, ("md",), tmp_path / "report")["md"].read_text()
+    assert plotted == [["mavil", "diffmavil"]]  # the copy is in the tables, not the plots
+    assert "The plots leave out the noise-floor copy (`mavil-replica`)" in text
+    assert "mavil-replica (noise-floor copy of `mavil`)" in text
+
+
 def test_a_grid_without_a_copy_says_no_floor_was_measured(tmp_path):
     results = _results(tmp_path, [r for r in _records() if r["row"] != "mavil-replica"])
     groups = [g for g in group_rows(results.records) if g.kind in RUN_KINDS]

@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from bench.migrate import load_projection
 from bench.report.projection_checks import (
@@ -223,3 +224,100 @@ def test_replay_segments_by_hand():
     run_share = sum(run) / sum(replay)
     assert whole.ratio("run") == pytest.approx(run_share)
     assert "| whole run |" in replay_table(record)
+
+
+def test_drift_adjusted_errors_take_out_the_reference_rate_by_hand(template):
+    from bench.report.projection_checks import drift_adjusted, drift_table
+
+    rows = [{**r, "matmul_gflops_per_s": 200.0} for r in _rows(template, 100.0, 80.0, 3.0, 0.05)]
+    runs = [  # (recipe, seconds, reference before, after)
+        ("mavil", 110.0, 180.0, 220.0),  # the machine as fast as at the projection: g = 1
+        ("mavil", 100.0, 250.0, 250.0),  # faster: g = 200 / 250, the projection scaled down
+        ("full", 88.0, 160.0, 160.0),  # slower: g = 200 / 160, scaled up
+        ("full", 80.0, 200.0, 200.0),
+    ]
+    stored = ValidationRecord.model_validate({
+        "projections": [{"rows": rows, "environment": {"cpu_model": "AMD EPYC"}}],
+        "runs": [{"recipe": r, "wall_clock_seconds": s, "matmul_gflops_before": b,
+                  "matmul_gflops_after": a} for r, s, b, a in runs],
+    })  # fmt: skip
+    found = {d.recipe: d for d in drift_adjusted(stored)}
+    assert found["mavil"].errors == pytest.approx((0.10, 0.0))
+    assert found["mavil"].adjusted == pytest.approx((0.10, 100.0 / 80.0 - 1.0))
+    assert found["full"].errors == pytest.approx((0.10, 0.0))
+    assert found["full"].adjusted == pytest.approx((88.0 / 100.0 - 1.0, 0.0))
+    assert found["full"].spread == pytest.approx(
+        (statistics.stdev([0.10, 0.0]), statistics.stdev([-0.12, 0.0]))
+    )
+    table = drift_table(stored)
+    assert "| MAViL's recipe | 200 | 200, 250 | +10.0%, 0.0% | +10.0%, +25.0% |" in table
+    assert single_projection_validation(stored).machine == "AMD EPYC"
+    # a record of an earlier round: no reference beside its runs
+    older = ValidationRecord.model_validate(_record(template, [100.0, 101.0], [80.0, 81.0]))
+    with pytest.raises(ValueError, match="reference matmul rate"):
+        drift_adjusted(older)
+
+
+@pytest.mark.parametrize(
+    "model, short",
+    [
+        ("Intel(R) Xeon(R) Processor", "Intel Xeon"),
+        ("Intel(R) Xeon(R) Platinum 8480C CPU @ 2.00GHz", "Intel Xeon Platinum 8480C"),
+        ("AMD EPYC", "AMD EPYC"),
+        ("AMD EPYC 9654 96-Core Processor", "AMD EPYC 9654 96-Core"),
+    ],
+)
+def test_short_cpu_names(model, short):
+    from bench.report.projection_checks import short_cpu_name
+
+    assert short_cpu_name(model) == short
+
+
+def test_the_saving_bias_over_validations_by_hand(template):
+    from bench.report.projection_checks import saving_bias
+
+    full_runs = ([82.0, 84.0, 83.0, 85.0], [81.0, 82.0, 80.0, 83.0], [79.0, 80.0, 78.0, 81.0])
+    validations = [
+        single_projection_validation(
+            ValidationRecord.model_validate(_record(template, [100.0] * 3 + [101.0], runs))
+        )
+        for runs in full_runs
+    ]
+    mavil = statistics.fmean([100.0] * 3 + [101.0])
+    differences = [(1 - statistics.fmean(r) / mavil) - 0.2 for r in full_runs]
+    bias = saving_bias(validations)
+    assert bias.differences == pytest.approx(differences)
+    half = stats.t.ppf(0.975, 2) * statistics.stdev(differences) / math.sqrt(3)
+    mean = statistics.fmean(differences)
+    assert (bias.mean.low, bias.mean.estimate, bias.mean.high) == pytest.approx(
+        (mean - half, mean, mean + half)
+    )
+    # two below 0, one above: p = 2 * P(X <= 1 | n = 3) = 2 * 4 / 8 = 1 (capped)
+    assert (bias.signs.below, bias.signs.above) == (2, 1)
+    assert bias.signs.p_value == pytest.approx(1.0)
+    assert bias.describe().startswith("in 2 of 3 validations the runs saved less than projected")
+    with pytest.raises(ValueError, match="needs 2 or more"):
+        saving_bias(validations[:1])
+
+
+@pytest.mark.parametrize(
+    "differences, below, above, p",
+    [
+        ([-0.01] * 7, 7, 0, 2 * 0.5**7),
+        ([-0.01] * 5 + [0.02] * 2, 5, 2, 2 * (21 + 7 + 1) / 128),
+        ([-0.01, 0.0, -0.03, 0.0], 2, 0, 2 * 0.5**2),  # zeros carry no sign
+    ],
+)
+def test_sign_test_by_hand(differences, below, above, p):
+    from bench.stats import sign_test
+
+    result = sign_test(differences)
+    assert (result.below, result.above, result.n) == (below, above, below + above)
+    assert result.p_value == pytest.approx(p)
+
+
+def test_sign_test_of_zeros_only_is_refused():
+    from bench.stats import sign_test
+
+    with pytest.raises(ValueError, match="non-zero"):
+        sign_test([0.0, 0.0])

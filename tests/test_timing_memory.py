@@ -5,6 +5,8 @@ resident high-water mark, reset between calls (``/proc/self/clear_refs``)."""
 
 from __future__ import annotations
 
+import mmap
+
 import pytest
 import torch
 
@@ -21,9 +23,14 @@ pytestmark = pytest.mark.skipif(
 
 
 def _touch(megabytes: int) -> None:
-    """Make the process's resident set grow by ``megabytes`` for a moment."""
-    block = torch.ones(megabytes * 2**20 // 4)
-    assert block[-1].item() == 1.0
+    """Make the process's resident set grow by ``megabytes`` for a moment: every page of a
+    fresh anonymous map written. (Not a tensor: malloc may hand back a freed block that an
+    earlier test in this worker left resident, and the resident set would not grow.)"""
+    size = megabytes * 2**20
+    with mmap.mmap(-1, size) as block:
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+        assert block[size - mmap.PAGESIZE] == 1
 
 
 def test_each_task_reports_its_own_peak():

@@ -213,3 +213,64 @@ def test_report_takes_several_inputs_together(tmp_path):
     missing = runner.invoke(app, ["report", str(tmp_path / "base.json"), str(tmp_path / "nope")])
     assert missing.exit_code == 2
     assert f"{tmp_path / 'nope'}: no such file or directory" in missing.output
+
+
+def _assembled(request: ProjectionRequest, scale: float):
+    """``request``'s projection assembled from fixed measurements, every step ``scale``
+    times its FLOPs / 2e11 seconds (the assembly is real, the timing given)."""
+    recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
+    steps = {
+        name: {
+            i: [recipe.points[i].flops / 2e11 * scale * f for f in (0.95, 1.0, 1.05)]
+            for i in recipe.selection.measured
+        }
+        for name, recipe in recipes.items()
+    }
+    window = Window(
+        steps=steps,
+        loading={n: Loading(0.5, 16, (0.05, 0.06), (0.001, 0.002), 2000) for n in recipes},
+        fixed={n: FixedCosts((2.0, 2.2), (0.01, 0.01)) for n in recipes},
+        matmul_flops_per_s=1e11,
+    )
+    measurements = Measurements(
+        windows=[window, window],
+        memory={n: (1000.0, "process_vm_hwm") for n in recipes},
+        environment={
+            "device": "cpu",
+            "device_name": "AMD EPYC",
+            "cpu_model": "AMD EPYC",
+            "torch_threads": 2,
+            "date": "2026-12-07",
+        },
+    )
+    return assemble(request, recipes, measurements)
+
+
+def test_a_grid_projection_takes_its_interval_from_the_machines_history(tmp_path, monkeypatch):
+    import bench.projection.measure as measure
+    from bench.ablate.project_time import project_grid
+    from bench.projection.history import MIN_HISTORY, read_history
+
+    history = tmp_path / "history.jsonl"
+    text = GRID.replace("min_seconds: 0}", f"min_seconds: 0, history: {history}}}")
+    grid = load_grid(write_grid(tmp_path, text))
+    scales = iter([1.0, 1.1, 0.9, 1.05, 0.95, 1.0])  # one machine's speed, projection by projection
+    monkeypatch.setattr(
+        measure, "project_whole_run", lambda request: _assembled(request, next(scales))
+    )
+    recipes = len(projection_request(grid).recipes)
+    for made in range(MIN_HISTORY + 1):
+        out = tmp_path / f"grid-{made}"
+        stored = json.loads(project_grid(grid, out).read_text())
+        rows = [r for r in stored["rows"] if r.get("kind") == "whole_run"]
+        assert {r["history_projections"] for r in rows} == {made}
+        assert len(read_history(history)) == recipes * (made + 1)
+    methods = {r["interval_method"] for r in rows}
+    assert methods == {"history-t+systematic"}  # the sixth: from the 5 before it
+    assert project_grid(grid, out) == out / "whole-run.json"  # the same request: reused
+    assert len(read_history(history)) == recipes * (MIN_HISTORY + 1)
+    # the history file is part of the request's identity (a grid without one keeps its hash)
+    from diffmavil.training.config import config_hash
+
+    plain = load_grid(write_grid(tmp_path, GRID))
+    assert config_hash(projection_request(plain).model_dump(mode="json")) != stored["request_hash"]

@@ -26,13 +26,20 @@ def projection_request(grid: Grid) -> ProjectionRequest:
 
 
 def project_grid(grid: Grid, out: Path) -> Path:
-    """Run the projection unless ``whole-run.json`` already holds this very request."""
+    """Run the projection unless ``whole-run.json`` already holds this very request (and
+    history file); with ``history`` set, its seconds' intervals come from the machine's
+    history (``bench.projection.history``) and its rows join that history."""
+    from bench.projection.history import project_with_history
     from bench.projection.measure import project_whole_run
     from diffmavil.atomic import atomic_write_json
     from diffmavil.training.config import config_hash
 
     request = projection_request(grid)
-    key = config_hash(request.model_dump(mode="json"))
+    history = grid.run.project_time.history if grid.run.project_time else None
+    identity = request.model_dump(mode="json")
+    if history is not None:  # absent otherwise: earlier grids keep their request hash
+        identity["history"] = history
+    key = config_hash(identity)
     path = out / PROJECTION_FILE
     if path.exists():
         try:
@@ -41,5 +48,7 @@ def project_grid(grid: Grid, out: Path) -> Path:
         except (json.JSONDecodeError, OSError):
             pass
     result = project_whole_run(request)
+    if history is not None:
+        result = project_with_history(result, Path(history))
     atomic_write_json(path, result.stored(request_hash=key).model_dump(mode="json"))
     return path

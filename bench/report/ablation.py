@@ -28,6 +28,7 @@ from bench.report.noise_floor import (
     RowNoiseFloor,
     copy_label,
     measure_noise_floors,
+    replica_rows,
     wall_clock_notes,
 )
 from bench.report.projection_validation import validation_tables
@@ -88,7 +89,15 @@ def ablation_section(ablation: Ablation, projection: list[WholeRunRow] | None = 
     if metric is not None:
         section.tables.append(_downstream_table(rows + controls, base, metric))
     add_verdicts(section, results, floors)
-    ablation_plots(section, ablation, rows, controls, base, metric)
+    copies = replica_rows(ablation.records)
+    if copies:  # a copy trains as the baseline does: its curves would lie on the baseline's
+        section.intro.append(
+            f"The plots leave out the noise-floor cop{'ies' if len(copies) > 1 else 'y'} "
+            f"({', '.join(f'`{row}`' for row in sorted(copies))}): "
+            "they train as the baseline does; their wall-clock is in the tables."
+        )
+    plotted = [g for g in rows if g.name not in copies]
+    ablation_plots(section, ablation, plotted, controls, base, metric)
     return section
 
 

@@ -16,10 +16,11 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,9 +35,13 @@ from bench.report.projection_rule import (
 from bench.schema import PointRow, WholeRunRow
 from bench.stats import (
     Coverage,
+    Interval,
+    SignTest,
     coverage_check,
     difference_in_quadrature,
     leave_one_window_out,
+    mean_interval,
+    sign_test,
     unpaired_saving,
 )
 
@@ -56,6 +61,13 @@ class StoredProjection(_Stored):
     window: str | None = None  # coverage.py: the window of time it was made in
     rows: list[WholeRunRow]
     points: list[PointRow] = []
+    environment: dict[str, Any] = {}
+
+    @property
+    def machine(self) -> str | None:
+        """The CPU it ran on, short: "Intel(R) Xeon(R) Processor" -> "Intel Xeon"."""
+        model = self.environment.get("cpu_model")
+        return short_cpu_name(model) if model else None
 
 
 class CoverageRecord(_Stored):
@@ -65,8 +77,20 @@ class CoverageRecord(_Stored):
 
 
 class ValidationRun(_Stored):
+    """One run: its recipe, wall-clock and, from the third round on, the reference matmul
+    rate measured just before and just after it (GFLOP/s)."""
+
     recipe: Recipe
     wall_clock_seconds: float
+    matmul_gflops_before: float | None = None
+    matmul_gflops_after: float | None = None
+
+    @property
+    def reference_gflops(self) -> float | None:
+        """The mean of the two reference rates beside the run (None: not measured)."""
+        if self.matmul_gflops_before is None or self.matmul_gflops_after is None:
+            return None
+        return (self.matmul_gflops_before + self.matmul_gflops_after) / 2.0
 
 
 class ValidationRecord(_Stored):
@@ -92,6 +116,13 @@ class StepRecord(_Stored):
     """``validate.py``'s steps file: run name -> its steps."""
 
     runs: dict[str, StepRun]
+
+
+def short_cpu_name(model: str) -> str:
+    """A CPU model without trademarks, "Processor"/"CPU" and its clock: "Intel(R) Xeon(R)
+    Processor @ 2.10GHz" -> "Intel Xeon"; "AMD EPYC" stays."""
+    name = re.sub(r"\((R|TM)\)|\bProcessor\b|\bCPU\b|@.*$", " ", model)
+    return " ".join(name.split()) or model
 
 
 def by_recipe(rows: list[WholeRunRow]) -> dict[str, WholeRunRow]:
@@ -212,6 +243,7 @@ class SingleProjectionValidation:
     rows: dict[str, RowValidation]
     projected: dict[str, WholeRunRow]
     saving: SavingCheck
+    machine: str | None = None  # the CPU, short ("AMD EPYC")
 
     @property
     def met(self) -> bool:
@@ -250,19 +282,24 @@ def single_projection_validation(stored: ValidationRecord) -> SingleProjectionVa
     saving = check_saving("full vs MAViL's recipe", measured, Saving(estimate, low, high))
     first = projected["mavil"]
     return SingleProjectionValidation(
-        first.preset, first.samples, stored.date, rows, projected, saving
-    )
+        first.preset, first.samples, stored.date, rows, projected, saving,
+        stored.projections[0].machine,
+    )  # fmt: skip
 
 
 def validation_table(validations: list[SingleProjectionValidation]) -> str:
     """Each validation's recipes as markdown rows, then its saving check."""
     lines = [
-        "| preset, samples, start | recipe | projected s (95%) | runs | median error "
-        "| errors (min to max) | verdict |",
+        "| preset, samples, start, machine | recipe | projected s (95%) | runs "
+        "| median error | errors (min to max) | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for v in validations:
-        label = f"{v.preset}, {v.samples:,}" + (f", {v.started[11:16]} UTC" if v.started else "")
+        label = f"{v.preset}, {v.samples:,}"
+        if v.started:
+            label += f", {v.started[:10]} {v.started[11:16]} UTC"
+        if v.machine:
+            label += f", {v.machine}"
         for recipe, checked in v.rows.items():
             row = v.projected[recipe]
             lines.append(
@@ -286,6 +323,39 @@ def validation_table(validations: list[SingleProjectionValidation]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class SavingBias:
+    """Measured − projected saving over several validations, each with its own projection
+    and runs (independent of each other): their mean with Student's t interval and the
+    sign test (``bench.stats``). Fractions."""
+
+    differences: tuple[float, ...]
+    mean: Interval
+    signs: SignTest
+
+    def describe(self) -> str:
+        """ "in 7 of 7 validations the runs saved less than projected (by 1.8 to 7.1 points):
+        measured − projected −4.2 [−6.0, −2.3] points (95%, Student's t over the 7;
+        sign test p = 0.016)"."""
+        s, m, n = self.signs, self.mean, len(self.differences)
+        less = [-d for d in self.differences if d < 0]
+        span = f" (by {100 * min(less):.1f} to {100 * max(less):.1f} points)" if less else ""
+        return (
+            f"in {s.below} of {n} validations the runs saved less than projected{span}: "
+            f"measured − projected {_points(m.estimate)} [{_points(m.low)}, "
+            f"{_points(m.high)}] points ({m.level:.0%}, Student's t over the {n}; "
+            f"sign test p = {s.p_value:.3f})"
+        )
+
+
+def saving_bias(validations: list[SingleProjectionValidation]) -> SavingBias:
+    """The bias of the projected saving over ``validations`` (two or more)."""
+    if len(validations) < 2:
+        raise ValueError(f"{len(validations)} validation(s): the bias needs 2 or more")
+    differences = tuple(v.saving_difference.estimate for v in validations)
+    return SavingBias(differences, mean_interval(differences), sign_test(differences))
+
+
 def _points(fraction: float) -> str:
     return signed(100 * fraction, unit="")
 
@@ -297,6 +367,72 @@ def _saving_text(saving: Saving | None) -> str:
         return f"{100 * saving.estimate:.1f}%"
     low, high = (f"{100 * v:.1f}".replace("-", "−") for v in (saving.low, saving.high))
     return f"{100 * saving.estimate:.1f}% [{low}, {high}]".replace("-", "−")
+
+
+@dataclass(frozen=True)
+class DriftAdjusted:
+    """A recipe's runs against its projection, as the rule scores them (run / projected
+    − 1) and after taking out the machine's speed as the reference matmul sees it:
+    run / (projected × g) − 1, g = the projection's reference rate / the run's (the mean
+    of the rates just before and just after it). A secondary analysis, not the rule."""
+
+    recipe: str
+    projection_gflops: float
+    run_gflops: tuple[float, ...]
+    errors: tuple[float, ...]
+    adjusted: tuple[float, ...]
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """(sd of the rule's errors, sd of the adjusted errors), as fractions."""
+        return statistics.stdev(self.errors), statistics.stdev(self.adjusted)
+
+
+def drift_adjusted(stored: ValidationRecord) -> list[DriftAdjusted]:
+    """Each recipe's runs of ``validate.py``'s record against its first projection, raw and
+    after the reference; a ValueError when a run or the projection has no reference rate
+    (records made before the third round)."""
+    out = []
+    for recipe, row in by_recipe(stored.projections[0].rows).items():
+        if row.matmul_gflops_per_s is None:
+            raise ValueError(f"recipe {recipe}: the projection stores no reference matmul rate")
+        runs = [r for r in stored.runs if r.recipe == recipe]
+        rates = [r.reference_gflops for r in runs]
+        if len(runs) < 2 or any(rate is None for rate in rates):
+            raise ValueError(
+                f"recipe {recipe}: needs 2 or more runs, each with its reference matmul rate "
+                "(validate.py records them from 2026-12-07)"
+            )
+        errors, adjusted = [], []
+        for run, rate in zip(runs, rates, strict=True):
+            assert rate is not None
+            scale = row.matmul_gflops_per_s / rate
+            errors.append(run.wall_clock_seconds / row.projected_seconds - 1.0)
+            adjusted.append(run.wall_clock_seconds / (row.projected_seconds * scale) - 1.0)
+        out.append(DriftAdjusted(recipe, row.matmul_gflops_per_s,
+                                 tuple(r for r in rates if r is not None),
+                                 tuple(errors), tuple(adjusted)))  # fmt: skip
+    return out
+
+
+def drift_table(stored: ValidationRecord) -> str:
+    """The secondary analysis as markdown: per recipe the reference rates, each run's error
+    as the rule scores it and after the reference, and the two spreads."""
+    lines = [
+        "| recipe | projection's reference, GFLOP/s | runs' reference, GFLOP/s (each) "
+        "| errors (each) | after the reference (each) | sd of the errors, points |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for d in drift_adjusted(stored):
+        raw, after = d.spread
+        lines.append(
+            f"| {RECIPES[d.recipe]} | {d.projection_gflops:.0f} | "
+            f"{', '.join(f'{v:.0f}' for v in d.run_gflops)} | "
+            f"{', '.join(signed(100 * e) for e in d.errors)} | "
+            f"{', '.join(signed(100 * e) for e in d.adjusted)} | "
+            f"{100 * raw:.1f} as ruled, {100 * after:.1f} after the reference |"
+        )
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

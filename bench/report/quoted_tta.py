@@ -6,12 +6,13 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from bench.report.format import signed as format_signed
 from bench.report.quotes import QuoteFunction
 
 
 def signed(value: float, digits: int = 1) -> str:
-    """``+1.2`` / ``−1.2`` (a true minus sign, as the reports print)."""
-    return f"{value:+.{digits}f}".replace("-", "−")
+    """``+1.2`` / ``−1.2`` / ``0.0``: ``bench.report.format.signed`` without a unit."""
+    return format_signed(value, digits, unit="")
 
 
 def plain(value: float, digits: int = 1) -> str:

@@ -12,12 +12,15 @@ from pathlib import Path
 
 from bench.report.projection_checks import (
     CoverageRecord,
+    SingleProjectionValidation,
     StepRecord,
     ValidationRecord,
     by_recipe,
     coverage_rows,
     coverage_table,
     coverage_windows,
+    drift_table,
+    saving_bias,
     segment_table,
     single_projection_validation,
     validation_table,
@@ -35,7 +38,11 @@ VALIDATIONS = {
     "proportional-repeat": WHOLE_RUN / "validation-proportional-single-repeat.json",
     "tiny-history": WHOLE_RUN / "validation-tiny-history.json",
     "proportional-history": WHOLE_RUN / "validation-proportional-history.json",
+    # the third round, on another VM (an AMD EPYC), with a reference rate beside each run
+    "tiny-amd": WHOLE_RUN / "validation-tiny-amd.json",
+    "proportional-amd": WHOLE_RUN / "validation-proportional-amd.json",
 }
+WITH_REFERENCE = ("tiny-amd", "proportional-amd")  # validations with a drift reference
 REPLAY = WHOLE_RUN / "replay-proportional.json"
 HEADLINE_WINDOWS = WHOLE_RUN / "headline-base-windows.json"
 DAY = 86400.0
@@ -91,12 +98,20 @@ def _coverage_verdict(root: Path, path: Path = COVERAGE) -> str:
 
 
 def _validation_table(root: Path) -> str:
-    validations = [
+    return "\n" + validation_table(_validations(root)) + "\n"
+
+
+def _validations(root: Path) -> list[SingleProjectionValidation]:
+    """Every stored single-projection validation, in the order of ``VALIDATIONS``."""
+    return [
         single_projection_validation(_validation(root, preset))
         for preset, path in VALIDATIONS.items()
         if (root / path).exists()
     ]
-    return "\n" + validation_table(validations) + "\n"
+
+
+def _saving_bias(root: Path) -> str:
+    return saving_bias(_validations(root)).describe()
 
 
 def _segment_table(root: Path, preset: str) -> str:
@@ -105,6 +120,10 @@ def _segment_table(root: Path, preset: str) -> str:
         (root / path.with_name(path.stem + "-steps.json")).read_text()
     )
     return "\n" + segment_table(_validation(root, preset), steps) + "\n"
+
+
+def _drift_table(root: Path, preset: str) -> str:
+    return "\n" + drift_table(_validation(root, preset)) + "\n"
 
 
 def _validation_verdict(root: Path, preset: str) -> str:
@@ -228,9 +247,12 @@ def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
     quotes["whole-run/history-coverage-shift"] = _history_shift
     quotes["whole-run/history-coverage-sizes"] = _history_sizes
     quotes["whole-run/validation-table"] = _validation_table
+    quotes["whole-run/saving-bias"] = _saving_bias
     for preset in VALIDATIONS:
         quotes[f"whole-run/validation/{preset}"] = lambda r, p=preset: _validation_verdict(r, p)
         quotes[f"whole-run/validation-segments/{preset}"] = lambda r, p=preset: _segment_table(r, p)
+    for preset in WITH_REFERENCE:
+        quotes[f"whole-run/drift/{preset}"] = lambda r, p=preset: _drift_table(r, p)
     quotes["whole-run/headline-windows/saving"] = _headline_saving
     quotes["whole-run/headline-windows/saving-parts"] = _headline_saving_parts
     quotes["whole-run/headline-windows/days"] = _headline_days

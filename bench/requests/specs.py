@@ -85,6 +85,13 @@ class ProjectTimeSpec(Frozen):
     )
     memory: bool = False
     threads: int | None = Field(None, gt=0)
+    history: str | None = Field(
+        None,
+        min_length=1,
+        description="this machine's history of projections (JSON lines, as `diffbench time "
+        "--history`; relative to the working directory): each row's seconds' interval from "
+        "its setting's earlier projections once there are 5, and the rows join the history",
+    )
 
     @field_validator("preset")
     @classmethod

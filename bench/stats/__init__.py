@@ -26,7 +26,8 @@ Map (every level is the caller's; the defaults are named):
   seconds, 0.95), ``coverage_check`` (each interval against the mean of the other estimates),
   ``difference_in_quadrature`` (two independent intervals' difference),
   ``history_half_width`` / ``leave_one_window_out`` (an interval from earlier estimates made
-  at other times, t over them; its coverage with each window left out of its own history).
+  at other times, t over them; its coverage with each window left out of its own history),
+  ``sign_test`` (exact binomial, two-sided: are differences as often below 0 as above?).
 - ``endpoints``: ``time_to_target`` (interpolated first crossing, censored otherwise),
   ``area_under_curve`` (trapezoid over [0, x_max]), ``paired_time_ratio`` (t interval of
   the log ratio over the common seeds, 0.95, only when >= 5/6 of the pairs reached).
@@ -87,6 +88,7 @@ from bench.stats.power import (
 from bench.stats.wallclock import (
     Coverage,
     NoiseFloor,
+    SignTest,
     WindowInterval,
     coverage_check,
     difference_in_quadrature,
@@ -94,6 +96,7 @@ from bench.stats.wallclock import (
     leave_one_window_out,
     noise_floor,
     saving_systematic,
+    sign_test,
     unpaired_saving,
     window_interval,
 )
@@ -114,6 +117,7 @@ __all__ = [
     "Pairing",
     "SeedSummary",
     "Sides",
+    "SignTest",
     "Term",
     "TermLike",
     "TimeRatio",
@@ -146,6 +150,7 @@ __all__ = [
     "seed_summary",
     "seeds_for_half_width",
     "seeds_for_power",
+    "sign_test",
     "t_bounds",
     "t_cdf",
     "t_quantile",

@@ -283,3 +283,30 @@ def leave_one_window_out(
         for i in range(len(x))
     ]
     return coverage_check(x, x - np.asarray(halves), x + np.asarray(halves), windows)
+
+
+@dataclass(frozen=True)
+class SignTest:
+    """How many differences fall below and above 0 (zeros left out) and the two-sided
+    exact binomial p-value of that split under p = 1/2."""
+
+    below: int
+    above: int
+    p_value: float
+
+    @property
+    def n(self) -> int:
+        return self.below + self.above
+
+
+def sign_test(differences: Sequence[float]) -> SignTest:
+    """The sign test of ``differences`` (``scipy.stats.binomtest``, two-sided): is a
+    difference as likely to be negative as positive? Zeros carry no sign and are left out."""
+    from scipy import stats
+
+    below = sum(d < 0 for d in differences)
+    above = sum(d > 0 for d in differences)
+    if below + above == 0:
+        raise ValueError("the sign test needs at least one non-zero difference")
+    result = stats.binomtest(below, below + above, 0.5, alternative="two-sided")
+    return SignTest(below, above, float(result.pvalue))
