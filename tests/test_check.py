@@ -101,6 +101,17 @@ def _fake_gpu(monkeypatch) -> None:
     name for the MFU)."""
     monkeypatch.setattr(CheckContext, "cuda", property(lambda self: True))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    # The reference matmul in fp32: a CPU without bf16 units (an AMD EPYC VM) emulates a
+    # 2048² bf16 matmul so slowly that the step's utilisation read 1541% and the test took
+    # over three minutes; a GPU's reference runs in bf16 at full speed.
+    import bench.timing.device as device_module
+
+    reference = device_module.matmul_rate
+    monkeypatch.setattr(
+        device_module,
+        "matmul_rate",
+        lambda device, dtype, **kwargs: reference(device, "fp32", **{**kwargs, "size": 512}),
+    )
 
 
 def test_the_bf16_step_passes_and_fails_where_it_runs(monkeypatch, context):

@@ -20,7 +20,7 @@ import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,19 +55,27 @@ class _Stored(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class StoredMachine(_Stored):
+    """The machine a stored projection ran on (its environment block's names)."""
+
+    cpu_model: str | None = None
+    gpu_name: str | None = None
+
+
 class StoredProjection(_Stored):
     """One projection as ``coverage.py`` and ``validate.py`` store it."""
 
     window: str | None = None  # coverage.py: the window of time it was made in
     rows: list[WholeRunRow]
     points: list[PointRow] = []
-    environment: dict[str, Any] = {}
+    environment: StoredMachine = StoredMachine()
 
     @property
     def machine(self) -> str | None:
-        """The CPU it ran on, short: "Intel(R) Xeon(R) Processor" -> "Intel Xeon"."""
-        model = self.environment.get("cpu_model")
-        return short_cpu_name(model) if model else None
+        """The GPU it ran on, else its CPU, short: "Intel(R) Xeon(R) Processor" -> "Intel
+        Xeon"."""
+        name = self.environment.gpu_name or self.environment.cpu_model
+        return short_cpu_name(name) if name else None
 
 
 class CoverageRecord(_Stored):

@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from bench.report.projection_checks import (
+    RECIPES,
     CoverageRecord,
     SingleProjectionValidation,
     StepRecord,
@@ -44,6 +45,7 @@ VALIDATIONS = {
 }
 WITH_REFERENCE = ("tiny-amd", "proportional-amd")  # validations with a drift reference
 REPLAY = WHOLE_RUN / "replay-proportional.json"
+REPLAY_AMD = WHOLE_RUN / "replay-proportional-amd.json"  # the same script on the AMD EPYC VM
 HEADLINE_WINDOWS = WHOLE_RUN / "headline-base-windows.json"
 DAY = 86400.0
 
@@ -108,6 +110,18 @@ def _validations(root: Path) -> list[SingleProjectionValidation]:
         for preset, path in VALIDATIONS.items()
         if (root / path).exists()
     ]
+
+
+def _run_spread(root: Path, preset: str) -> str:
+    """ "MAViL's recipe 75.7 to 85.3 s (the slowest 12.7% above the fastest), full recipe
+    ..." of one validation's runs."""
+    runs = _validation(root, preset).runs
+    parts = []
+    for recipe, label in RECIPES.items():
+        seconds = [r.wall_clock_seconds for r in runs if r.recipe == recipe]
+        low, high = min(seconds), max(seconds)
+        parts.append(f"{label} {low:.1f} to {high:.1f} s ({100 * (high / low - 1):.1f}%)")
+    return ", ".join(parts)
 
 
 def _saving_bias(root: Path) -> str:
@@ -196,10 +210,10 @@ def _headline_flop_saving(root: Path) -> str:
     return f"−{100 * full.flop_saving:.1f}%"
 
 
-def _replay_table(root: Path) -> str:
+def _replay_table(root: Path, path: Path = REPLAY) -> str:
     from bench.report.replay_check import ReplayRecord, replay_table
 
-    record = ReplayRecord.model_validate_json((root / REPLAY).read_text())
+    record = ReplayRecord.model_validate_json((root / path).read_text())
     return "\n" + replay_table(record) + "\n"
 
 
@@ -244,6 +258,7 @@ def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
     quotes["whole-run/history-coverage-windows"] = lambda r: _coverage_windows(r, HISTORY_COVERAGE)
     quotes["whole-run/history-coverage-verdict"] = lambda r: _coverage_verdict(r, HISTORY_COVERAGE)
     quotes["whole-run/replay-table"] = _replay_table
+    quotes["whole-run/replay-table/amd"] = lambda r: _replay_table(r, REPLAY_AMD)
     quotes["whole-run/history-coverage-shift"] = _history_shift
     quotes["whole-run/history-coverage-sizes"] = _history_sizes
     quotes["whole-run/validation-table"] = _validation_table
@@ -253,6 +268,7 @@ def register_wallclock(quotes: dict[str, QuoteFunction]) -> None:
         quotes[f"whole-run/validation-segments/{preset}"] = lambda r, p=preset: _segment_table(r, p)
     for preset in WITH_REFERENCE:
         quotes[f"whole-run/drift/{preset}"] = lambda r, p=preset: _drift_table(r, p)
+        quotes[f"whole-run/run-spread/{preset}"] = lambda r, p=preset: _run_spread(r, p)
     quotes["whole-run/headline-windows/saving"] = _headline_saving
     quotes["whole-run/headline-windows/saving-parts"] = _headline_saving_parts
     quotes["whole-run/headline-windows/days"] = _headline_days
