@@ -83,6 +83,38 @@ def test_bad_project_time_names_the_key(tmp_path, spec, message):
         load_grid(write_grid(tmp_path, text))
 
 
+def assembled(
+    request: ProjectionRequest,
+    factors: tuple[float, ...],
+    first_batch: int,
+    windows: int,
+    environment: dict,
+):
+    """``request``'s projection assembled from given measurements (the assembly is real):
+    each measured point's repeats are its FLOPs / 2e11 seconds times ``factors``, in
+    ``windows`` identical windows."""
+    recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
+    steps = {
+        name: {
+            i: [recipe.points[i].flops / 2e11 * f for f in factors]
+            for i in recipe.selection.measured
+        }
+        for name, recipe in recipes.items()
+    }
+    window = Window(
+        steps=steps,
+        loading={n: Loading(0.5, first_batch, (0.05, 0.06), (0.001, 0.002), 2000) for n in recipes},
+        fixed={n: FixedCosts((2.0, 2.2), (0.01, 0.01)) for n in recipes},
+        matmul_flops_per_s=1e11,
+    )
+    measurements = Measurements(
+        windows=[window] * windows,
+        memory={n: (1000.0, "process_vm_hwm") for n in recipes},
+        environment=environment,
+    )
+    return assemble(request, recipes, measurements)
+
+
 def base_projection() -> dict:
     """A base-size projection assembled from fixed measurements (the assembly is real)."""
     full = PretrainConfig(
@@ -93,26 +125,8 @@ def base_projection() -> dict:
         budget_samples=64_000,
     )
     request = ProjectionRequest(recipes={"mavil": mavil_recipe(full), "diffmavil": full}, windows=1)
-    recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
-    steps = {
-        name: {
-            i: [recipe.points[i].flops / 2e11 * f for f in (0.9, 1.0, 1.1, 1.0, 1.0)]
-            for i in recipe.selection.measured
-        }
-        for name, recipe in recipes.items()
-    }
-    window = Window(
-        steps=steps,
-        loading={n: Loading(0.5, 32, (0.05, 0.06), (0.001, 0.002), 2000) for n in recipes},
-        fixed={n: FixedCosts((2.0, 2.2), (0.01, 0.01)) for n in recipes},
-        matmul_flops_per_s=1e11,
-    )
-    measurements = Measurements(
-        windows=[window],
-        memory={n: (1000.0, "process_vm_hwm") for n in recipes},
-        environment={"device_name": "AMD EPYC", "torch_threads": 2, "date": "2026-11-29T07:00:00"},
-    )
-    result = assemble(request, recipes, measurements)
+    environment = {"device_name": "AMD EPYC", "torch_threads": 2, "date": "2026-11-29T07:00:00"}
+    result = assembled(request, (0.9, 1.0, 1.1, 1.0, 1.0), 32, 1, environment)
     rows = [r.model_dump() for r in result.rows] + [p.model_dump() for p in result.points]
     return {"environment": result.environment, "rows": rows}
 
@@ -215,37 +229,6 @@ def test_report_takes_several_inputs_together(tmp_path):
     assert f"{tmp_path / 'nope'}: no such file or directory" in missing.output
 
 
-def _assembled(request: ProjectionRequest, scale: float):
-    """``request``'s projection assembled from fixed measurements, every step ``scale``
-    times its FLOPs / 2e11 seconds (the assembly is real, the timing given)."""
-    recipes = {n: plan_recipe(n, c, request.max_anchors) for n, c in request.recipes.items()}
-    steps = {
-        name: {
-            i: [recipe.points[i].flops / 2e11 * scale * f for f in (0.95, 1.0, 1.05)]
-            for i in recipe.selection.measured
-        }
-        for name, recipe in recipes.items()
-    }
-    window = Window(
-        steps=steps,
-        loading={n: Loading(0.5, 16, (0.05, 0.06), (0.001, 0.002), 2000) for n in recipes},
-        fixed={n: FixedCosts((2.0, 2.2), (0.01, 0.01)) for n in recipes},
-        matmul_flops_per_s=1e11,
-    )
-    measurements = Measurements(
-        windows=[window, window],
-        memory={n: (1000.0, "process_vm_hwm") for n in recipes},
-        environment={
-            "device": "cpu",
-            "device_name": "AMD EPYC",
-            "cpu_model": "AMD EPYC",
-            "torch_threads": 2,
-            "date": "2026-12-07",
-        },
-    )
-    return assemble(request, recipes, measurements)
-
-
 def test_a_grid_projection_takes_its_interval_from_the_machines_history(tmp_path, monkeypatch):
     import bench.projection.measure as measure
     from bench.ablate.project_time import project_grid
@@ -255,9 +238,14 @@ def test_a_grid_projection_takes_its_interval_from_the_machines_history(tmp_path
     text = GRID.replace("min_seconds: 0}", f"min_seconds: 0, history: {history}}}")
     grid = load_grid(write_grid(tmp_path, text))
     scales = iter([1.0, 1.1, 0.9, 1.05, 0.95, 1.0])  # one machine's speed, projection by projection
-    monkeypatch.setattr(
-        measure, "project_whole_run", lambda request: _assembled(request, next(scales))
-    )
+    environment = {"device": "cpu", "device_name": "AMD EPYC", "cpu_model": "AMD EPYC",
+                   "torch_threads": 2, "date": "2026-12-07"}  # fmt: skip
+
+    def projected(request):
+        scale = next(scales)
+        return assembled(request, (0.95 * scale, scale, 1.05 * scale), 16, 2, environment)
+
+    monkeypatch.setattr(measure, "project_whole_run", projected)
     recipes = len(projection_request(grid).recipes)
     for made in range(MIN_HISTORY + 1):
         out = tmp_path / f"grid-{made}"
