@@ -16,7 +16,6 @@ from scipy import stats
 from bench.migrate import load_projection
 from bench.report.projection_checks import (
     CoverageRecord,
-    StepRecord,
     ValidationRecord,
     coverage_rows,
     coverage_table,
@@ -24,6 +23,7 @@ from bench.report.projection_checks import (
     single_projection_validation,
     validation_table,
 )
+from bench.report.projection_runs import StepRecord
 from bench.stats import unpaired_saving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +149,7 @@ def _point(recipe: str, batch: int, steps: int, mean_ms: float) -> dict:
 
 
 def test_segments_compare_runs_and_projected_points_per_batch_size_by_hand(template):
-    from bench.report.projection_checks import segment_table, segments
+    from bench.report.projection_runs import segment_table, segments
 
     rows = _rows(template, 100.0, 80.0, 3.0, 0.05)
     full = next(r["recipe"] for r in rows if not r["baseline"])
@@ -227,7 +227,7 @@ def test_replay_segments_by_hand():
 
 
 def test_drift_adjusted_errors_take_out_the_reference_rate_by_hand(template):
-    from bench.report.projection_checks import drift_adjusted, drift_table
+    from bench.report.projection_runs import drift_adjusted, drift_table
 
     rows = [{**r, "matmul_gflops_per_s": 200.0} for r in _rows(template, 100.0, 80.0, 3.0, 0.05)]
     runs = [  # (recipe, seconds, reference before, after)

@@ -14,18 +14,16 @@ from bench.report.projection_checks import (
     RECIPES,
     CoverageRecord,
     SingleProjectionValidation,
-    StepRecord,
     ValidationRecord,
     by_recipe,
     coverage_rows,
     coverage_table,
     coverage_windows,
-    drift_table,
     saving_bias,
-    segment_table,
     single_projection_validation,
     validation_table,
 )
+from bench.report.projection_runs import StepRecord, drift_table, segment_table
 from bench.report.quotes import QuoteFunction
 from bench.schema import WholeRunRow
 

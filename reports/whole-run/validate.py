@@ -206,7 +206,7 @@ def single_projection_rule(projection: dict, runs: list[dict]) -> dict:
 
 def step_record(configs: dict, runs: list[dict]) -> dict:
     """Every step's compute + data seconds and data seconds of each run (log_every 1) with
-    its batch size from the run's plan: ``bench.report.projection_checks.segments`` reads
+    its batch size from the run's plan: ``bench.report.projection_runs.segments`` reads
     it."""
     from diffmavil.schedules import plan_run
 
